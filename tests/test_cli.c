@@ -1,0 +1,171 @@
+/* train_mnist as a user meets it: flag errors exit 2 with a message, data
+   that does not fit the network is refused, and a small synthetic IDX data
+   set trains end to end and writes the CSV log. Needs build/train_mnist. */
+#define _POSIX_C_SOURCE 200809L /* popen, mkdtemp */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+#define TRAIN "build/train_mnist"
+static char tmpdir[64];
+static char output[1 << 16];
+
+/* runs a shell command, keeps stdout+stderr in output, returns the exit code */
+static int run(const char *cmd)
+{
+    char full[2048];
+    size_t n;
+    FILE *p;
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    p = popen(full, "r");
+    assert_non_null(p);
+    n = fread(output, 1, sizeof output - 1, p);
+    output[n] = 0;
+    return WEXITSTATUS(pclose(p));
+}
+
+static void expect(const char *cmd, int code, const char *message)
+{
+    int got = run(cmd);
+    if (got != code || !strstr(output, message))
+        print_error("%s\n  exit %d (want %d), output:\n%s\n  want: %s\n", cmd, got, code, output, message);
+    assert_int_equal(got, code);
+    assert_non_null(strstr(output, message));
+}
+
+static void write_idx(const char *name, int type, int ndims, const uint32_t *dims, const unsigned char *body, size_t len)
+{
+    char path[128];
+    FILE *f;
+    int i;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fputc(0, f); fputc(0, f); fputc(type, f); fputc(ndims, f);
+    for (i = 0; i < ndims; i++) { fputc((int)(dims[i] >> 24), f); fputc((int)(dims[i] >> 16) & 255, f); fputc((int)(dims[i] >> 8) & 255, f); fputc((int)dims[i] & 255, f); }
+    fwrite(body, 1, len, f);
+    fclose(f);
+}
+
+/* 4x4 images of three classes: a bright row 0, column 0, or the diagonal */
+static void write_synthetic(const char *prefix, int n, uint64_t seed)
+{
+    unsigned char *img = calloc((size_t)n, 16), *lab = malloc((size_t)n);
+    uint32_t dims[3] = {0, 4, 4};
+    char name[64];
+    mlp_rng rng;
+    int i, k;
+    mlp_rng_seed(&rng, seed, 5);
+    for (i = 0; i < n; i++) {
+        lab[i] = (unsigned char)mlp_rng_below(&rng, 3);
+        for (k = 0; k < 16; k++) img[i * 16 + k] = (unsigned char)mlp_rng_below(&rng, 60);
+        for (k = 0; k < 4; k++) img[i * 16 + (lab[i] == 0 ? k : lab[i] == 1 ? 4 * k : 5 * k)] = 255;
+    }
+    dims[0] = (uint32_t)n;
+    snprintf(name, sizeof name, "%s-images", prefix); write_idx(name, 8, 3, dims, img, (size_t)n * 16);
+    snprintf(name, sizeof name, "%s-labels", prefix); write_idx(name, 8, 1, dims, lab, (size_t)n);
+    free(img); free(lab);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/mlp_cli_XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    write_synthetic("train", 300, 1);
+    write_synthetic("test", 90, 2);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void data_flags(char *buf, size_t size, const char *extra)
+{
+    snprintf(buf, size, TRAIN " --train-images %s/train-images --train-labels %s/train-labels"
+             " --test-images %s/test-images --test-labels %s/test-labels %s",
+             tmpdir, tmpdir, tmpdir, tmpdir, extra);
+}
+
+static void test_bad_flags(void **state)
+{
+    (void)state;
+    expect(TRAIN " --epochs abc", 2, "--epochs abc: expected an integer");
+    expect(TRAIN " --epochs -1", 2, "--epochs -1: expected an integer in 0..");
+    expect(TRAIN " --lr x1", 2, "--lr x1: expected a number");
+    expect(TRAIN " --act softplus", 2, "expected relu, sigmoid or tanh");
+    expect(TRAIN " --loss hinge", 2, "expected ce or mse");
+    expect(TRAIN " --bogus 1", 2, "--bogus");
+    expect(TRAIN " --epochs", 2, "missing value");
+    expect(TRAIN " --layers 784-x-10", 2, "layer spec");
+    expect(TRAIN " --help", 0, "--weight-decay");
+}
+
+static void test_missing_data(void **state)
+{
+    (void)state;
+    expect(TRAIN " --data /nonexistent", 1, "/nonexistent/train-images-idx3-ubyte: cannot open");
+}
+
+static void test_mismatched_network(void **state)
+{
+    char cmd[1024];
+    (void)state;
+    data_flags(cmd, sizeof cmd, "--layers 784-10 --epochs 1");
+    expect(cmd, 1, "16 features per sample but the network's input width is 784");
+    data_flags(cmd, sizeof cmd, "--layers 16-2 --epochs 1");
+    expect(cmd, 1, "not below the network's output width 2");
+}
+
+static void test_trains_and_logs(void **state)
+{
+    char cmd[1024], log[128], line[256];
+    FILE *f;
+    int rows = 0;
+    double acc = 0;
+    (void)state;
+    snprintf(log, sizeof log, "%s/log.csv", tmpdir);
+    data_flags(cmd, sizeof cmd, "--layers 16-12-3 --epochs 3 --batch 16 --lr 0.1 --lr-decay 0.5 --lr-step 2 --log ");
+    strcat(cmd, log);
+    expect(cmd, 0, "test accuracy");
+    assert_non_null(strstr(output, "confusion matrix"));
+    f = fopen(log, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n");
+    while (fgets(line, sizeof line, f)) {
+        int epoch;
+        double tl, ta, vl, lr, sec;
+        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &tl, &ta, &vl, &acc, &lr, &sec), 7);
+        assert_int_equal(epoch, ++rows);
+        assert_true(ta >= 0 && ta <= 1 && acc >= 0 && acc <= 1 && sec >= 0);
+        assert_float_equal(lr, rows <= 2 ? 0.1 : 0.05, 1e-6);
+    }
+    fclose(f);
+    assert_int_equal(rows, 3);
+    assert_true(acc > 0.9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_missing_data),
+        cmocka_unit_test(test_mismatched_network),
+        cmocka_unit_test(test_trains_and_logs),
+    };
+    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+}

@@ -1,0 +1,298 @@
+/* Gradient checks: every layer, activation and loss, and a whole network,
+   against central finite differences of an independent double-precision
+   reference. Tolerance: |analytic - numeric| <= 1e-4 + 1e-3 |numeric|. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+#define ABS_TOL 1e-4
+#define REL_TOL 1e-3
+#define H 1e-5
+
+static int close_enough(double analytic, double numeric)
+{
+    return fabs(analytic - numeric) <= ABS_TOL + REL_TOL * fabs(numeric);
+}
+
+static void expect_close(const char *what, int index, double analytic, double numeric)
+{
+    if (!close_enough(analytic, numeric)) {
+        print_error("%s[%d]: analytic %.8g, numeric %.8g\n", what, index, analytic, numeric);
+        fail();
+    }
+}
+
+static void fill_random(float *v, int n, mlp_rng *rng, float lo, float hi)
+{
+    int i;
+    for (i = 0; i < n; i++) v[i] = lo + (hi - lo) * mlp_rng_float(rng);
+}
+
+/* ---- double-precision references ---------------------------------------- */
+
+static double ref_act(mlp_act act, double x)
+{
+    switch (act) {
+    case MLP_ACT_RELU: return x > 0 ? x : 0;
+    case MLP_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    case MLP_ACT_TANH: return tanh(x);
+    default: return x;
+    }
+}
+
+/* mean loss of one output matrix Y (B x n) */
+static double ref_loss(mlp_loss loss, const double *Y, const int *labels, int B, int n)
+{
+    double total = 0;
+    int i, j;
+    for (i = 0; i < B; i++) {
+        const double *y = Y + i * n;
+        if (loss == MLP_LOSS_CE) {
+            double m = y[0], s = 0;
+            for (j = 1; j < n; j++) if (y[j] > m) m = y[j];
+            for (j = 0; j < n; j++) s += exp(y[j] - m);
+            total += m + log(s) - y[labels[i]];
+        } else {
+            for (j = 0; j < n; j++) {
+                double d = y[j] - (j == labels[i]);
+                total += 0.5 * d * d;
+            }
+        }
+    }
+    return total / B;
+}
+
+/* ---- single activations: L = sum(r * f(x)), dL/dx = r * f'(x) ----------- */
+
+static void check_activation(mlp_act act)
+{
+    enum { N = 40 };
+    float x[N], y[N], r[N], dx[N];
+    mlp_rng rng;
+    int i;
+    mlp_rng_seed(&rng, 7, (uint64_t)act);
+    fill_random(x, N, &rng, -3, 3);
+    fill_random(r, N, &rng, -1, 1);
+    for (i = 0; i < N; i++) if (fabsf(x[i]) < 0.05f) x[i] = 0.5f; /* keep ReLU off its kink */
+    mlp__act_forward(act, y, x, N);
+    mlp__act_backward(act, dx, r, y, N);
+    for (i = 0; i < N; i++) {
+        double numeric = r[i] * (ref_act(act, x[i] + H) - ref_act(act, x[i] - H)) / (2 * H);
+        assert_true(fabs(y[i] - ref_act(act, x[i])) < 1e-6);
+        expect_close("dx", i, dx[i], numeric);
+    }
+}
+
+static void test_relu(void **state) { (void)state; check_activation(MLP_ACT_RELU); }
+static void test_sigmoid(void **state) { (void)state; check_activation(MLP_ACT_SIGMOID); }
+static void test_tanh(void **state) { (void)state; check_activation(MLP_ACT_TANH); }
+static void test_identity(void **state) { (void)state; check_activation(MLP_ACT_IDENTITY); }
+
+/* ---- dense layer: L = sum(r * (x W + b)) -------------------------------- */
+
+static double ref_dense_loss(const double *x, const double *W, const double *b, const float *r,
+                             int B, int n_in, int n_out)
+{
+    double L = 0;
+    int i, j, k;
+    for (i = 0; i < B; i++)
+        for (j = 0; j < n_out; j++) {
+            double z = b[j];
+            for (k = 0; k < n_in; k++) z += x[i * n_in + k] * W[k * n_out + j];
+            L += r[i * n_out + j] * z;
+        }
+    return L;
+}
+
+static double numeric_partial(double *v, int i, const double *x, const double *W, const double *b,
+                              const float *r, int B, int n_in, int n_out)
+{
+    double keep = v[i], lp, lm;
+    v[i] = keep + H; lp = ref_dense_loss(x, W, b, r, B, n_in, n_out);
+    v[i] = keep - H; lm = ref_dense_loss(x, W, b, r, B, n_in, n_out);
+    v[i] = keep;
+    return (lp - lm) / (2 * H);
+}
+
+static void test_dense(void **state)
+{
+    enum { B = 3, NI = 7, NO = 5 };
+    float x[B * NI], W[NI * NO], b[NO], z[B * NO], r[B * NO], dx[B * NI], dW[NI * NO], db[NO];
+    double xd[B * NI], Wd[NI * NO], bd[NO];
+    mlp_rng rng;
+    int i;
+    (void)state;
+    mlp_rng_seed(&rng, 3, 3);
+    fill_random(x, B * NI, &rng, -1, 1);
+    fill_random(W, NI * NO, &rng, -1, 1);
+    fill_random(b, NO, &rng, -1, 1);
+    fill_random(r, B * NO, &rng, -1, 1);
+    for (i = 0; i < B * NI; i++) xd[i] = x[i];
+    for (i = 0; i < NI * NO; i++) Wd[i] = W[i];
+    for (i = 0; i < NO; i++) bd[i] = b[i];
+    mlp__dense_forward(z, x, W, b, B, NI, NO);
+    mlp__dense_backward(dx, dW, db, r, x, W, B, NI, NO);
+    for (i = 0; i < B * NI; i++) expect_close("dx", i, dx[i], numeric_partial(xd, i, xd, Wd, bd, r, B, NI, NO));
+    for (i = 0; i < NI * NO; i++) expect_close("dW", i, dW[i], numeric_partial(Wd, i, xd, Wd, bd, r, B, NI, NO));
+    for (i = 0; i < NO; i++) expect_close("db", i, db[i], numeric_partial(bd, i, xd, Wd, bd, r, B, NI, NO));
+}
+
+/* ---- losses -------------------------------------------------------------- */
+
+static void check_loss(mlp_loss loss)
+{
+    enum { B = 4, N = 6 };
+    float y[B * N], dy[B * N], value;
+    double yd[B * N];
+    int labels[B] = {0, 5, 2, 2}, i;
+    mlp_rng rng;
+    mlp_rng_seed(&rng, 11, (uint64_t)loss);
+    fill_random(y, B * N, &rng, -2, 2);
+    for (i = 0; i < B * N; i++) yd[i] = y[i];
+    value = mlp_loss_eval(loss, y, labels, B, N, dy);
+    assert_true(fabs(value - ref_loss(loss, yd, labels, B, N)) < 1e-5);
+    for (i = 0; i < B * N; i++) {
+        double keep = yd[i], lp, lm;
+        yd[i] = keep + H; lp = ref_loss(loss, yd, labels, B, N);
+        yd[i] = keep - H; lm = ref_loss(loss, yd, labels, B, N);
+        yd[i] = keep;
+        expect_close("dy", i, dy[i], (lp - lm) / (2 * H));
+    }
+}
+
+static void test_loss_ce(void **state) { (void)state; check_loss(MLP_LOSS_CE); }
+static void test_loss_mse(void **state) { (void)state; check_loss(MLP_LOSS_MSE); }
+
+static void test_ce_large_logits(void **state)
+{
+    float z[3] = {1000.0f, -1000.0f, 999.0f}, dz[3], p[3];
+    int label = 2;
+    float L;
+    (void)state;
+    L = mlp_loss_eval(MLP_LOSS_CE, z, &label, 1, 3, dz);
+    assert_true(isfinite(L));
+    assert_true(fabs(L - 1.3132617) < 1e-5);   /* log(1 + e) */
+    assert_true(isfinite(dz[0]) && isfinite(dz[1]) && isfinite(dz[2]));
+    mlp__softmax(p, z, 3);
+    assert_true(fabs(p[0] + p[1] + p[2] - 1.0) < 1e-6);
+}
+
+static void test_loss_rejects_bad_label(void **state)
+{
+    float z[2] = {0, 0};
+    int label = 2;
+    (void)state;
+    assert_true(isnan(mlp_loss_eval(MLP_LOSS_CE, z, &label, 1, 2, NULL)));
+    assert_non_null(strstr(mlp_error(), "label 2"));
+}
+
+/* ---- a whole network: every parameter of a 3-layer net ------------------ */
+
+static double ref_net_loss(const mlp_net *net, const double *params, const float *X, const int *labels, int B)
+{
+    double a[64 * 8], z[64 * 8];
+    int l, i, j, k, width = mlp_input_width(net);
+    for (i = 0; i < B * width; i++) a[i] = X[i];
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_DENSE) {
+            const double *W = params + (L->W - net->params), *b = params + (L->b - net->params);
+            for (i = 0; i < B; i++)
+                for (j = 0; j < L->n_out; j++) {
+                    double s = b[j];
+                    for (k = 0; k < L->n_in; k++) s += a[i * L->n_in + k] * W[k * L->n_out + j];
+                    z[i * L->n_out + j] = s;
+                }
+        } else {
+            for (i = 0; i < B * L->n_out; i++) z[i] = ref_act(L->act, a[i]);
+        }
+        memcpy(a, z, sizeof(double) * (size_t)(B * L->n_out));
+    }
+    return ref_loss(net->loss, a, labels, B, mlp_output_width(net));
+}
+
+static void check_network(mlp_loss loss)
+{
+    enum { B = 5 };
+    int sizes[4] = {6, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3};
+    mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
+    float X[B * 6], L;
+    double params[6 * 8 + 8 + 8 * 7 + 7 + 7 * 4 + 4];
+    mlp_rng rng;
+    size_t p;
+    mlp_net *net = mlp_create(4, sizes, acts, loss, 5);
+    assert_non_null(net);
+    assert_int_equal(net->n_params, sizeof params / sizeof params[0]);
+    mlp_rng_seed(&rng, 1, 2);
+    fill_random(X, B * 6, &rng, -1, 1);
+    fill_random(net->params, (int)net->n_params, &rng, -0.8f, 0.8f); /* biases too */
+    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
+    assert_non_null(mlp_forward(net, X, B));
+    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
+    for (p = 0; p < net->n_params; p++) {
+        double keep = params[p], lp, lm;
+        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep;
+        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
+    }
+    mlp_free(net);
+}
+
+static void test_network_ce(void **state) { (void)state; check_network(MLP_LOSS_CE); }
+static void test_network_mse(void **state) { (void)state; check_network(MLP_LOSS_MSE); }
+
+/* ReLU network: the data is fixed, so a kink crossing would show up as a
+   deterministic failure, not a flaky one. */
+static void test_network_relu(void **state)
+{
+    enum { B = 4 };
+    int sizes[4] = {5, 8, 6, 3}, labels[B] = {2, 0, 1, 2};
+    mlp_act acts[3] = {MLP_ACT_RELU, MLP_ACT_RELU, MLP_ACT_IDENTITY};
+    float X[B * 5], L;
+    double params[5 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3];
+    mlp_rng rng;
+    size_t p;
+    mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 9);
+    (void)state;
+    assert_non_null(net);
+    mlp_rng_seed(&rng, 4, 4);
+    fill_random(X, B * 5, &rng, -1, 1);
+    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
+    assert_non_null(mlp_forward(net, X, B));
+    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    for (p = 0; p < net->n_params; p++) {
+        double keep = params[p], lp, lm;
+        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep;
+        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
+    }
+    mlp_free(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_sigmoid),
+        cmocka_unit_test(test_tanh),
+        cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_loss_ce),
+        cmocka_unit_test(test_loss_mse),
+        cmocka_unit_test(test_ce_large_logits),
+        cmocka_unit_test(test_loss_rejects_bad_label),
+        cmocka_unit_test(test_network_ce),
+        cmocka_unit_test(test_network_mse),
+        cmocka_unit_test(test_network_relu),
+    };
+    return cmocka_run_group_tests_name("gradients", tests, NULL, NULL);
+}

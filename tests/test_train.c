@@ -1,0 +1,294 @@
+/* Network construction, initialisation, SGD, schedules, determinism and a
+   small training run that must converge. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+static void test_parse_spec(void **state)
+{
+    int sizes[8];
+    (void)state;
+    assert_int_equal(mlp_parse_spec("784-256-128-10", sizes, 8), 4);
+    assert_int_equal(sizes[0], 784);
+    assert_int_equal(sizes[3], 10);
+    assert_true(mlp_parse_spec("784", sizes, 8) < 0);
+    assert_non_null(strstr(mlp_error(), "at least an input and an output"));
+    assert_true(mlp_parse_spec("784--10", sizes, 8) < 0);
+    assert_true(mlp_parse_spec("784-0-10", sizes, 8) < 0);
+    assert_true(mlp_parse_spec("784-10x", sizes, 8) < 0);
+    assert_true(mlp_parse_spec("784-99999999999999999999-10", sizes, 8) < 0);
+    assert_non_null(strstr(mlp_error(), "above the limit"));
+    assert_true(mlp_parse_spec("1-2-3-4-5-6-7-8-9", sizes, 8) < 0);
+    assert_true(mlp_parse_spec("", sizes, 8) < 0);
+}
+
+static void test_create_rejects(void **state)
+{
+    int sizes[3] = {4, 0, 2};
+    mlp_act acts[2] = {MLP_ACT_RELU, MLP_ACT_IDENTITY};
+    (void)state;
+    assert_null(mlp_create(3, sizes, acts, MLP_LOSS_CE, 1));
+    assert_non_null(strstr(mlp_error(), "width 0 of layer 1"));
+    sizes[1] = 3;
+    acts[0] = (mlp_act)17;
+    assert_null(mlp_create(3, sizes, acts, MLP_LOSS_CE, 1));
+    assert_non_null(strstr(mlp_error(), "unknown activation 17"));
+    acts[0] = MLP_ACT_RELU;
+    assert_null(mlp_create(3, sizes, acts, (mlp_loss)5, 1));
+    assert_null(mlp_create(1, sizes, acts, MLP_LOSS_CE, 1));
+    assert_null(mlp_create_spec("4-3-1", MLP_ACT_RELU, MLP_LOSS_CE, 1));
+    assert_null(mlp_forward(NULL, NULL, 1));
+    assert_true(mlp_backward(NULL, NULL, NULL) < 0);
+}
+
+static void test_structure(void **state)
+{
+    mlp_net *net = mlp_create_spec("5-4-3-2", MLP_ACT_SIGMOID, MLP_LOSS_MSE, 1);
+    (void)state;
+    assert_non_null(net);
+    assert_int_equal(net->n_layers, 5); /* dense act dense act dense */
+    assert_int_equal(net->layers[1].kind, MLP_LAYER_ACT);
+    assert_int_equal(net->layers[1].act, MLP_ACT_SIGMOID);
+    assert_int_equal(net->layers[4].kind, MLP_LAYER_DENSE);
+    assert_int_equal(net->n_params, 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2);
+    assert_int_equal(mlp_input_width(net), 5);
+    assert_int_equal(mlp_output_width(net), 2);
+    mlp_free(net);
+}
+
+static void check_init_range(mlp_init_kind kind, int n_in, int n_out, float want_bound)
+{
+    int sizes[2], i;
+    mlp_act act = MLP_ACT_IDENTITY;
+    float lo = 0, hi = 0;
+    mlp_net *net;
+    sizes[0] = n_in; sizes[1] = n_out;
+    net = mlp_create(2, sizes, &act, MLP_LOSS_MSE, 3);
+    assert_int_equal(mlp_init(net, kind, 3), 0);
+    for (i = 0; i < n_in * n_out; i++) {
+        if (net->layers[0].W[i] < lo) lo = net->layers[0].W[i];
+        if (net->layers[0].W[i] > hi) hi = net->layers[0].W[i];
+    }
+    for (i = 0; i < n_out; i++) assert_true(net->layers[0].b[i] == 0.0f);
+    /* within the bound, and using most of it */
+    assert_true(hi <= want_bound && lo >= -want_bound);
+    assert_true(hi > 0.95f * want_bound && lo < -0.95f * want_bound);
+    mlp_free(net);
+}
+
+static void test_init(void **state)
+{
+    mlp_net *net;
+    float bound;
+    (void)state;
+    check_init_range(MLP_INIT_UNIFORM_FANIN, 100, 50, 0.1f);
+    check_init_range(MLP_INIT_GLOROT, 100, 50, sqrtf(6.0f / 150.0f));
+    check_init_range(MLP_INIT_HE, 100, 50, sqrtf(6.0f / 100.0f));
+    /* AUTO: He before a ReLU, Glorot before the identity output */
+    net = mlp_create_spec("600-400-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    bound = 0;
+    for (size_t i = 0; i < 600 * 400; i++) bound = fmaxf(bound, fabsf(net->layers[0].W[i]));
+    assert_true(bound > sqrtf(6.0f / 1000.0f) * 1.2f && bound <= sqrtf(6.0f / 600.0f));
+    bound = 0;
+    for (size_t i = 0; i < 400 * 10; i++) bound = fmaxf(bound, fabsf(net->layers[2].W[i]));
+    assert_true(bound <= sqrtf(6.0f / 410.0f));
+    mlp_free(net);
+}
+
+static void test_sgd_step_math(void **state)
+{
+    int sizes[2] = {1, 2};
+    mlp_act act = MLP_ACT_IDENTITY;
+    mlp_net *net = mlp_create(2, sizes, &act, MLP_LOSS_MSE, 1);
+    (void)state;
+    net->params[0] = 1.0f; net->params[1] = -2.0f;   /* W */
+    net->params[2] = 0.5f; net->params[3] = 0.0f;    /* b */
+    net->grads[0] = 0.1f; net->grads[1] = 0.2f; net->grads[2] = 0.3f; net->grads[3] = -0.4f;
+    assert_int_equal(mlp_sgd_step(net, 0.5f, 0.9f, 0.01f), 0);
+    /* v = g + wd w (weights only); w -= lr v */
+    assert_float_equal(net->params[0], 1.0f - 0.5f * (0.1f + 0.01f * 1.0f), 1e-7);
+    assert_float_equal(net->params[1], -2.0f - 0.5f * (0.2f - 0.02f), 1e-7);
+    assert_float_equal(net->params[2], 0.5f - 0.5f * 0.3f, 1e-7);
+    assert_float_equal(net->params[3], 0.0f + 0.5f * 0.4f, 1e-7);
+    /* second step: v = momentum v + g + wd w */
+    {
+        float v0 = 0.1f + 0.01f * 1.0f, w0 = net->params[0];
+        float v1 = 0.9f * v0 + 0.1f + 0.01f * w0;
+        assert_int_equal(mlp_sgd_step(net, 0.5f, 0.9f, 0.01f), 0);
+        assert_float_equal(net->params[0], w0 - 0.5f * v1, 1e-6);
+    }
+    assert_true(mlp_sgd_step(net, -1.0f, 0.9f, 0.0f) < 0);
+    mlp_free(net);
+}
+
+static void test_lr_schedule(void **state)
+{
+    mlp_train_config c = mlp_train_defaults();
+    (void)state;
+    c.lr = 0.1f; c.lr_decay = 0.5f; c.lr_step = 3;
+    assert_float_equal(mlp_lr_at(&c, 0), 0.1f, 1e-7);
+    assert_float_equal(mlp_lr_at(&c, 2), 0.1f, 1e-7);
+    assert_float_equal(mlp_lr_at(&c, 3), 0.05f, 1e-7);
+    assert_float_equal(mlp_lr_at(&c, 7), 0.025f, 1e-7);
+}
+
+/* Three Gaussian-ish blobs in 4-D (uniform noise around three centres). */
+static void make_blobs(mlp_dataset *ds, int n, uint64_t seed)
+{
+    static const float centre[3][4] = {{1, 0, 0, 1}, {0, 1, 1, 0}, {-1, -1, 0, 0}};
+    mlp_rng rng;
+    int i, j;
+    mlp_rng_seed(&rng, seed, 9);
+    ds->n = n; ds->dim = 4; ds->n_classes = 3;
+    ds->x = malloc(sizeof(float) * 4 * (size_t)n);
+    ds->y = malloc(sizeof(int) * (size_t)n);
+    for (i = 0; i < n; i++) {
+        ds->y[i] = (int)mlp_rng_below(&rng, 3);
+        for (j = 0; j < 4; j++) ds->x[i * 4 + j] = centre[ds->y[i]][j] + 1.2f * (mlp_rng_float(&rng) - 0.5f);
+    }
+}
+
+static mlp_net *train_blobs(mlp_loss loss, mlp_act act, uint64_t seed, mlp_eval *ev, int *confusion)
+{
+    mlp_dataset train, test;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-8-3", act, loss, seed);
+    int epoch;
+    make_blobs(&train, 600, 1);
+    make_blobs(&test, 300, 2);
+    c.batch = 32; c.lr = 0.1f; c.seed = seed;
+    for (epoch = 0; epoch < 20; epoch++) assert_int_equal(mlp_train_epoch(net, &train, &c, epoch, NULL), 0);
+    assert_int_equal(mlp_evaluate(net, &test, 64, ev, confusion), 0);
+    mlp_dataset_free(&train);
+    mlp_dataset_free(&test);
+    return net;
+}
+
+static void test_converges(void **state)
+{
+    mlp_eval ev;
+    int confusion[9], i, total = 0, diag = 0;
+    mlp_net *net;
+    (void)state;
+    net = train_blobs(MLP_LOSS_CE, MLP_ACT_RELU, 1, &ev, confusion);
+    assert_true(ev.accuracy > 0.98);
+    assert_true(ev.loss < 0.1);
+    for (i = 0; i < 9; i++) total += confusion[i];
+    for (i = 0; i < 3; i++) diag += confusion[i * 4];
+    assert_int_equal(total, 300);
+    assert_int_equal(diag, ev.correct);
+    mlp_free(net);
+    net = train_blobs(MLP_LOSS_MSE, MLP_ACT_SIGMOID, 1, &ev, NULL);
+    assert_true(ev.accuracy > 0.95);
+    mlp_free(net);
+}
+
+static void test_xor(void **state)
+{
+    float X[8] = {0, 0, 0, 1, 1, 0, 1, 1};
+    int y[4] = {0, 1, 1, 0}, sizes[3] = {2, 8, 2}, step, i;
+    mlp_act acts[2] = {MLP_ACT_TANH, MLP_ACT_IDENTITY};
+    mlp_net *net = mlp_create(3, sizes, acts, MLP_LOSS_CE, 42);
+    const float *p;
+    float loss = 0;
+    (void)state;
+    for (step = 0; step < 1000; step++) {
+        assert_non_null(mlp_forward(net, X, 4));
+        assert_int_equal(mlp_backward(net, y, &loss), 0);
+        assert_int_equal(mlp_sgd_step(net, 0.5f, 0.9f, 0.0f), 0);
+    }
+    assert_true(loss < 0.01f);
+    p = mlp_predict(net, X, 4);
+    for (i = 0; i < 4; i++) {
+        assert_true(p[2 * i + y[i]] > 0.95f);
+        assert_float_equal(p[2 * i] + p[2 * i + 1], 1.0f, 1e-6);
+    }
+    mlp_free(net);
+}
+
+static void test_deterministic(void **state)
+{
+    mlp_eval e1, e2;
+    mlp_net *a, *b, *c;
+    (void)state;
+    a = train_blobs(MLP_LOSS_CE, MLP_ACT_RELU, 7, &e1, NULL);
+    b = train_blobs(MLP_LOSS_CE, MLP_ACT_RELU, 7, &e2, NULL);
+    c = train_blobs(MLP_LOSS_CE, MLP_ACT_RELU, 8, &e2, NULL);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_memory_not_equal(a->params, c->params, a->n_params * sizeof(float));
+    mlp_free(a); mlp_free(b); mlp_free(c);
+}
+
+static void test_divergence_detected(void **state)
+{
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_MSE, 1);
+    int rc = 0, epoch;
+    (void)state;
+    make_blobs(&train, 200, 1);
+    c.lr = 1e6f;
+    for (epoch = 0; epoch < 5 && rc == 0; epoch++) rc = mlp_train_epoch(net, &train, &c, epoch, NULL);
+    assert_int_equal(rc, MLP_ENUMERIC);
+    assert_non_null(strstr(mlp_error(), "learning rate too high"));
+    mlp_dataset_free(&train);
+    mlp_free(net);
+}
+
+static void test_mat(void **state)
+{
+    mlp_mat a, b;
+    (void)state;
+    assert_int_equal(mlp_mat_create(&a, 3, 5), 0);
+    assert_true(a.data[14] == 0.0f);
+    mlp_mat_fill(&a, 2.5f);
+    assert_int_equal(mlp_mat_create(&b, 3, 5), 0);
+    assert_int_equal(mlp_mat_copy(&b, &a), 0);
+    assert_true(b.data[7] == 2.5f);
+    mlp_mat_free(&b);
+    assert_int_equal(mlp_mat_create(&b, 5, 3), 0);
+    assert_true(mlp_mat_copy(&b, &a) < 0);
+    assert_non_null(strstr(mlp_error(), "shape 3 x 5 into 5 x 3"));
+    mlp_mat_free(&a); mlp_mat_free(&b);
+    assert_true(mlp_mat_create(&a, 0, 3) < 0);
+    assert_true(mlp_mat_create(&a, 1 << 30, 1 << 30) < 0 || (mlp_mat_free(&a), 1));
+}
+
+static void test_rng(void **state)
+{
+    mlp_rng a, b;
+    int i, hist[7] = {0};
+    (void)state;
+    mlp_rng_seed(&a, 42, 1);
+    mlp_rng_seed(&b, 42, 1);
+    for (i = 0; i < 100; i++) assert_int_equal(mlp_rng_u32(&a), mlp_rng_u32(&b));
+    mlp_rng_seed(&b, 42, 2);
+    assert_int_not_equal(mlp_rng_u32(&a), mlp_rng_u32(&b));
+    for (i = 0; i < 70000; i++) hist[mlp_rng_below(&a, 7)]++;
+    for (i = 0; i < 7; i++) assert_true(hist[i] > 9500 && hist[i] < 10500);
+    for (i = 0; i < 1000; i++) { float f = mlp_rng_float(&a); assert_true(f >= 0.0f && f < 1.0f); }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_spec),
+        cmocka_unit_test(test_create_rejects),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_sgd_step_math),
+        cmocka_unit_test(test_lr_schedule),
+        cmocka_unit_test(test_converges),
+        cmocka_unit_test(test_xor),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_divergence_detected),
+        cmocka_unit_test(test_mat),
+        cmocka_unit_test(test_rng),
+    };
+    return cmocka_run_group_tests_name("training", tests, NULL, NULL);
+}
