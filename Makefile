@@ -19,8 +19,8 @@ all: examples tests ## build every example and test into build/
 examples: $(EXAMPLES:%=$(B)/%)
 tests: $(TESTS:%=$(B)/%)
 
-$(B):
-	@mkdir -p $(B) $(B)/san
+$(B) $(B)/san:
+	@mkdir -p $@
 
 $(B)/%: examples/%.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
@@ -38,14 +38,17 @@ test: all ## run every test (MNIST integration test included when data/mnist exi
 test-unit: all ## run the tests that need no download
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$(B)/$$t; done
 
-$(B)/san/test_%: tests/test_%.c mlp.h | $(B)
+$(B)/san/test_%: tests/test_%.c mlp.h | $(B)/san
 	$(CC) $(WARN) $(SAN) -o $@ $< -lcmocka $(LDLIBS)
 
-$(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
+$(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)/san
 	$(CXX) $(CXXWARN) $(SAN) -o $@ $< -lcmocka $(LDLIBS)
 
-test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/train_mnist ## unit tests under AddressSanitizer + UBSan
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; ./$(B)/san/$$t; done
+$(B)/san/%: examples/%.c mlp.h | $(B)/san
+	$(CC) $(WARN) $(SAN) -o $@ $< $(LDLIBS)
+
+test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/san/train_mnist ## unit tests and examples under AddressSanitizer + UBSan
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; MLP_TRAIN_MNIST=$(B)/san/train_mnist ./$(B)/san/$$t; done
 
 deps: ## install missing Debian packages (as root) or say which
 	tools/install_deps.sh

@@ -135,11 +135,24 @@ MLPDEF void mlp_mat_free(mlp_mat *m);
 MLPDEF void mlp_mat_fill(mlp_mat *m, float value);
 MLPDEF int  mlp_mat_copy(mlp_mat *dst, const mlp_mat *src); /* same shape */
 
+/* Instruction sets for the GEMM kernels. AUTO picks the best one this CPU
+   has (or the one named by the environment variable MLP_ISA). */
+typedef enum { MLP_ISA_AUTO, MLP_ISA_SCALAR, MLP_ISA_SSE2, MLP_ISA_AVX2,
+               MLP_ISA_AVX512, MLP_ISA_NEON } mlp_isa;
+MLPDEF mlp_isa     mlp_isa_best(void);
+MLPDEF int         mlp_isa_supported(mlp_isa isa);
+MLPDEF const char *mlp_isa_name(mlp_isa isa);
+MLPDEF mlp_isa     mlp_isa_from_name(const char *name); /* -1 if unknown */
+
 /* C (M x N) = alpha * op(A) * op(B) + beta * C, row-major, op = transpose
    when trans_a / trans_b is nonzero. When beta is 0, C is not read. */
 MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
+/* The same with a chosen kernel; fails if isa is not available here. */
+MLPDEF int  mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K,
+                         float alpha, const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc);
 /* The plain triple loop: slow, obviously right, kept as the test oracle. */
 MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                          const float *A, int lda, const float *B, int ldb,
@@ -176,6 +189,7 @@ typedef struct mlp_net {
     float *ws, **out, **dout;
     const float *x;                    /* input of the last forward pass */
     float *probs;                      /* mlp_predict's output */
+    struct mlp__gemm_ctx *gemm;        /* kernel choice and its buffers */
 } mlp_net;
 
 /* sizes: n_sizes widths (input first); acts: n_sizes-1 activations, one after
@@ -190,6 +204,8 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
 MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
 MLPDEF void     mlp_free(mlp_net *net);
 MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
+MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* force a GEMM kernel */
+MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
 MLPDEF int      mlp_input_width(const mlp_net *net);
 MLPDEF int      mlp_output_width(const mlp_net *net);
 
@@ -254,8 +270,8 @@ typedef struct mlp_train_config {
     float lr;                  /* learning rate (default 0.05) */
     float momentum;            /* default 0.9 */
     float weight_decay;        /* L2 on weights (default 0) */
-    float lr_decay;            /* multiply lr by this ... (default 1) */
-    int lr_step;               /* ... every lr_step epochs (default 1) */
+    float lr_decay;            /* multiply lr by this ... (default 0.5) */
+    int lr_step;               /* ... every lr_step epochs (default 3) */
     uint64_t seed;             /* shuffling seed */
     /* optional: called after every batch (e.g. for a progress bar) */
     void (*on_batch)(void *user, const mlp_batch_info *info);
@@ -457,6 +473,12 @@ MLPDEF int mlp_mat_copy(mlp_mat *dst, const mlp_mat *src)
 }
 
 /* ---- GEMM kernels and dispatch ------------------------------------------- */
+/* Every product goes through mlp__gemm(): C = alpha op(A) op(B) + beta C.
+   The fast path is the classic Goto/BLIS blocking: op(B) is copied in
+   KC x NC blocks into column panels NR wide, op(A) in MC x KC blocks into
+   row panels MR tall (the copies absorb the transposes), and a register-
+   blocked micro-kernel multiplies one MR x NR tile at a time. Each ISA only
+   supplies its micro-kernel. mlp_gemm_ref stays as the oracle. */
 
 /* element (r, c) of op(X) for a row-major X with leading dimension ld */
 #define MLP__AT(X, trans, ld, r, c) ((trans) ? (X)[(size_t)(c) * (ld) + (r)] : (X)[(size_t)(r) * (ld) + (c)])
@@ -486,15 +508,15 @@ static void mlp__scale_rows(int M, int N, float beta, float *C, int ldc)
     }
 }
 
-/* Portable kernel: loop orders chosen so the innermost loop walks memory
-   contiguously (and the compiler can vectorise it). */
-static void mlp__gemm_portable(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                               const float *A, int lda, const float *B, int ldb,
-                               float beta, float *C, int ldc)
+/* The "scalar" kernel: plain C whose loop orders walk memory contiguously,
+   so any compiler can vectorise it a little. Needs no workspace. */
+static void mlp__gemm_scalar(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc)
 {
     int i, j, k;
     if (trans_b) {
-        /* C[i][j] += alpha * dot(row i of op(A), row j of B) */
+        /* C[i][j] = alpha * dot(row i of op(A), row j of B) + beta C[i][j] */
         for (i = 0; i < M; i++)
             for (j = 0; j < N; j++) {
                 const float *b = B + (size_t)j * ldb;
@@ -516,13 +538,351 @@ static void mlp__gemm_portable(int trans_a, int trans_b, int M, int N, int K, fl
     }
 }
 
+/* Blocking parameters: an MC x KC block of A stays in L2, a KC x NR panel of
+   B in L1. MC and NC are multiples of every kernel's MR and NR. */
+#define MLP__KC 256
+#define MLP__MC 96
+#define MLP__NC 512
+#define MLP__MAX_MR 8
+#define MLP__MAX_NR 32
+#define MLP__PACK_A_FLOATS (MLP__MC * MLP__KC)
+#define MLP__PACK_B_FLOATS (MLP__KC * MLP__NC)
+
+/* tile = alpha * sum_k a[k][0..MR) (x) b[k][0..NR)  +  beta * tile
+   (beta == 0: the tile is not read) */
+typedef void (*mlp__micro_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
+                              float alpha, float beta);
+
+typedef struct mlp__kernel { mlp__micro_fn micro; int mr, nr; } mlp__kernel;
+
+/* Packs rows [0, m) x columns [0, kc) of op(A) (starting at i0, k0) into
+   panels of mr rows: panel p holds, for each k, mr consecutive values. */
+static void mlp__pack_a(float *dst, int trans, const float *A, int lda, int i0, int k0,
+                        int m, int kc, int mr)
+{
+    int p, k, r;
+    for (p = 0; p < m; p += mr) {
+        int rows = m - p < mr ? m - p : mr;
+        for (k = 0; k < kc; k++) {
+            for (r = 0; r < rows; r++) dst[r] = MLP__AT(A, trans, lda, i0 + p + r, k0 + k);
+            for (; r < mr; r++) dst[r] = 0.0f;
+            dst += mr;
+        }
+    }
+}
+
+/* Packs rows [0, kc) x columns [0, n) of op(B) into panels nr columns wide. */
+static void mlp__pack_b(float *dst, int trans, const float *B, int ldb, int k0, int j0,
+                        int kc, int n, int nr)
+{
+    int p, k, c;
+    for (p = 0; p < n; p += nr) {
+        int cols = n - p < nr ? n - p : nr;
+        for (k = 0; k < kc; k++) {
+            if (!trans && cols == nr) memcpy(dst, B + (size_t)(k0 + k) * ldb + j0 + p, (size_t)nr * sizeof(float));
+            else {
+                for (c = 0; c < cols; c++) dst[c] = MLP__AT(B, trans, ldb, k0 + k, j0 + p + c);
+                for (; c < nr; c++) dst[c] = 0.0f;
+            }
+            dst += nr;
+        }
+    }
+}
+
+/* One MR x NR tile, full or clipped to m x n at the matrix edge. */
+static void mlp__tile(const mlp__kernel *kern, int kc, const float *a, const float *b,
+                      float *c, int ldc, int m, int n, float alpha, float beta)
+{
+    float edge[MLP__MAX_MR * MLP__MAX_NR];
+    int i, j;
+    if (m == kern->mr && n == kern->nr) { kern->micro(kc, a, b, c, (size_t)ldc, alpha, beta); return; }
+    kern->micro(kc, a, b, edge, (size_t)kern->nr, alpha, 0.0f);
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = beta == 0.0f ? edge[i * kern->nr + j] : edge[i * kern->nr + j] + beta * *cij;
+        }
+}
+
+/* The blocked driver for rows [i_begin, i_end) of C; pack_a and pack_b hold
+   MLP__PACK_A_FLOATS and MLP__PACK_B_FLOATS floats. */
+static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
+                              int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, const float *B, int ldb,
+                              float beta, float *C, int ldc)
+{
+    int jc, pc, ic, jr, ir;
+    for (jc = 0; jc < N; jc += MLP__NC) {
+        int nc = N - jc < MLP__NC ? N - jc : MLP__NC;
+        for (pc = 0; pc < K; pc += MLP__KC) {
+            int kc = K - pc < MLP__KC ? K - pc : MLP__KC;
+            float beta_k = pc == 0 ? beta : 1.0f; /* later K blocks accumulate */
+            mlp__pack_b(pack_b, trans_b, B, ldb, pc, jc, kc, nc, kern->nr);
+            for (ic = 0; ic < M; ic += MLP__MC) {
+                int mc = M - ic < MLP__MC ? M - ic : MLP__MC;
+                mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
+                for (jr = 0; jr < nc; jr += kern->nr)
+                    for (ir = 0; ir < mc; ir += kern->mr)
+                        mlp__tile(kern, kc, pack_a + (size_t)ir * kc, pack_b + (size_t)jr * kc,
+                                  C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                                  mc - ir < kern->mr ? mc - ir : kern->mr,
+                                  nc - jr < kern->nr ? nc - jr : kern->nr, alpha, beta_k);
+            }
+        }
+    }
+}
+
+/* -- micro-kernels: one per instruction set -- */
+
+#if !defined(MLP_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define MLP__X86 1
+#include <immintrin.h>
+#define MLP__TARGET(t) __attribute__((target(t)))
+#endif
+#if !defined(MLP_NO_SIMD) && defined(__aarch64__)
+#define MLP__NEON 1
+#include <arm_neon.h>
+#endif
+
+#if defined(MLP__X86) && defined(__x86_64__)
+/* SSE2 (every x86-64 CPU): 4 x 8 tile, no FMA */
+static void mlp__micro_sse2(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            float alpha, float beta)
+{
+    __m128 acc[4][2], va, vb0, vb1;
+    int k, r;
+    for (r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm_setzero_ps();
+    for (k = 0; k < kc; k++, a += 4, b += 8) {
+        vb0 = _mm_loadu_ps(b); vb1 = _mm_loadu_ps(b + 4);
+        for (r = 0; r < 4; r++) {
+            va = _mm_set1_ps(a[r]);
+            acc[r][0] = _mm_add_ps(acc[r][0], _mm_mul_ps(va, vb0));
+            acc[r][1] = _mm_add_ps(acc[r][1], _mm_mul_ps(va, vb1));
+        }
+    }
+    for (r = 0; r < 4; r++) {
+        float *cr = c + (size_t)r * ldc;
+        __m128 x0 = _mm_mul_ps(_mm_set1_ps(alpha), acc[r][0]), x1 = _mm_mul_ps(_mm_set1_ps(alpha), acc[r][1]);
+        if (beta != 0.0f) {
+            x0 = _mm_add_ps(x0, _mm_mul_ps(_mm_set1_ps(beta), _mm_loadu_ps(cr)));
+            x1 = _mm_add_ps(x1, _mm_mul_ps(_mm_set1_ps(beta), _mm_loadu_ps(cr + 4)));
+        }
+        _mm_storeu_ps(cr, x0); _mm_storeu_ps(cr + 4, x1);
+    }
+}
+
+/* AVX2 + FMA: 6 x 16 tile, 12 accumulators in ymm registers */
+MLP__TARGET("avx2,fma")
+static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            float alpha, float beta)
+{
+    __m256 acc[6][2], va, vb0, vb1;
+    int k, r;
+    for (r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        vb0 = _mm256_loadu_ps(b); vb1 = _mm256_loadu_ps(b + 8);
+        for (r = 0; r < 6; r++) {
+            va = _mm256_broadcast_ss(a + r);
+            acc[r][0] = _mm256_fmadd_ps(va, vb0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(va, vb1, acc[r][1]);
+        }
+    }
+    for (r = 0; r < 6; r++) {
+        float *cr = c + (size_t)r * ldc;
+        __m256 x0 = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[r][0]), x1 = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[r][1]);
+        if (beta != 0.0f) {
+            x0 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(cr), x0);
+            x1 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(cr + 8), x1);
+        }
+        _mm256_storeu_ps(cr, x0); _mm256_storeu_ps(cr + 8, x1);
+    }
+}
+
+/* AVX-512F: 8 x 32 tile, 16 accumulators in zmm registers */
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
+                              float alpha, float beta)
+{
+    __m512 acc[8][2], va, vb0, vb1;
+    int k, r;
+    for (r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (k = 0; k < kc; k++, a += 8, b += 32) {
+        vb0 = _mm512_loadu_ps(b); vb1 = _mm512_loadu_ps(b + 16);
+        for (r = 0; r < 8; r++) {
+            va = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(va, vb0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(va, vb1, acc[r][1]);
+        }
+    }
+    for (r = 0; r < 8; r++) {
+        float *cr = c + (size_t)r * ldc;
+        __m512 x0 = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[r][0]), x1 = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[r][1]);
+        if (beta != 0.0f) {
+            x0 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(cr), x0);
+            x1 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(cr + 16), x1);
+        }
+        _mm512_storeu_ps(cr, x0); _mm512_storeu_ps(cr + 16, x1);
+    }
+}
+#endif
+
+#if defined(MLP__NEON)
+/* NEON (AArch64): 8 x 8 tile, 16 accumulators, FMA by lane */
+static void mlp__micro_neon(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            float alpha, float beta)
+{
+    float32x4_t acc[8][2], vb0, vb1, va0, va1;
+    int k, r;
+    for (r = 0; r < 8; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+    for (k = 0; k < kc; k++, a += 8, b += 8) {
+        vb0 = vld1q_f32(b); vb1 = vld1q_f32(b + 4);
+        va0 = vld1q_f32(a); va1 = vld1q_f32(a + 4);
+        acc[0][0] = vfmaq_laneq_f32(acc[0][0], vb0, va0, 0); acc[0][1] = vfmaq_laneq_f32(acc[0][1], vb1, va0, 0);
+        acc[1][0] = vfmaq_laneq_f32(acc[1][0], vb0, va0, 1); acc[1][1] = vfmaq_laneq_f32(acc[1][1], vb1, va0, 1);
+        acc[2][0] = vfmaq_laneq_f32(acc[2][0], vb0, va0, 2); acc[2][1] = vfmaq_laneq_f32(acc[2][1], vb1, va0, 2);
+        acc[3][0] = vfmaq_laneq_f32(acc[3][0], vb0, va0, 3); acc[3][1] = vfmaq_laneq_f32(acc[3][1], vb1, va0, 3);
+        acc[4][0] = vfmaq_laneq_f32(acc[4][0], vb0, va1, 0); acc[4][1] = vfmaq_laneq_f32(acc[4][1], vb1, va1, 0);
+        acc[5][0] = vfmaq_laneq_f32(acc[5][0], vb0, va1, 1); acc[5][1] = vfmaq_laneq_f32(acc[5][1], vb1, va1, 1);
+        acc[6][0] = vfmaq_laneq_f32(acc[6][0], vb0, va1, 2); acc[6][1] = vfmaq_laneq_f32(acc[6][1], vb1, va1, 2);
+        acc[7][0] = vfmaq_laneq_f32(acc[7][0], vb0, va1, 3); acc[7][1] = vfmaq_laneq_f32(acc[7][1], vb1, va1, 3);
+    }
+    for (r = 0; r < 8; r++) {
+        float *cr = c + (size_t)r * ldc;
+        float32x4_t x0 = vmulq_n_f32(acc[r][0], alpha), x1 = vmulq_n_f32(acc[r][1], alpha);
+        if (beta != 0.0f) {
+            x0 = vfmaq_n_f32(x0, vld1q_f32(cr), beta);
+            x1 = vfmaq_n_f32(x1, vld1q_f32(cr + 4), beta);
+        }
+        vst1q_f32(cr, x0); vst1q_f32(cr + 4, x1);
+    }
+}
+#endif
+
+/* -- dispatch -- */
+
+MLPDEF const char *mlp_isa_name(mlp_isa isa)
+{
+    static const char *names[] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon"};
+    return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_NEON ? names[isa] : "unknown";
+}
+
+MLPDEF int mlp_isa_supported(mlp_isa isa)
+{
+    switch (isa) {
+    case MLP_ISA_SCALAR: return 1;
+#if defined(MLP__X86) && defined(__x86_64__)
+    case MLP_ISA_SSE2: return 1;
+    case MLP_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MLP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+#if defined(MLP__NEON)
+    case MLP_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+MLPDEF mlp_isa mlp_isa_from_name(const char *name)
+{
+    int i;
+    for (i = MLP_ISA_AUTO; name && i <= MLP_ISA_NEON; i++)
+        if (!strcmp(name, mlp_isa_name((mlp_isa)i))) return (mlp_isa)i;
+    return (mlp_isa)-1;
+}
+
+MLPDEF mlp_isa mlp_isa_best(void)
+{
+    static const mlp_isa order[] = {MLP_ISA_AVX512, MLP_ISA_AVX2, MLP_ISA_NEON, MLP_ISA_SSE2};
+    size_t i;
+#ifndef MLP_NO_STDIO
+    mlp_isa forced = mlp_isa_from_name(getenv("MLP_ISA"));
+    if (forced > MLP_ISA_AUTO && mlp_isa_supported(forced)) return forced;
+#endif
+    for (i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (mlp_isa_supported(order[i])) return order[i];
+    return MLP_ISA_SCALAR;
+}
+
+/* The micro-kernel for isa, or NULL for the scalar path. */
+static const mlp__kernel *mlp__kernel_for(mlp_isa isa)
+{
+#if defined(MLP__X86) && defined(__x86_64__)
+    static const mlp__kernel sse2 = {mlp__micro_sse2, 4, 8};
+    static const mlp__kernel avx2 = {mlp__micro_avx2, 6, 16};
+    static const mlp__kernel avx512 = {mlp__micro_avx512, 8, 32};
+    if (isa == MLP_ISA_SSE2) return &sse2;
+    if (isa == MLP_ISA_AVX2) return &avx2;
+    if (isa == MLP_ISA_AVX512) return &avx512;
+#endif
+#if defined(MLP__NEON)
+    static const mlp__kernel neon = {mlp__micro_neon, 8, 8};
+    if (isa == MLP_ISA_NEON) return &neon;
+#endif
+    (void)isa;
+    return NULL;
+}
+
+/* What the blocked GEMM needs to run without allocating: the kernel choice
+   and packing buffers. A network owns one; mlp_gemm makes one per call. */
+struct mlp__gemm_ctx { mlp_isa isa; float *pack_a, *pack_b; };
+typedef struct mlp__gemm_ctx mlp__gemm_ctx;
+
+static void mlp__gemm_ctx_free(mlp__gemm_ctx *g)
+{
+    if (!g) return;
+    MLP_FREE(g->pack_a); MLP_FREE(g->pack_b);
+    MLP_FREE(g);
+}
+
+/* isa must be supported (or AUTO); returns NULL when out of memory */
+static mlp__gemm_ctx *mlp__gemm_ctx_new(mlp_isa isa)
+{
+    mlp__gemm_ctx *g = (mlp__gemm_ctx *)mlp__calloc(1, sizeof *g, 1);
+    if (!g) return NULL;
+    g->isa = isa == MLP_ISA_AUTO ? mlp_isa_best() : isa;
+    if (mlp__kernel_for(g->isa)) {
+        g->pack_a = (float *)mlp__alloc(MLP__PACK_A_FLOATS, sizeof(float), 1);
+        g->pack_b = (float *)mlp__alloc(MLP__PACK_B_FLOATS, sizeof(float), 1);
+        if (!g->pack_a || !g->pack_b) { mlp__gemm_ctx_free(g); return NULL; }
+    }
+    return g;
+}
+
+/* The single entry point every layer uses (g == NULL: the scalar kernel). */
+static void mlp__gemm(const mlp__gemm_ctx *g, int trans_a, int trans_b,
+                      int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc)
+{
+    const mlp__kernel *kern = g ? mlp__kernel_for(g->isa) : NULL;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
+    if (!kern || !g->pack_a) {
+        mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    mlp__gemm_blocked(kern, g->pack_a, g->pack_b, trans_a, trans_b, M, N, K, alpha,
+                      A, lda, B, ldb, beta, C, ldc);
+}
+
+MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc)
+{
+    mlp__gemm_ctx *g;
+    if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
+        return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
+    if (!(g = mlp__gemm_ctx_new(isa))) return MLP_ENOMEM;
+    mlp__gemm(g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mlp__gemm_ctx_free(g);
+    return MLP_OK;
+}
+
 MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc)
 {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-    mlp__gemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (mlp_gemm_isa(MLP_ISA_AUTO, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != MLP_OK)
+        mlp__gemm(NULL, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- activations --------------------------------------------------------- */
@@ -654,26 +1014,27 @@ MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
 /* ---- layers and network -------------------------------------------------- */
 
 /* z = x W + b for B rows: x is B x n_in, W is n_in x n_out */
-static void mlp__dense_forward(float *z, const float *x, const float *W, const float *b,
-                               int B, int n_in, int n_out)
+static void mlp__dense_forward(const mlp__gemm_ctx *g, float *z, const float *x, const float *W,
+                               const float *b, int B, int n_in, int n_out)
 {
     int i;
     for (i = 0; i < B; i++) memcpy(z + (size_t)i * n_out, b, (size_t)n_out * sizeof(float));
-    mlp_gemm(0, 0, B, n_out, n_in, 1.0f, x, n_in, W, n_out, 1.0f, z, n_out);
+    mlp__gemm(g, 0, 0, B, n_out, n_in, 1.0f, x, n_in, W, n_out, 1.0f, z, n_out);
 }
 
 /* dW = x^T dz, db = column sums of dz, dx = dz W^T (skipped when dx is NULL) */
-static void mlp__dense_backward(float *dx, float *dW, float *db, const float *dz,
-                                const float *x, const float *W, int B, int n_in, int n_out)
+static void mlp__dense_backward(const mlp__gemm_ctx *g, float *dx, float *dW, float *db,
+                                const float *dz, const float *x, const float *W,
+                                int B, int n_in, int n_out)
 {
     int i, j;
-    mlp_gemm(1, 0, n_in, n_out, B, 1.0f, x, n_in, dz, n_out, 0.0f, dW, n_out);
+    mlp__gemm(g, 1, 0, n_in, n_out, B, 1.0f, x, n_in, dz, n_out, 0.0f, dW, n_out);
     for (j = 0; j < n_out; j++) db[j] = 0.0f;
     for (i = 0; i < B; i++) {
         const float *d = dz + (size_t)i * n_out;
         for (j = 0; j < n_out; j++) db[j] += d[j];
     }
-    if (dx) mlp_gemm(0, 1, B, n_in, n_out, 1.0f, dz, n_out, W, n_out, 0.0f, dx, n_in);
+    if (dx) mlp__gemm(g, 0, 1, B, n_in, n_out, 1.0f, dz, n_out, W, n_out, 0.0f, dx, n_in);
 }
 
 MLPDEF int mlp_parse_spec(const char *spec, int *sizes, int max_sizes)
@@ -701,6 +1062,20 @@ MLPDEF int mlp_parse_spec(const char *spec, int *sizes, int max_sizes)
     if (n < 2) return mlp__fail(MLP_EARG, "layer spec \"%s\": need at least an input and an output width", spec);
     return n;
 }
+
+MLPDEF int mlp_set_isa(mlp_net *net, mlp_isa isa)
+{
+    mlp__gemm_ctx *g;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_set_isa: NULL net");
+    if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
+        return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
+    if (!(g = mlp__gemm_ctx_new(isa))) return MLP_ENOMEM;
+    mlp__gemm_ctx_free(net->gemm);
+    net->gemm = g;
+    return MLP_OK;
+}
+
+MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net->gemm->isa; }
 
 MLPDEF int mlp_input_width(const mlp_net *net) { return net->layers[0].n_in; }
 MLPDEF int mlp_output_width(const mlp_net *net) { return net->layers[net->n_layers - 1].n_out; }
@@ -747,6 +1122,7 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
+    mlp__gemm_ctx_free(net->gemm);
     MLP_FREE(net);
 }
 
@@ -807,7 +1183,7 @@ MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
         }
     }
     net->n_layers = l;
-    if (mlp__alloc_params(net) != MLP_OK) { mlp_free(net); return NULL; }
+    if (mlp__alloc_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO))) { mlp_free(net); return NULL; }
     mlp_init(net, MLP_INIT_AUTO, seed);
     return net;
 }
@@ -856,7 +1232,7 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
     if (mlp__reserve(net, B) != MLP_OK) return NULL;
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
-        if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
+        if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->gemm, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
         else mlp__act_forward(L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
@@ -894,7 +1270,7 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
         const float *x = l > 0 ? net->out[l - 1] : net->x;
         float *dx = l > 0 ? net->dout[l - 1] : NULL; /* nobody needs dL/dX */
         if (L->kind == MLP_LAYER_DENSE)
-            mlp__dense_backward(dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
+            mlp__dense_backward(net->gemm, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
         else if (dx)
             mlp__act_backward(L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
@@ -944,8 +1320,8 @@ MLPDEF mlp_train_config mlp_train_defaults(void)
     c.lr = 0.05f;
     c.momentum = 0.9f;
     c.weight_decay = 0.0f;
-    c.lr_decay = 1.0f;
-    c.lr_step = 1;
+    c.lr_decay = 0.5f;
+    c.lr_step = 3;
     c.seed = 1;
     return c;
 }

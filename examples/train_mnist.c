@@ -37,8 +37,8 @@ static void usage(FILE *f)
         "  --lr X                learning rate (default 0.05)\n"
         "  --momentum X          SGD momentum (default 0.9)\n"
         "  --weight-decay X      L2 weight decay (default 0)\n"
-        "  --lr-decay X          multiply the learning rate by X ... (default 1)\n"
-        "  --lr-step K           ... every K epochs (default 1)\n"
+        "  --lr-decay X          multiply the learning rate by X ... (default 0.5)\n"
+        "  --lr-step K           ... every K epochs (default 3)\n"
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --help                this text\n");

@@ -14,7 +14,7 @@
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
-#define TRAIN "build/train_mnist"
+#define TRAIN "$MLP_TRAIN_MNIST"  /* set by main; the Makefile may point it at a sanitizer build */
 static char tmpdir[64];
 static char output[1 << 16];
 
@@ -161,6 +161,8 @@ static void test_trains_and_logs(void **state)
 
 int main(void)
 {
+    const char *bin = getenv("MLP_TRAIN_MNIST");
+    if (!bin || !*bin) setenv("MLP_TRAIN_MNIST", "build/train_mnist", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_missing_data),

@@ -136,8 +136,12 @@ static void test_dense(void **state)
     for (i = 0; i < B * NI; i++) xd[i] = x[i];
     for (i = 0; i < NI * NO; i++) Wd[i] = W[i];
     for (i = 0; i < NO; i++) bd[i] = b[i];
-    mlp__dense_forward(z, x, W, b, B, NI, NO);
-    mlp__dense_backward(dx, dW, db, r, x, W, B, NI, NO);
+    {
+        mlp__gemm_ctx *g = mlp__gemm_ctx_new(MLP_ISA_AUTO); /* the kernel training uses */
+        mlp__dense_forward(g, z, x, W, b, B, NI, NO);
+        mlp__dense_backward(g, dx, dW, db, r, x, W, B, NI, NO);
+        mlp__gemm_ctx_free(g);
+    }
     for (i = 0; i < B * NI; i++) expect_close("dx", i, dx[i], numeric_partial(xd, i, xd, Wd, bd, r, B, NI, NO));
     for (i = 0; i < NI * NO; i++) expect_close("dW", i, dW[i], numeric_partial(Wd, i, xd, Wd, bd, r, B, NI, NO));
     for (i = 0; i < NO; i++) expect_close("db", i, db[i], numeric_partial(bd, i, xd, Wd, bd, r, B, NI, NO));
