@@ -12,7 +12,7 @@ EXAMPLES   := xor train_mnist
 UNIT_TESTS := test_gemm test_grad test_idx test_train test_cli test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
-.PHONY: all examples tests test test-unit test-sanitize demo deps data help clean
+.PHONY: all examples tests test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests ## build every example and test into build/
 
@@ -49,6 +49,38 @@ $(B)/san/%: examples/%.c mlp.h | $(B)/san
 
 test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/san/train_mnist ## unit tests and examples under AddressSanitizer + UBSan
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; MLP_TRAIN_MNIST=$(B)/san/train_mnist ./$(B)/san/$$t; done
+
+# The NEON kernels, built for AArch64 and run under qemu-user.
+ARM_CC    ?= aarch64-linux-gnu-gcc
+ARM_RUN   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+ARM_TESTS := test_gemm test_grad test_idx test_train
+
+$(B)/arm:
+	@mkdir -p $@
+
+$(B)/arm/test_%: tests/test_%.c mlp.h | $(B)/arm
+	$(ARM_CC) $(WARN) -O2 -o $@ $< -lcmocka $(LDLIBS)
+
+test-arm: $(ARM_TESTS:%=$(B)/arm/%) ## NEON kernels: AArch64 build of the unit tests under qemu
+	@set -e; for t in $(ARM_TESTS); do echo "== $$t (aarch64, qemu)"; $(ARM_RUN) ./$(B)/arm/$$t; done
+
+# The benchmark links OpenBLAS as the reference (mlp.h itself never does).
+# OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to its SSE3
+# "Prescott" kernels, and this machine's environment may force Haswell: the
+# reference runs with its AVX-512 kernels (SkylakeX) named explicitly.
+BLAS_FLAGS := $$(pkg-config --cflags --libs openblas)
+BENCH_ENV  := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX
+
+$(B)/bench: tools/bench.c mlp.h | $(B)
+	$(CC) $(WARN) -O2 -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
+
+$(B)/bench-native: tools/bench.c mlp.h | $(B)
+	$(CC) $(WARN) -O2 -march=native -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
+
+bench: $(B)/bench $(B)/bench-native data ## BENCH.md B1-B3 beside OpenBLAS (plain -O2 build, then B1 with -march=native)
+	$(BENCH_ENV) ./$(B)/bench
+	@echo; echo "== the same B1 built with -march=native:"
+	$(BENCH_ENV) ./$(B)/bench-native --training
 
 deps: ## install missing Debian packages (as root) or say which
 	tools/install_deps.sh

@@ -206,6 +206,11 @@ MLPDEF void     mlp_free(mlp_net *net);
 MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
 MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* force a GEMM kernel */
 MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
+/* Threads for this network's work (default 1). Results are bit-identical
+   for every thread count. Without pthreads (or with MLP_NO_THREADS) the
+   count is accepted and 1 thread is used. */
+MLPDEF int      mlp_set_threads(mlp_net *net, int n_threads);
+MLPDEF int      mlp_get_threads(const mlp_net *net);
 MLPDEF int      mlp_input_width(const mlp_net *net);
 MLPDEF int      mlp_output_width(const mlp_net *net);
 
@@ -561,12 +566,20 @@ static void mlp__pack_a(float *dst, int trans, const float *A, int lda, int i0, 
                         int m, int kc, int mr)
 {
     int p, k, r;
-    for (p = 0; p < m; p += mr) {
+    for (p = 0; p < m; p += mr, dst += (size_t)mr * kc) {
         int rows = m - p < mr ? m - p : mr;
-        for (k = 0; k < kc; k++) {
-            for (r = 0; r < rows; r++) dst[r] = MLP__AT(A, trans, lda, i0 + p + r, k0 + k);
-            for (; r < mr; r++) dst[r] = 0.0f;
-            dst += mr;
+        if (trans) { /* row k of A holds column k of op(A): copy runs of mr */
+            for (k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(k0 + k) * lda + i0 + p;
+                for (r = 0; r < rows; r++) dst[k * mr + r] = src[r];
+                for (; r < mr; r++) dst[k * mr + r] = 0.0f;
+            }
+        } else {      /* read each row of A once, contiguously */
+            for (r = 0; r < rows; r++) {
+                const float *src = A + (size_t)(i0 + p + r) * lda + k0;
+                for (k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+            }
+            for (; r < mr; r++) for (k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
         }
     }
 }
@@ -576,15 +589,20 @@ static void mlp__pack_b(float *dst, int trans, const float *B, int ldb, int k0, 
                         int kc, int n, int nr)
 {
     int p, k, c;
-    for (p = 0; p < n; p += nr) {
+    for (p = 0; p < n; p += nr, dst += (size_t)nr * kc) {
         int cols = n - p < nr ? n - p : nr;
-        for (k = 0; k < kc; k++) {
-            if (!trans && cols == nr) memcpy(dst, B + (size_t)(k0 + k) * ldb + j0 + p, (size_t)nr * sizeof(float));
-            else {
-                for (c = 0; c < cols; c++) dst[c] = MLP__AT(B, trans, ldb, k0 + k, j0 + p + c);
-                for (; c < nr; c++) dst[c] = 0.0f;
+        if (trans) {  /* row j of B holds column j of op(B): read it once */
+            for (c = 0; c < cols; c++) {
+                const float *src = B + (size_t)(j0 + p + c) * ldb + k0;
+                for (k = 0; k < kc; k++) dst[k * nr + c] = src[k];
             }
-            dst += nr;
+            for (; c < nr; c++) for (k = 0; k < kc; k++) dst[k * nr + c] = 0.0f;
+        } else {
+            for (k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(k0 + k) * ldb + j0 + p;
+                memcpy(dst + k * nr, src, (size_t)cols * sizeof(float));
+                for (c = cols; c < nr; c++) dst[k * nr + c] = 0.0f;
+            }
         }
     }
 }
@@ -645,83 +663,150 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 #endif
 
 #if defined(MLP__X86) && defined(__x86_64__)
+/* Each kernel keeps its MR x NR accumulators in named registers: written as
+   arrays in loops, compilers at -O2 spill them to memory. ROWS(X) expands X
+   once per tile row. */
+
 /* SSE2 (every x86-64 CPU): 4 x 8 tile, no FMA */
+#define MLP__ROWS4(X) X(0) X(1) X(2) X(3)
 static void mlp__micro_sse2(int kc, const float *a, const float *b, float *c, size_t ldc,
                             float alpha, float beta)
 {
-    __m128 acc[4][2], va, vb0, vb1;
-    int k, r;
-    for (r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm_setzero_ps();
+#define MLP__DECL(r) __m128 c##r##0 = _mm_setzero_ps(), c##r##1 = _mm_setzero_ps();
+#define MLP__STEP(r) va = _mm_set1_ps(a[r]); \
+    c##r##0 = _mm_add_ps(c##r##0, _mm_mul_ps(va, b0)); c##r##1 = _mm_add_ps(c##r##1, _mm_mul_ps(va, b1));
+#define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; \
+    __m128 x0 = _mm_mul_ps(valpha, c##r##0), x1 = _mm_mul_ps(valpha, c##r##1); \
+    if (beta != 0.0f) { x0 = _mm_add_ps(x0, _mm_mul_ps(vbeta, _mm_loadu_ps(cr))); \
+                        x1 = _mm_add_ps(x1, _mm_mul_ps(vbeta, _mm_loadu_ps(cr + 4))); } \
+    _mm_storeu_ps(cr, x0); _mm_storeu_ps(cr + 4, x1); }
+    __m128 va, b0, b1, valpha = _mm_set1_ps(alpha), vbeta = _mm_set1_ps(beta);
+    int k;
+    MLP__ROWS4(MLP__DECL)
     for (k = 0; k < kc; k++, a += 4, b += 8) {
-        vb0 = _mm_loadu_ps(b); vb1 = _mm_loadu_ps(b + 4);
-        for (r = 0; r < 4; r++) {
-            va = _mm_set1_ps(a[r]);
-            acc[r][0] = _mm_add_ps(acc[r][0], _mm_mul_ps(va, vb0));
-            acc[r][1] = _mm_add_ps(acc[r][1], _mm_mul_ps(va, vb1));
-        }
+        b0 = _mm_loadu_ps(b); b1 = _mm_loadu_ps(b + 4);
+        MLP__ROWS4(MLP__STEP)
     }
-    for (r = 0; r < 4; r++) {
-        float *cr = c + (size_t)r * ldc;
-        __m128 x0 = _mm_mul_ps(_mm_set1_ps(alpha), acc[r][0]), x1 = _mm_mul_ps(_mm_set1_ps(alpha), acc[r][1]);
-        if (beta != 0.0f) {
-            x0 = _mm_add_ps(x0, _mm_mul_ps(_mm_set1_ps(beta), _mm_loadu_ps(cr)));
-            x1 = _mm_add_ps(x1, _mm_mul_ps(_mm_set1_ps(beta), _mm_loadu_ps(cr + 4)));
-        }
-        _mm_storeu_ps(cr, x0); _mm_storeu_ps(cr + 4, x1);
-    }
+    MLP__ROWS4(MLP__STORE)
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
 }
 
 /* AVX2 + FMA: 6 x 16 tile, 12 accumulators in ymm registers */
+#define MLP__ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 MLP__TARGET("avx2,fma")
 static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
                             float alpha, float beta)
 {
-    __m256 acc[6][2], va, vb0, vb1;
-    int k, r;
-    for (r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+#define MLP__DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
+#define MLP__STEP(r) va = _mm256_broadcast_ss(a + r); \
+    c##r##0 = _mm256_fmadd_ps(va, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(va, b1, c##r##1);
+#define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; \
+    __m256 x0 = _mm256_mul_ps(valpha, c##r##0), x1 = _mm256_mul_ps(valpha, c##r##1); \
+    if (beta != 0.0f) { x0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cr), x0); \
+                        x1 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(cr + 8), x1); } \
+    _mm256_storeu_ps(cr, x0); _mm256_storeu_ps(cr + 8, x1); }
+    __m256 va, b0, b1, valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+    int k;
+    MLP__ROWS6(MLP__DECL)
     for (k = 0; k < kc; k++, a += 6, b += 16) {
-        vb0 = _mm256_loadu_ps(b); vb1 = _mm256_loadu_ps(b + 8);
-        for (r = 0; r < 6; r++) {
-            va = _mm256_broadcast_ss(a + r);
-            acc[r][0] = _mm256_fmadd_ps(va, vb0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(va, vb1, acc[r][1]);
-        }
+        b0 = _mm256_loadu_ps(b); b1 = _mm256_loadu_ps(b + 8);
+        MLP__ROWS6(MLP__STEP)
     }
-    for (r = 0; r < 6; r++) {
-        float *cr = c + (size_t)r * ldc;
-        __m256 x0 = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[r][0]), x1 = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[r][1]);
-        if (beta != 0.0f) {
-            x0 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(cr), x0);
-            x1 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(cr + 8), x1);
-        }
-        _mm256_storeu_ps(cr, x0); _mm256_storeu_ps(cr + 8, x1);
-    }
+    MLP__ROWS6(MLP__STORE)
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
 }
 
 /* AVX-512F: 8 x 32 tile, 16 accumulators in zmm registers */
+#define MLP__ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 MLP__TARGET("avx512f")
 static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
                               float alpha, float beta)
 {
-    __m512 acc[8][2], va, vb0, vb1;
-    int k, r;
-    for (r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+#define MLP__DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
+#define MLP__STEP(r) va = _mm512_set1_ps(a[r]); \
+    c##r##0 = _mm512_fmadd_ps(va, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(va, b1, c##r##1);
+#define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; \
+    __m512 x0 = _mm512_mul_ps(valpha, c##r##0), x1 = _mm512_mul_ps(valpha, c##r##1); \
+    if (beta != 0.0f) { x0 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(cr), x0); \
+                        x1 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(cr + 16), x1); } \
+    _mm512_storeu_ps(cr, x0); _mm512_storeu_ps(cr + 16, x1); }
+    __m512 va, b0, b1, valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    int k;
+    MLP__ROWS8(MLP__DECL)
     for (k = 0; k < kc; k++, a += 8, b += 32) {
-        vb0 = _mm512_loadu_ps(b); vb1 = _mm512_loadu_ps(b + 16);
-        for (r = 0; r < 8; r++) {
-            va = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(va, vb0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(va, vb1, acc[r][1]);
-        }
+        b0 = _mm512_loadu_ps(b); b1 = _mm512_loadu_ps(b + 16);
+        MLP__ROWS8(MLP__STEP)
     }
-    for (r = 0; r < 8; r++) {
-        float *cr = c + (size_t)r * ldc;
-        __m512 x0 = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[r][0]), x1 = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[r][1]);
-        if (beta != 0.0f) {
-            x0 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(cr), x0);
-            x1 = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_loadu_ps(cr + 16), x1);
+    MLP__ROWS8(MLP__STORE)
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
+}
+#endif
+
+#if defined(MLP__X86) && defined(__x86_64__)
+/* AVX-512F, narrow: 8 x 16 tile for products at most 16 columns wide (the
+   10-class output layer), where a 32-wide tile would be two-thirds padding */
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_narrow(int kc, const float *a, const float *b, float *c, size_t ldc,
+                                     float alpha, float beta)
+{
+#define MLP__DECL(r) __m512 c##r = _mm512_setzero_ps();
+#define MLP__STEP(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c##r);
+#define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; __m512 x0 = _mm512_mul_ps(valpha, c##r); \
+    if (beta != 0.0f) x0 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(cr), x0); \
+    _mm512_storeu_ps(cr, x0); }
+    __m512 b0, valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    int k;
+    MLP__ROWS8(MLP__DECL)
+    for (k = 0; k < kc; k++, a += 8, b += 16) {
+        b0 = _mm512_loadu_ps(b);
+        MLP__ROWS8(MLP__STEP)
+    }
+    MLP__ROWS8(MLP__STORE)
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
+}
+
+/* A few rows times an untransposed B (inference at batch 1): packing B would
+   copy the whole weight matrix to use it once, so stream it instead, 64
+   output columns at a time kept in registers. */
+MLP__TARGET("avx512f")
+static void mlp__gemv_avx512(int M, int N, int K, float alpha, const float *A, int lda,
+                             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        for (j = 0; j < N; j += 64) {
+            int q, left = N - j;
+            __mmask16 m[4];
+            __m512 acc[4], zero = _mm512_setzero_ps();
+            for (q = 0; q < 4; q++) {
+                int w = left - 16 * q;
+                m[q] = w >= 16 ? (__mmask16)0xffff : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1);
+            }
+            acc[0] = acc[1] = acc[2] = acc[3] = zero;
+            for (k = 0; k < K; k++) {
+                const float *b = B + (size_t)k * ldb + j;
+                __m512 ak = _mm512_set1_ps(a[k]);
+                acc[0] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[0], b), acc[0]);
+                acc[1] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[1], b + 16), acc[1]);
+                acc[2] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[2], b + 32), acc[2]);
+                acc[3] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[3], b + 48), acc[3]);
+            }
+            for (q = 0; q < 4; q++) {
+                __m512 x = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[q]);
+                if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_mask_loadu_ps(zero, m[q], c + j + 16 * q), x);
+                _mm512_mask_storeu_ps(c + j + 16 * q, m[q], x);
+            }
         }
-        _mm512_storeu_ps(cr, x0); _mm512_storeu_ps(cr + 16, x1);
     }
 }
 #endif
@@ -804,16 +889,20 @@ MLPDEF mlp_isa mlp_isa_best(void)
 }
 
 /* The micro-kernel for isa, or NULL for the scalar path. */
-static const mlp__kernel *mlp__kernel_for(mlp_isa isa)
+/* The micro-kernel for isa and an N columns wide product (N <= 0: the
+   widest), or NULL for the scalar path. */
+static const mlp__kernel *mlp__kernel_for(mlp_isa isa, int N)
 {
 #if defined(MLP__X86) && defined(__x86_64__)
     static const mlp__kernel sse2 = {mlp__micro_sse2, 4, 8};
     static const mlp__kernel avx2 = {mlp__micro_avx2, 6, 16};
     static const mlp__kernel avx512 = {mlp__micro_avx512, 8, 32};
+    static const mlp__kernel avx512_narrow = {mlp__micro_avx512_narrow, 8, 16};
     if (isa == MLP_ISA_SSE2) return &sse2;
     if (isa == MLP_ISA_AVX2) return &avx2;
-    if (isa == MLP_ISA_AVX512) return &avx512;
+    if (isa == MLP_ISA_AVX512) return N > 0 && N <= 16 ? &avx512_narrow : &avx512;
 #endif
+    (void)N;
 #if defined(MLP__NEON)
     static const mlp__kernel neon = {mlp__micro_neon, 8, 8};
     if (isa == MLP_ISA_NEON) return &neon;
@@ -822,46 +911,233 @@ static const mlp__kernel *mlp__kernel_for(mlp_isa isa)
     return NULL;
 }
 
-/* What the blocked GEMM needs to run without allocating: the kernel choice
-   and packing buffers. A network owns one; mlp_gemm makes one per call. */
-struct mlp__gemm_ctx { mlp_isa isa; float *pack_a, *pack_b; };
+/* -- threads -- */
+/* A tiny fork-join pool: mlp__run(ctx, fn, arg) calls fn(arg, t, n) once for
+   each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
+   slice of work, and slices never share an output element, so results are
+   bit-identical for any thread count. Workers spin briefly between jobs
+   (a batch issues several small jobs in a row), then sleep. */
+#if !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define MLP__THREADS 1
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+#define MLP_MAX_THREADS 64
+typedef void (*mlp__task_fn)(void *arg, int task, int n_tasks);
+
+/* What the GEMM needs to run without allocating (kernel choice, packing
+   buffers per thread) and the thread pool. A network owns one. */
+struct mlp__gemm_ctx {
+    mlp_isa isa;
+    int n_threads;
+    float *pack_a[MLP_MAX_THREADS], *pack_b[MLP_MAX_THREADS]; /* 64-byte aligned: a
+                                 packed row of B never straddles cache lines */
+    void *mem;
+#ifdef MLP__THREADS
+    pthread_t workers[MLP_MAX_THREADS];
+    int n_workers;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    mlp__task_fn fn;
+    void *arg;
+    unsigned generation;      /* bumped (atomically) to start a job */
+    int pending;              /* workers still busy with the job */
+    int stop;
+#endif
+};
 typedef struct mlp__gemm_ctx mlp__gemm_ctx;
+
+#ifdef MLP__THREADS
+typedef struct mlp__worker_arg { mlp__gemm_ctx *g; int task; } mlp__worker_arg;
+
+static void mlp__pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *mlp__worker(void *p)
+{
+    mlp__gemm_ctx *g = ((mlp__worker_arg *)p)->g;
+    int task = ((mlp__worker_arg *)p)->task;
+    unsigned seen = 0;
+    MLP_FREE(p);
+    for (;;) {
+        int spin;
+        unsigned gen = seen;
+        for (spin = 0; spin < 20000 && (gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen; spin++)
+            mlp__pause();
+        if (gen == seen) {
+            pthread_mutex_lock(&g->mutex);
+            while ((gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen && !g->stop)
+                pthread_cond_wait(&g->wake, &g->mutex);
+            pthread_mutex_unlock(&g->mutex);
+        }
+        if (__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) return NULL;
+        seen = gen;
+        g->fn(g->arg, task, g->n_threads);
+        __atomic_sub_fetch(&g->pending, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void mlp__stop_workers(mlp__gemm_ctx *g)
+{
+    int i;
+    if (!g->n_workers) return;
+    pthread_mutex_lock(&g->mutex);
+    __atomic_store_n(&g->stop, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&g->wake);
+    pthread_mutex_unlock(&g->mutex);
+    for (i = 0; i < g->n_workers; i++) pthread_join(g->workers[i], NULL);
+    g->n_workers = 0;
+}
+
+static int mlp__start_workers(mlp__gemm_ctx *g)
+{
+    int i;
+    pthread_mutex_init(&g->mutex, NULL);
+    pthread_cond_init(&g->wake, NULL);
+    for (i = 1; i < g->n_threads; i++) {
+        mlp__worker_arg *a = (mlp__worker_arg *)mlp__alloc(1, sizeof *a, 1);
+        if (!a) return MLP_ENOMEM;
+        a->g = g; a->task = i;
+        if (pthread_create(&g->workers[i - 1], NULL, mlp__worker, a) != 0) {
+            MLP_FREE(a);
+            return mlp__fail(MLP_ENOMEM, "cannot start thread %d", i);
+        }
+        g->n_workers++;
+    }
+    return MLP_OK;
+}
+#endif
+
+/* Runs fn on every thread of g (only on the caller when parallel is 0). */
+static void mlp__run(mlp__gemm_ctx *g, int parallel, mlp__task_fn fn, void *arg)
+{
+#ifdef MLP__THREADS
+    if (parallel && g && g->n_workers) {
+        g->fn = fn; g->arg = arg;
+        __atomic_store_n(&g->pending, g->n_workers, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&g->mutex);
+        __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&g->wake);
+        pthread_mutex_unlock(&g->mutex);
+        fn(arg, 0, g->n_threads);
+        while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause();
+        return;
+    }
+#endif
+    (void)g; (void)parallel;
+    fn(arg, 0, 1);
+}
 
 static void mlp__gemm_ctx_free(mlp__gemm_ctx *g)
 {
     if (!g) return;
-    MLP_FREE(g->pack_a); MLP_FREE(g->pack_b);
+#ifdef MLP__THREADS
+    mlp__stop_workers(g);
+#endif
+    MLP_FREE(g->mem);
     MLP_FREE(g);
 }
 
-/* isa must be supported (or AUTO); returns NULL when out of memory */
-static mlp__gemm_ctx *mlp__gemm_ctx_new(mlp_isa isa)
+static float *mlp__align64(void *p)
 {
+    return (float *)(void *)((char *)p + ((64 - (uintptr_t)p % 64) % 64));
+}
+
+/* isa must be supported (or AUTO), 1 <= n_threads <= MLP_MAX_THREADS;
+   returns NULL when out of memory or threads cannot start */
+static mlp__gemm_ctx *mlp__gemm_ctx_new(mlp_isa isa, int n_threads)
+{
+    int t;
+    size_t per_thread = MLP__PACK_A_FLOATS + MLP__PACK_B_FLOATS + 32;
     mlp__gemm_ctx *g = (mlp__gemm_ctx *)mlp__calloc(1, sizeof *g, 1);
     if (!g) return NULL;
     g->isa = isa == MLP_ISA_AUTO ? mlp_isa_best() : isa;
-    if (mlp__kernel_for(g->isa)) {
-        g->pack_a = (float *)mlp__alloc(MLP__PACK_A_FLOATS, sizeof(float), 1);
-        g->pack_b = (float *)mlp__alloc(MLP__PACK_B_FLOATS, sizeof(float), 1);
-        if (!g->pack_a || !g->pack_b) { mlp__gemm_ctx_free(g); return NULL; }
+#ifdef MLP__THREADS
+    g->n_threads = n_threads < 1 ? 1 : n_threads > MLP_MAX_THREADS ? MLP_MAX_THREADS : n_threads;
+#else
+    (void)n_threads;
+    g->n_threads = 1;
+#endif
+    if (mlp__kernel_for(g->isa, 0)) {
+        g->mem = mlp__alloc(per_thread, (size_t)g->n_threads, sizeof(float));
+        if (!g->mem) { mlp__gemm_ctx_free(g); return NULL; }
+        for (t = 0; t < g->n_threads; t++) {
+            g->pack_a[t] = mlp__align64((float *)g->mem + per_thread * t);
+            g->pack_b[t] = mlp__align64(g->pack_a[t] + MLP__PACK_A_FLOATS);
+        }
     }
+#ifdef MLP__THREADS
+    if (g->n_threads > 1 && mlp__start_workers(g) != MLP_OK) { mlp__gemm_ctx_free(g); return NULL; }
+#endif
     return g;
 }
 
+/* Work below this many multiply-adds runs on one thread: waking another
+   costs more than it saves. */
+#define MLP__PARALLEL_MIN_FMA (1 << 16)
+
+typedef struct mlp__gemm_job {
+    const mlp__gemm_ctx *g;
+    const mlp__kernel *kern;
+    int trans_a, trans_b, M, N, K, split_n;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} mlp__gemm_job;
+
+/* Task t of n takes a contiguous range of whole column panels (or of row
+   panels when N is too narrow to share). */
+static void mlp__gemm_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int unit = j->split_n ? j->kern->nr : j->kern->mr, len = j->split_n ? j->N : j->M;
+    int units = (len + unit - 1) / unit;
+    int begin = (int)((long)units * t / n) * unit, end = (int)((long)units * (t + 1) / n) * unit;
+    if (end > len) end = len;
+    if (begin >= end) return;
+    if (j->split_n)
+        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
+                          j->M, end - begin, j->K, j->alpha, j->A, j->lda,
+                          j->trans_b ? j->B + (size_t)begin * j->ldb : j->B + begin, j->ldb,
+                          j->beta, j->C + begin, j->ldc);
+    else
+        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
+                          end - begin, j->N, j->K, j->alpha,
+                          j->trans_a ? j->A + begin : j->A + (size_t)begin * j->lda, j->lda,
+                          j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
+}
+
 /* The single entry point every layer uses (g == NULL: the scalar kernel). */
-static void mlp__gemm(const mlp__gemm_ctx *g, int trans_a, int trans_b,
+static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
                       int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
-    const mlp__kernel *kern = g ? mlp__kernel_for(g->isa) : NULL;
+    mlp__gemm_job j;
+    const mlp__kernel *kern = g ? mlp__kernel_for(g->isa, N) : NULL;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-    if (!kern || !g->pack_a) {
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (kern && g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
+        mlp__gemv_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    if (!kern || !g->pack_a[0]) {
         mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    mlp__gemm_blocked(kern, g->pack_a, g->pack_b, trans_a, trans_b, M, N, K, alpha,
-                      A, lda, B, ldb, beta, C, ldc);
+    j.g = g; j.kern = kern; j.trans_a = trans_a; j.trans_b = trans_b;
+    j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
+    j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+    j.split_n = N >= g->n_threads * kern->nr * 2 || N >= M;
+    mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
 }
 
 MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -871,7 +1147,7 @@ MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int
     mlp__gemm_ctx *g;
     if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
         return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
-    if (!(g = mlp__gemm_ctx_new(isa))) return MLP_ENOMEM;
+    if (!(g = mlp__gemm_ctx_new(isa, 1))) return MLP_ENOMEM;
     mlp__gemm(g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     mlp__gemm_ctx_free(g);
     return MLP_OK;
@@ -894,12 +1170,18 @@ static float mlp__sigmoid(float x)
     else { float e = expf(x); return e / (1.0f + e); }
 }
 
+/* ReLU runs on every hidden value twice per batch; written as a C ternary it
+   compiles to a branch that mispredicts on half the values, so it gets
+   vector versions (max / compare-and-mask, no branches). */
+static void mlp__relu_forward(mlp_isa isa, float *y, const float *x, size_t n);
+static void mlp__relu_backward(mlp_isa isa, float *dx, const float *dy, const float *y, size_t n);
+
 /* y = f(x) elementwise over n values */
-static void mlp__act_forward(mlp_act act, float *y, const float *x, size_t n)
+static void mlp__act_forward(mlp_isa isa, mlp_act act, float *y, const float *x, size_t n)
 {
     size_t i;
     switch (act) {
-    case MLP_ACT_RELU:    for (i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case MLP_ACT_RELU:    mlp__relu_forward(isa, y, x, n); break;
     case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) y[i] = mlp__sigmoid(x[i]); break;
     case MLP_ACT_TANH:    for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
     case MLP_ACT_IDENTITY: if (y != x) memcpy(y, x, n * sizeof(float)); break;
@@ -907,15 +1189,73 @@ static void mlp__act_forward(mlp_act act, float *y, const float *x, size_t n)
 }
 
 /* dx = dy * f'(x), with f' written in terms of the output y = f(x) */
-static void mlp__act_backward(mlp_act act, float *dx, const float *dy, const float *y, size_t n)
+static void mlp__act_backward(mlp_isa isa, mlp_act act, float *dx, const float *dy, const float *y, size_t n)
 {
     size_t i;
     switch (act) {
-    case MLP_ACT_RELU:    for (i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f; break;
+    case MLP_ACT_RELU:    mlp__relu_backward(isa, dx, dy, y, n); break;
     case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
     case MLP_ACT_TANH:    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
     case MLP_ACT_IDENTITY: if (dx != dy) memcpy(dx, dy, n * sizeof(float)); break;
     }
+}
+
+#if defined(MLP__X86) && defined(__x86_64__)
+MLP__TARGET("avx512f")
+static void mlp__relu_forward_avx512(float *y, const float *x, size_t n)
+{
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_maskz_max_ps((__mmask16)0xffff, _mm512_loadu_ps(x + i), _mm512_setzero_ps()));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_maskz_max_ps((__mmask16)0xffff, _mm512_mask_loadu_ps(_mm512_setzero_ps(), m, x + i), _mm512_setzero_ps()));
+    }
+}
+
+MLP__TARGET("avx512f")
+static void mlp__relu_backward_avx512(float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 zero = _mm512_setzero_ps();
+        __mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_mask_loadu_ps(zero, m, y + i), zero, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_mask_loadu_ps(zero, pos, dy + i));
+    }
+}
+#endif
+
+static void mlp__relu_forward(mlp_isa isa, float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (isa == MLP_ISA_AVX512) { mlp__relu_forward_avx512(y, x, n); return; }
+    if (isa != MLP_ISA_SCALAR)
+        for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_max_ps(_mm_loadu_ps(x + i), _mm_setzero_ps()));
+#elif defined(MLP__NEON)
+    if (isa != MLP_ISA_SCALAR)
+        for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmaxq_f32(vld1q_f32(x + i), vdupq_n_f32(0.0f)));
+#endif
+    (void)isa;
+    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void mlp__relu_backward(mlp_isa isa, float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i = 0;
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (isa == MLP_ISA_AVX512) { mlp__relu_backward_avx512(dx, dy, y, n); return; }
+    if (isa != MLP_ISA_SCALAR)
+        for (; i + 4 <= n; i += 4)
+            _mm_storeu_ps(dx + i, _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + i), _mm_setzero_ps()), _mm_loadu_ps(dy + i)));
+#elif defined(MLP__NEON)
+    if (isa != MLP_ISA_SCALAR)
+        for (; i + 4 <= n; i += 4)
+            vst1q_f32(dx + i, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(vld1q_f32(y + i), vdupq_n_f32(0.0f)),
+                                                              vreinterpretq_u32_f32(vld1q_f32(dy + i)))));
+#endif
+    (void)isa;
+    for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 static int mlp__act_valid(int act)
@@ -1014,7 +1354,7 @@ MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
 /* ---- layers and network -------------------------------------------------- */
 
 /* z = x W + b for B rows: x is B x n_in, W is n_in x n_out */
-static void mlp__dense_forward(const mlp__gemm_ctx *g, float *z, const float *x, const float *W,
+static void mlp__dense_forward(mlp__gemm_ctx *g, float *z, const float *x, const float *W,
                                const float *b, int B, int n_in, int n_out)
 {
     int i;
@@ -1023,7 +1363,7 @@ static void mlp__dense_forward(const mlp__gemm_ctx *g, float *z, const float *x,
 }
 
 /* dW = x^T dz, db = column sums of dz, dx = dz W^T (skipped when dx is NULL) */
-static void mlp__dense_backward(const mlp__gemm_ctx *g, float *dx, float *dW, float *db,
+static void mlp__dense_backward(mlp__gemm_ctx *g, float *dx, float *dW, float *db,
                                 const float *dz, const float *x, const float *W,
                                 int B, int n_in, int n_out)
 {
@@ -1069,11 +1409,25 @@ MLPDEF int mlp_set_isa(mlp_net *net, mlp_isa isa)
     if (!net) return mlp__fail(MLP_EARG, "mlp_set_isa: NULL net");
     if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
         return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
-    if (!(g = mlp__gemm_ctx_new(isa))) return MLP_ENOMEM;
+    if (!(g = mlp__gemm_ctx_new(isa, net->gemm->n_threads))) return MLP_ENOMEM;
     mlp__gemm_ctx_free(net->gemm);
     net->gemm = g;
     return MLP_OK;
 }
+
+MLPDEF int mlp_set_threads(mlp_net *net, int n_threads)
+{
+    mlp__gemm_ctx *g;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_set_threads: NULL net");
+    if (n_threads < 1 || n_threads > MLP_MAX_THREADS)
+        return mlp__fail(MLP_EARG, "thread count %d is outside 1..%d", n_threads, MLP_MAX_THREADS);
+    if (!(g = mlp__gemm_ctx_new(net->gemm->isa, n_threads))) return MLP_ENOMEM;
+    mlp__gemm_ctx_free(net->gemm);
+    net->gemm = g;
+    return MLP_OK;
+}
+
+MLPDEF int mlp_get_threads(const mlp_net *net) { return net->gemm->n_threads; }
 
 MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net->gemm->isa; }
 
@@ -1183,7 +1537,7 @@ MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
         }
     }
     net->n_layers = l;
-    if (mlp__alloc_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO))) { mlp_free(net); return NULL; }
+    if (mlp__alloc_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
     mlp_init(net, MLP_INIT_AUTO, seed);
     return net;
 }
@@ -1233,7 +1587,7 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->gemm, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
-        else mlp__act_forward(L->act, net->out[l], x, (size_t)B * L->n_out);
+        else mlp__act_forward(net->gemm->isa, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
     net->x = X;
@@ -1272,15 +1626,16 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
         if (L->kind == MLP_LAYER_DENSE)
             mlp__dense_backward(net->gemm, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
         else if (dx)
-            mlp__act_backward(L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
+            mlp__act_backward(net->gemm->isa, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
     return MLP_OK;
 }
 
 /* ---- optimizers ---------------------------------------------------------- */
 
-static void mlp__sgd_block(float *w, const float *dw, float *v, size_t n,
-                           float lr, float momentum, float weight_decay)
+/* v = momentum v + dw + weight_decay w;  w -= lr v   (one block) */
+static void mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
+                            float lr, float momentum, float weight_decay)
 {
     size_t i;
     for (i = 0; i < n; i++) {
@@ -1289,9 +1644,83 @@ static void mlp__sgd_block(float *w, const float *dw, float *v, size_t n,
     }
 }
 
+#if defined(MLP__X86) && defined(__x86_64__)
+/* The update streams three arrays larger than L2 once per batch: it is
+   memory-bound, so wide loads matter more than anything else here. */
+MLP__TARGET("avx2,fma")
+static void mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
+                          float lr, float momentum, float weight_decay)
+{
+    size_t i = 0;
+    __m256 vlr = _mm256_set1_ps(lr), vmu = _mm256_set1_ps(momentum), vwd = _mm256_set1_ps(weight_decay);
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 vi = _mm256_fmadd_ps(vmu, _mm256_loadu_ps(v + i), _mm256_fmadd_ps(vwd, wi, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, _mm256_fnmadd_ps(vlr, vi, wi));
+    }
+    mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
+                            float lr, float momentum, float weight_decay)
+{
+    size_t i = 0;
+    __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i)));
+        _mm512_storeu_ps(v + i, vi);
+        _mm512_storeu_ps(w + i, _mm512_fnmadd_ps(vlr, vi, wi));
+    }
+    mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+}
+#endif
+
+static void mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, size_t n,
+                           float lr, float momentum, float weight_decay)
+{
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (isa == MLP_ISA_AVX512) { mlp__sgd_avx512(w, dw, v, n, lr, momentum, weight_decay); return; }
+    if (isa == MLP_ISA_AVX2) { mlp__sgd_avx2(w, dw, v, n, lr, momentum, weight_decay); return; }
+#endif
+    (void)isa;
+    mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
+}
+
+typedef struct mlp__sgd_job { mlp_net *net; float lr, momentum, weight_decay; } mlp__sgd_job;
+
+/* Task t updates the t-th slice of every parameter block. Slice bounds are
+   multiples of 16 floats, so every element takes the same (vector or tail)
+   arithmetic whatever the thread count. */
+static void mlp__sgd_task(void *arg, int t, int n)
+{
+    const mlp__sgd_job *j = (const mlp__sgd_job *)arg;
+    mlp_net *net = j->net;
+    int l;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        size_t sizes[2], offs[2];
+        int part;
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        sizes[0] = (size_t)L->n_in * L->n_out; offs[0] = (size_t)(L->W - net->params);
+        sizes[1] = (size_t)L->n_out;          offs[1] = (size_t)(L->b - net->params);
+        for (part = 0; part < 2; part++) {
+            size_t chunks = (sizes[part] + 15) / 16;
+            size_t begin = chunks * (size_t)t / (size_t)n * 16, end = chunks * (size_t)(t + 1) / (size_t)n * 16, o = offs[part];
+            if (end > sizes[part]) end = sizes[part];
+            if (begin >= end) continue;
+            mlp__sgd_block(net->gemm->isa, net->params + o + begin, net->grads + o + begin,
+                           net->velocity + o + begin, end - begin, j->lr, j->momentum,
+                           part == 0 ? j->weight_decay : 0.0f); /* no decay on biases */
+        }
+    }
+}
+
 MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay)
 {
-    int l;
+    mlp__sgd_job j;
     if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
     if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
         return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
@@ -1299,14 +1728,8 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
         net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1);
         if (!net->velocity) return MLP_ENOMEM;
     }
-    for (l = 0; l < net->n_layers; l++) {
-        const mlp_layer *L = &net->layers[l];
-        size_t nw = (size_t)L->n_in * L->n_out, off;
-        if (L->kind != MLP_LAYER_DENSE) continue;
-        off = (size_t)(L->W - net->params);
-        mlp__sgd_block(L->W, L->dW, net->velocity + off, nw, lr, momentum, weight_decay);
-        mlp__sgd_block(L->b, L->db, net->velocity + off + nw, (size_t)L->n_out, lr, momentum, 0.0f);
-    }
+    j.net = net; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
+    mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__sgd_task, &j);
     return MLP_OK;
 }
 

@@ -18,7 +18,7 @@ typedef struct options {
     const char *layers, *log;
     mlp_act act;
     mlp_loss loss;
-    int epochs;
+    int epochs, threads;
     mlp_train_config train;
 } options;
 
@@ -40,6 +40,7 @@ static void usage(FILE *f)
         "  --lr-decay X          multiply the learning rate by X ... (default 0.5)\n"
         "  --lr-step K           ... every K epochs (default 3)\n"
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
+        "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --help                this text\n");
 }
@@ -88,6 +89,7 @@ static options parse_args(int argc, char **argv)
     o.act = MLP_ACT_RELU;
     o.loss = MLP_LOSS_CE;
     o.epochs = 10;
+    o.threads = 1;
     o.train = mlp_train_defaults();
     for (i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,6 +121,7 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--weight-decay")) o.train.weight_decay = parse_float(f, v, 0, 1e6);
         else if (!strcmp(f, "--lr-decay")) o.train.lr_decay = parse_float(f, v, 1e-9, 1e6);
         else if (!strcmp(f, "--lr-step")) o.train.lr_step = (int)parse_int(f, v, 1, 100000);
+        else if (!strcmp(f, "--threads")) o.threads = (int)parse_int(f, v, 1, MLP_MAX_THREADS);
         else if (!strcmp(f, "--seed")) o.train.seed = (uint64_t)parse_int(f, v, 0, 2147483647L);
         else bad_usage(f, NULL, "unknown flag");
     }
@@ -174,6 +177,7 @@ int main(int argc, char **argv)
     if (!net) { fprintf(stderr, "train_mnist: --layers %s: %s\n", o.layers, mlp_error()); return 2; }
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
+    if (mlp_set_threads(net, o.threads) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     if (load(&train, net, data_path(p1, sizeof p1, o.data, o.train_images, "train-images-idx3-ubyte"),
              data_path(p2, sizeof p2, o.data, o.train_labels, "train-labels-idx1-ubyte")) ||
         load(&test, net, data_path(p3, sizeof p3, o.data, o.test_images, "t10k-images-idx3-ubyte"),
@@ -181,7 +185,8 @@ int main(int argc, char **argv)
         goto done;
     if (o.log && !(log = fopen(o.log, "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
     if (log) fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n");
-    printf("network %s, %d training and %d test samples\n", o.layers, train.n, test.n);
+    printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
+           mlp_isa_name(mlp_get_isa(net)), o.threads, o.threads > 1 ? "s" : "");
 
     for (epoch = 0; epoch < o.epochs; epoch++) {
         double t0 = seconds_now(), dt;

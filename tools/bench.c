@@ -1,0 +1,218 @@
+/* bench.c - the reference workloads of BENCH.md, side by side with OpenBLAS.
+   B3: GEMM GFLOP/s at the B1 shapes and 1024^3, each of our kernels and
+   OpenBLAS cblas_sgemm (the reference; mlp.h never uses it), 1 and 2 threads.
+   B1: training seconds per epoch, B2: inference throughput and latency.
+   Medians of at least 3 runs; ratios are computed within this one run.
+
+   Built and run by `make bench`, which unsets OPENBLAS_CORETYPE and
+   OPENBLAS_L2_SIZE for this process only so OpenBLAS picks its own kernels. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+char *openblas_get_corename(void);
+void openblas_set_num_threads(int);
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef struct shape { const char *name; int ta, tb, M, N, K; } shape;
+
+/* The products one B1 training batch performs (784-256-128-10, batch 64). */
+static const shape b1_shapes[] = {
+    {"fwd1 64x784 . 784x256", 0, 0, 64, 256, 784},
+    {"fwd2 64x256 . 256x128", 0, 0, 64, 128, 256},
+    {"fwd3 64x128 . 128x10", 0, 0, 64, 10, 128},
+    {"dW1 784x64 . 64x256", 1, 0, 784, 256, 64},
+    {"dW2 256x64 . 64x128", 1, 0, 256, 128, 64},
+    {"dW3 128x64 . 64x10", 1, 0, 128, 10, 64},
+    {"dx2 64x128 . 128x256", 0, 1, 64, 256, 128},
+    {"dx3 64x10 . 10x128", 0, 1, 64, 128, 10},
+};
+static const shape big_shape = {"1024^3", 0, 0, 1024, 1024, 1024};
+#define N_B1 (int)(sizeof b1_shapes / sizeof b1_shapes[0])
+
+typedef struct operands { float *A, *B, *C; int lda, ldb; } operands;
+
+static operands make_operands(const shape *s)
+{
+    operands o;
+    size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, i;
+    o.A = malloc(na * sizeof(float)); o.B = malloc(nb * sizeof(float));
+    o.C = calloc((size_t)s->M * s->N, sizeof(float));
+    for (i = 0; i < na; i++) o.A[i] = (float)(i % 17) * 0.01f;
+    for (i = 0; i < nb; i++) o.B[i] = (float)(i % 13) * 0.01f;
+    o.lda = s->ta ? s->M : s->K;
+    o.ldb = s->tb ? s->K : s->N;
+    return o;
+}
+
+static void free_operands(operands *o) { free(o->A); free(o->B); free(o->C); }
+
+/* GFLOP/s of one backend: the median of 5 timings, each at least 40 ms */
+static double gemm_gflops(const shape *s, const operands *o, mlp_net *ctx_net, int use_blas)
+{
+    double t[5], flop = 2.0 * s->M * s->N * s->K;
+    int r;
+    for (r = 0; r < 5; r++) {
+        long reps = 0;
+        double t0 = now(), dt;
+        do {
+            if (use_blas)
+                cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans,
+                            s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, s->N);
+            else
+                mlp__gemm(ctx_net->gemm, s->ta, s->tb, s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, s->N);
+            reps++;
+        } while ((dt = now() - t0) < 0.04);
+        t[r] = flop * reps / dt * 1e-9;
+    }
+    return median(t, 5);
+}
+
+/* B3 row: every kernel of ours, then OpenBLAS; returns OpenBLAS GFLOP/s */
+static double gemm_row(const shape *s, mlp_net *net, int threads)
+{
+    operands o = make_operands(s);
+    double best = 0, ob;
+    int isa;
+    printf("%-22s", s->name);
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_NEON; isa++) {
+        double g;
+        if (!mlp_isa_supported((mlp_isa)isa)) continue;
+        if (isa == MLP_ISA_SCALAR && s->M * s->N * (double)s->K > 1e8) { printf("%9s", "-"); continue; }
+        mlp_set_isa(net, (mlp_isa)isa);
+        mlp_set_threads(net, threads);
+        g = gemm_gflops(s, &o, net, 0);
+        if (g > best) best = g;
+        printf("%9.1f", g);
+        fflush(stdout);
+    }
+    ob = gemm_gflops(s, &o, net, 1);
+    printf("%9.1f %8.0f%%\n", ob, 100.0 * best / ob);
+    free_operands(&o);
+    return ob;
+}
+
+/* B3; also returns, per thread count, the seconds OpenBLAS would spend on
+   one B1 epoch's products (938 batches of the shapes above) */
+static void bench_gemm(int threads, double *openblas_epoch)
+{
+    int i, isa;
+    double sec = 0;
+    mlp_net *net = mlp_create_spec("2-2", MLP_ACT_RELU, MLP_LOSS_CE, 1); /* holds a GEMM context */
+    openblas_set_num_threads(threads);
+    printf("\nB3 GEMM, %d thread%s, GFLOP/s (median of 5 timings)\n", threads, threads > 1 ? "s" : "");
+    printf("%-22s", "shape");
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_NEON; isa++)
+        if (mlp_isa_supported((mlp_isa)isa)) printf("%9s", mlp_isa_name((mlp_isa)isa));
+    printf("%9s %9s\n", "OpenBLAS", "best/OB");
+    for (i = 0; i < N_B1; i++) {
+        const shape *s = &b1_shapes[i];
+        double ob = gemm_row(s, net, threads);
+        sec += 2.0 * s->M * s->N * s->K / (ob * 1e9);
+    }
+    gemm_row(&big_shape, net, threads);
+    *openblas_epoch = sec * 938;
+    mlp_free(net);
+}
+
+static int load_mnist(mlp_dataset *train, mlp_dataset *test)
+{
+    const char *dir = getenv("MLP_MNIST_DIR");
+    char p[4][512];
+    if (!dir) dir = "data/mnist";
+    snprintf(p[0], sizeof p[0], "%s/train-images-idx3-ubyte", dir);
+    snprintf(p[1], sizeof p[1], "%s/train-labels-idx1-ubyte", dir);
+    snprintf(p[2], sizeof p[2], "%s/t10k-images-idx3-ubyte", dir);
+    snprintf(p[3], sizeof p[3], "%s/t10k-labels-idx1-ubyte", dir);
+    if (mlp_dataset_load(train, p[0], p[1]) || mlp_dataset_load(test, p[2], p[3])) {
+        fprintf(stderr, "bench: %s (run make data)\n", mlp_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* B1: 5 epochs; median seconds per epoch and the final test accuracy */
+static void bench_train(const mlp_dataset *train, const mlp_dataset *test, int threads,
+                        double openblas_epoch)
+{
+    mlp_net *net = mlp_create_spec("784-256-128-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    mlp_train_config cfg = mlp_train_defaults();
+    double t[5];
+    mlp_eval ev;
+    int e;
+    cfg.lr = 0.05f; cfg.momentum = 0.9f; cfg.batch = 64; cfg.lr_decay = 1.0f;
+    mlp_set_threads(net, threads);
+    for (e = 0; e < 5; e++) {
+        double t0 = now();
+        mlp_train_epoch(net, train, &cfg, e, NULL);
+        t[e] = now() - t0;
+    }
+    mlp_evaluate(net, test, 1000, &ev, NULL);
+    printf("B1 train  %d thread%s  %s  %6.3f s/epoch  (%5.1f GFLOP/s)  test acc %.4f   "
+           "OpenBLAS products alone: %6.3f s  ratio %.2f\n",
+           threads, threads > 1 ? "s" : " ", mlp_isa_name(mlp_get_isa(net)), median(t, 5),
+           60.4 / median(t, 5), ev.accuracy, openblas_epoch, median(t, 5) / openblas_epoch);
+    mlp_free(net);
+}
+
+/* B2: forward passes over the test set */
+static void bench_infer(const mlp_dataset *test, int threads)
+{
+    mlp_net *net = mlp_create_spec("784-256-128-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    double t256[5], t1[5];
+    int r, i;
+    mlp_set_threads(net, threads);
+    for (r = 0; r < 5; r++) {
+        double t0 = now();
+        for (i = 0; i < test->n; i += 256)
+            mlp_forward(net, test->x + (size_t)i * test->dim, test->n - i < 256 ? test->n - i : 256);
+        t256[r] = now() - t0;
+        t0 = now();
+        for (i = 0; i < 2000; i++) mlp_forward(net, test->x + (size_t)i * test->dim, 1);
+        t1[r] = (now() - t0) / 2000;
+    }
+    printf("B2 infer  %d thread%s  batch 256: %9.0f images/s   batch 1: %6.2f us/image\n",
+           threads, threads > 1 ? "s" : " ", test->n / median(t256, 5), 1e6 * median(t1, 5));
+    mlp_free(net);
+}
+
+int main(int argc, char **argv)
+{
+    double ob_epoch[3] = {0, 0, 0};
+    int only_training = argc > 1 && !strcmp(argv[1], "--training");
+    mlp_dataset train, test;
+    int threads;
+    printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
+           only_training ? "training only" : "BENCH.md B1-B3", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
+    if (!only_training) for (threads = 1; threads <= 2; threads++) bench_gemm(threads, &ob_epoch[threads]);
+    if (load_mnist(&train, &test)) return 1;
+    printf("\n");
+    for (threads = 1; threads <= 2; threads++) bench_train(&train, &test, threads, ob_epoch[threads]);
+    if (!only_training) for (threads = 1; threads <= 2; threads++) bench_infer(&test, threads);
+    mlp_dataset_free(&train);
+    mlp_dataset_free(&test);
+    return 0;
+}
