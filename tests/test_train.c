@@ -153,12 +153,14 @@ static void make_blobs(mlp_dataset *ds, int n, uint64_t seed)
     }
 }
 
-static mlp_net *train_blobs(mlp_loss loss, mlp_act act, uint64_t seed, mlp_eval *ev, int *confusion)
+static mlp_net *train_blobs_threads(mlp_loss loss, mlp_act act, uint64_t seed, mlp_eval *ev, int *confusion,
+                                    const char *spec, int threads)
 {
     mlp_dataset train, test;
     mlp_train_config c = mlp_train_defaults();
-    mlp_net *net = mlp_create_spec("4-16-8-3", act, loss, seed);
+    mlp_net *net = mlp_create_spec(spec, act, loss, seed);
     int epoch;
+    assert_int_equal(mlp_set_threads(net, threads), 0);
     make_blobs(&train, 600, 1);
     make_blobs(&test, 300, 2);
     c.batch = 32; c.lr = 0.1f; c.seed = seed;
@@ -167,6 +169,29 @@ static mlp_net *train_blobs(mlp_loss loss, mlp_act act, uint64_t seed, mlp_eval 
     mlp_dataset_free(&train);
     mlp_dataset_free(&test);
     return net;
+}
+
+static mlp_net *train_blobs(mlp_loss loss, mlp_act act, uint64_t seed, mlp_eval *ev, int *confusion)
+{
+    return train_blobs_threads(loss, act, seed, ev, confusion, "4-16-8-3", 1);
+}
+
+/* Wide enough layers that the work is really split between threads. */
+static void test_thread_count_does_not_change_results(void **state)
+{
+    mlp_eval e1, e2, e3;
+    mlp_net *a, *b, *c;
+    (void)state;
+    a = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e1, NULL, "4-300-200-3", 1);
+    b = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e2, NULL, "4-300-200-3", 2);
+    c = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e3, NULL, "4-300-200-3", 3);
+    assert_int_equal(mlp_get_threads(b), 2);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_memory_equal(a->params, c->params, a->n_params * sizeof(float));
+    assert_true(e1.accuracy == e2.accuracy && e1.loss == e2.loss);
+    assert_true(mlp_set_threads(a, 0) < 0);
+    assert_true(mlp_set_threads(a, MLP_MAX_THREADS + 1) < 0);
+    mlp_free(a); mlp_free(b); mlp_free(c);
 }
 
 static void test_converges(void **state)
@@ -286,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_converges),
         cmocka_unit_test(test_xor),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
