@@ -8,13 +8,13 @@ LDLIBS  := -lm
 B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-EXAMPLES   := xor train_mnist
+EXAMPLES   := xor train_mnist classify
 UNIT_TESTS := test_gemm test_grad test_idx test_train test_cli test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 .PHONY: all examples tests test test-unit test-sanitize test-arm bench demo deps data help clean
 
-all: examples tests ## build every example and test into build/
+all: examples tests tools ## build every example, tool and test into build/
 
 examples: $(EXAMPLES:%=$(B)/%)
 tests: $(TESTS:%=$(B)/%)
@@ -96,3 +96,8 @@ help: ## this list
 
 clean: ## remove build outputs
 	rm -rf $(B)
+
+TOOLS := idx2png mnist_centre
+tools: $(TOOLS:%=$(B)/%)
+$(B)/%: tools/%.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)

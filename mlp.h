@@ -77,6 +77,8 @@
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
                 mlp_dataset_check
+      models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32
+      images:   mlp_digit_preprocess, mlp_normalize_input
 
    VERSION HISTORY
       0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader
@@ -190,6 +192,11 @@ typedef struct mlp_net {
     const float *x;                    /* input of the last forward pass */
     float *probs;                      /* mlp_predict's output */
     struct mlp__gemm_ctx *gemm;        /* kernel choice and its buffers */
+    /* what the input is, stored in model files: network input = raw value *
+       input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
+       image_h = input width for image models, 0 x 0 otherwise */
+    float input_scale, input_offset;
+    int image_w, image_h;
 } mlp_net;
 
 /* sizes: n_sizes widths (input first); acts: n_sizes-1 activations, one after
@@ -251,6 +258,8 @@ MLPDEF void mlp_idx_free(mlp_idx *idx);
 
 typedef struct mlp_dataset {
     int n, dim, n_classes;   /* n_classes = largest label + 1 */
+    int image_w, image_h;    /* for n x h x w images, else 0 */
+    float scale;             /* x = raw value * scale (1/255 for unsigned bytes) */
     float *x;                /* n x dim; unsigned-byte images scaled to [0,1] */
     int *y;                  /* n labels */
 } mlp_dataset;
@@ -263,6 +272,31 @@ MLPDEF int  mlp_dataset_load(mlp_dataset *ds, const char *images_path, const cha
 MLPDEF void mlp_dataset_free(mlp_dataset *ds);
 /* Checks that the data fits the net: input width and label range. */
 MLPDEF int  mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds);
+
+/* ---- model files --------------------------------------------------------- */
+/* A versioned, little-endian, CRC-checked format (documented byte by byte in
+   the implementation section "model files"). The loader trusts nothing. */
+MLPDEF size_t   mlp_save_memory(const mlp_net *net, void *buf, size_t cap); /* bytes needed;
+                                                   writes them if cap suffices; 0 on error */
+MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size);
+#ifndef MLP_NO_STDIO
+MLPDEF int      mlp_save(const mlp_net *net, const char *path); /* atomic: PATH.tmp, fsync, rename */
+MLPDEF mlp_net *mlp_load(const char *path);
+#endif
+MLPDEF uint32_t mlp_crc32(const void *data, size_t n);
+
+/* ---- image preprocessing ------------------------------------------------- */
+#define MLP_DIGIT_SIDE 28
+#define MLP_MAX_IMAGE_SIDE 16384
+/* Turns a w x h image (channels 1: gray, 2: gray + alpha; values 0..1, row
+   major) into the 28 x 28 MNIST-style input, values 0..255 like MNIST's raw
+   bytes: polarity detected (ink made bright on dark), alpha composited,
+   background noise dropped, cropped to the ink, longer side scaled to 20
+   pixels (area averaging), centre of mass placed where MNIST's lies.
+   Fails with "no digit found" on a blank image. */
+MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels, float *out);
+/* x = raw * net->input_scale + net->input_offset over the input width */
+MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x);
 
 /* ---- training ------------------------------------------------------------ */
 typedef struct mlp_batch_info {
@@ -1537,6 +1571,7 @@ MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
         }
     }
     net->n_layers = l;
+    net->input_scale = 1.0f;
     if (mlp__alloc_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
     mlp_init(net, MLP_INIT_AUTO, seed);
     return net;
@@ -2034,6 +2069,8 @@ MLPDEF int mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const ml
     ds->n = (int)images->dims[0];
     ds->dim = (int)dim;
     ds->n_classes = max_label + 1;
+    ds->scale = scale;
+    if (images->ndims == 3) { ds->image_h = (int)images->dims[1]; ds->image_w = (int)images->dims[2]; }
     return MLP_OK;
 }
 
@@ -2077,6 +2114,501 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
     for (i = 0; i < ds->n; i++)
         if (ds->y[i] < 0 || ds->y[i] >= n_out)
             return mlp__fail(MLP_EARG, "label %d of sample %d is not below the network's output width %d", ds->y[i], i, n_out);
+    return MLP_OK;
+}
+
+/* ---- model files --------------------------------------------------------- */
+/* Layout (all integers little-endian, floats IEEE-754 binary32 little-endian,
+   whatever the host):
+
+     offset size  field
+        0    8    magic 89 4D 4C 50 0D 0A 1A 0A  ("\x89MLP\r\n\x1a\n")
+        8    4    u32 format version = 1
+       12    4    u32 flags = 0 (reserved; a reader of version 1 rejects others)
+       16    4    u32 loss: 0 softmax cross-entropy, 1 Euclidean
+       20    4    u32 input image width  (0 if the input is not an image)
+       24    4    u32 input image height (width x height = input width)
+       28    4    f32 input scale  \  network input = raw value * scale + offset
+       32    4    f32 input offset /  (raw MNIST pixels are 0..255)
+       36    4    u32 number of layer records, L (1 .. 2 * MLP_MAX_LAYERS)
+       40         L records, each: u32 kind, u32 payload bytes P, P bytes:
+                    kind 1, dense: u32 n_in, u32 n_out, f32 W[n_in][n_out],
+                                   f32 b[n_out];  P = 8 + 4 (n_in n_out + n_out)
+                    kind 2, activation: u32 function (1 ReLU, 2 sigmoid,
+                                   3 tanh), u32 width;  P = 8
+                  A later version adds kinds; P lets a reader step over or
+                  reject a record it does not know, with a precise message.
+      end-4  4    u32 CRC-32 (IEEE, as zlib's crc32) of every byte before it
+*/
+
+#define MLP__MODEL_VERSION 1
+#define MLP__MODEL_HEADER 40
+#define MLP__REC_DENSE 1
+#define MLP__REC_ACT 2
+static const unsigned char mlp__model_magic[8] = {0x89, 'M', 'L', 'P', 0x0D, 0x0A, 0x1A, 0x0A};
+
+MLPDEF uint32_t mlp_crc32(const void *data, size_t n)
+{
+    uint32_t table[256], crc = 0xFFFFFFFFu;
+    const unsigned char *p = (const unsigned char *)data;
+    size_t i;
+    int k;
+    for (i = 0; i < 256; i++) {
+        uint32_t c = (uint32_t)i;
+        for (k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[i] = c;
+    }
+    for (i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+static void mlp__put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t mlp__get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void mlp__put_f32(unsigned char *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    mlp__put_u32(p, u);
+}
+
+static float mlp__get_f32(const unsigned char *p)
+{
+    uint32_t u = mlp__get_u32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t mlp__act_code(mlp_act act)
+{
+    return act == MLP_ACT_RELU ? 1u : act == MLP_ACT_SIGMOID ? 2u : 3u;
+}
+
+MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
+{
+    size_t need = MLP__MODEL_HEADER + 4, off, i;
+    unsigned char *p = (unsigned char *)buf;
+    int l;
+    if (!net) { mlp__fail(MLP_EARG, "mlp_save_memory: NULL net"); return 0; }
+    for (l = 0; l < net->n_layers; l++)
+        need += 8 + (net->layers[l].kind == MLP_LAYER_DENSE
+                     ? 8 + 4 * ((size_t)net->layers[l].n_in * net->layers[l].n_out + net->layers[l].n_out) : 8);
+    if (!buf || cap < need) return need;
+    memcpy(p, mlp__model_magic, 8);
+    mlp__put_u32(p + 8, MLP__MODEL_VERSION);
+    mlp__put_u32(p + 12, 0);
+    mlp__put_u32(p + 16, net->loss == MLP_LOSS_CE ? 0u : 1u);
+    mlp__put_u32(p + 20, (uint32_t)net->image_w);
+    mlp__put_u32(p + 24, (uint32_t)net->image_h);
+    mlp__put_f32(p + 28, net->input_scale);
+    mlp__put_f32(p + 32, net->input_offset);
+    mlp__put_u32(p + 36, (uint32_t)net->n_layers);
+    off = MLP__MODEL_HEADER;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_DENSE) {
+            size_t nw = (size_t)L->n_in * L->n_out;
+            mlp__put_u32(p + off, MLP__REC_DENSE);
+            mlp__put_u32(p + off + 4, (uint32_t)(8 + 4 * (nw + (size_t)L->n_out)));
+            mlp__put_u32(p + off + 8, (uint32_t)L->n_in);
+            mlp__put_u32(p + off + 12, (uint32_t)L->n_out);
+            off += 16;
+            for (i = 0; i < nw; i++, off += 4) mlp__put_f32(p + off, L->W[i]);
+            for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, L->b[i]);
+        } else {
+            mlp__put_u32(p + off, MLP__REC_ACT);
+            mlp__put_u32(p + off + 4, 8);
+            mlp__put_u32(p + off + 8, mlp__act_code(L->act));
+            mlp__put_u32(p + off + 12, (uint32_t)L->n_out);
+            off += 16;
+        }
+    }
+    mlp__put_u32(p + off, mlp_crc32(p, off));
+    return need;
+}
+
+/* The architecture read from a model's records: enough to call mlp_create. */
+typedef struct mlp__arch {
+    int n_sizes, sizes[MLP_MAX_LAYERS + 1];
+    mlp_act acts[MLP_MAX_LAYERS];
+    size_t weights_at[MLP_MAX_LAYERS];   /* offset of each dense layer's W */
+} mlp__arch;
+
+/* Walks the layer records of a checksummed model, checking every field
+   against the bytes that remain before anything is allocated. */
+static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_records, mlp__arch *arch)
+{
+    size_t off = MLP__MODEL_HEADER;
+    uint32_t r;
+    int prev_act = 1; /* a model must start with a dense layer */
+    arch->n_sizes = 0;
+    for (r = 0; r < n_records; r++) {
+        uint32_t kind, size;
+        if (end - off < 8) return mlp__fail(MLP_EFORMAT, "layer record %u: truncated", r);
+        kind = mlp__get_u32(p + off);
+        size = mlp__get_u32(p + off + 4);
+        off += 8;
+        if (size > end - off) return mlp__fail(MLP_EFORMAT, "layer record %u: %u bytes claimed, %lu left", r, size, (unsigned long)(end - off));
+        if (kind == MLP__REC_DENSE) {
+            uint32_t n_in, n_out;
+            int d = arch->n_sizes > 0 ? arch->n_sizes - 1 : 0;
+            if (size < 8) return mlp__fail(MLP_EFORMAT, "layer record %u: dense record of %u bytes", r, size);
+            n_in = mlp__get_u32(p + off);
+            n_out = mlp__get_u32(p + off + 4);
+            if (n_in < 1 || n_in > MLP_MAX_WIDTH || n_out < 1 || n_out > MLP_MAX_WIDTH)
+                return mlp__fail(MLP_EFORMAT, "layer record %u: dense size %u x %u outside 1..%d", r, n_in, n_out, MLP_MAX_WIDTH);
+            if ((uint64_t)size != 8 + 4 * ((uint64_t)n_in * n_out + n_out))
+                return mlp__fail(MLP_EFORMAT, "layer record %u: dense %u x %u needs %llu bytes, record has %u", r, n_in, n_out,
+                                 (unsigned long long)(8 + 4 * ((uint64_t)n_in * n_out + n_out)), size);
+            if (arch->n_sizes == 0) arch->sizes[arch->n_sizes++] = (int)n_in;
+            else if ((uint32_t)arch->sizes[arch->n_sizes - 1] != n_in)
+                return mlp__fail(MLP_EFORMAT, "layer record %u: dense input %u does not match the previous width %d", r, n_in, arch->sizes[arch->n_sizes - 1]);
+            if (arch->n_sizes > MLP_MAX_LAYERS) return mlp__fail(MLP_EFORMAT, "more than %d dense layers", MLP_MAX_LAYERS);
+            d = arch->n_sizes - 1;
+            arch->sizes[arch->n_sizes++] = (int)n_out;
+            arch->acts[d] = MLP_ACT_IDENTITY;
+            arch->weights_at[d] = off + 8;
+            prev_act = 0;
+        } else if (kind == MLP__REC_ACT) {
+            uint32_t fn, width;
+            if (size != 8) return mlp__fail(MLP_EFORMAT, "layer record %u: activation record of %u bytes (expected 8)", r, size);
+            fn = mlp__get_u32(p + off);
+            width = mlp__get_u32(p + off + 4);
+            if (fn < 1 || fn > 3) return mlp__fail(MLP_EFORMAT, "layer record %u: unknown activation function %u", r, fn);
+            if (prev_act) return mlp__fail(MLP_EFORMAT, "layer record %u: an activation must follow a dense layer", r);
+            if (width != (uint32_t)arch->sizes[arch->n_sizes - 1])
+                return mlp__fail(MLP_EFORMAT, "layer record %u: activation width %u does not match %d", r, width, arch->sizes[arch->n_sizes - 1]);
+            arch->acts[arch->n_sizes - 2] = fn == 1 ? MLP_ACT_RELU : fn == 2 ? MLP_ACT_SIGMOID : MLP_ACT_TANH;
+            prev_act = 1;
+        } else {
+            return mlp__fail(MLP_EFORMAT, "layer record %u: unknown layer kind %u (written by a newer mlp.h?)", r, kind);
+        }
+        off += size;
+    }
+    if (arch->n_sizes < 2) return mlp__fail(MLP_EFORMAT, "no dense layer");
+    if (off != end) return mlp__fail(MLP_EFORMAT, "%lu unexpected bytes after the last layer", (unsigned long)(end - off));
+    return MLP_OK;
+}
+
+MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    uint32_t version, flags, loss, img_w, img_h, n_records, stored, actual;
+    float scale, offset;
+    size_t end, i;
+    mlp__arch arch;
+    mlp_net *net;
+    int l, d;
+    if (!buf) { mlp__fail(MLP_EARG, "mlp_load_memory: NULL buffer"); return NULL; }
+    if (size < 12 || memcmp(p, mlp__model_magic, 8) != 0) {
+        mlp__fail(MLP_EFORMAT, size < 8 ? "too short to be a model file (%lu bytes)" : "not an mlp.h model file (bad magic)", (unsigned long)size);
+        return NULL;
+    }
+    version = mlp__get_u32(p + 8);
+    if (version != MLP__MODEL_VERSION) {
+        mlp__fail(MLP_EFORMAT, "model format version %u; this mlp.h reads version %d", version, MLP__MODEL_VERSION);
+        return NULL;
+    }
+    if (size < MLP__MODEL_HEADER + 4) { mlp__fail(MLP_EFORMAT, "truncated header (%lu bytes)", (unsigned long)size); return NULL; }
+    end = size - 4;
+    stored = mlp__get_u32(p + end);
+    actual = mlp_crc32(p, end);
+    if (stored != actual) {
+        mlp__fail(MLP_EFORMAT, "checksum mismatch (stored %08x, computed %08x): the file is damaged or truncated", stored, actual);
+        return NULL;
+    }
+    flags = mlp__get_u32(p + 12); loss = mlp__get_u32(p + 16);
+    img_w = mlp__get_u32(p + 20); img_h = mlp__get_u32(p + 24);
+    scale = mlp__get_f32(p + 28); offset = mlp__get_f32(p + 32);
+    n_records = mlp__get_u32(p + 36);
+    if (flags != 0) { mlp__fail(MLP_EFORMAT, "unknown flags 0x%x", flags); return NULL; }
+    if (loss > 1) { mlp__fail(MLP_EFORMAT, "unknown loss %u", loss); return NULL; }
+    if (!isfinite(scale) || !isfinite(offset) || scale == 0.0f) { mlp__fail(MLP_EFORMAT, "bad input normalisation (scale %g, offset %g)", scale, offset); return NULL; }
+    if (n_records < 1 || n_records > 2 * MLP_MAX_LAYERS) { mlp__fail(MLP_EFORMAT, "%u layer records (need 1..%d)", n_records, 2 * MLP_MAX_LAYERS); return NULL; }
+    if (img_w > MLP_MAX_WIDTH || img_h > MLP_MAX_WIDTH || (img_w == 0) != (img_h == 0)) { mlp__fail(MLP_EFORMAT, "bad image size %u x %u", img_w, img_h); return NULL; }
+    if (mlp__parse_records(p, end, n_records, &arch) != MLP_OK) return NULL;
+    if (img_w && (uint64_t)img_w * img_h != (uint64_t)arch.sizes[0]) {
+        mlp__fail(MLP_EFORMAT, "image size %u x %u does not match the input width %d", img_w, img_h, arch.sizes[0]);
+        return NULL;
+    }
+    if (loss == 0 && arch.sizes[arch.n_sizes - 1] < 2) { mlp__fail(MLP_EFORMAT, "cross-entropy model with one output"); return NULL; }
+    net = mlp_create(arch.n_sizes, arch.sizes, arch.acts, loss == 0 ? MLP_LOSS_CE : MLP_LOSS_MSE, 0);
+    if (!net) return NULL;
+    net->image_w = (int)img_w; net->image_h = (int)img_h;
+    net->input_scale = scale; net->input_offset = offset;
+    for (l = 0, d = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        size_t nw = (size_t)L->n_in * L->n_out, at;
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        at = arch.weights_at[d++];
+        for (i = 0; i < nw; i++) L->W[i] = mlp__get_f32(p + at + 4 * i);
+        for (i = 0; i < (size_t)L->n_out; i++) L->b[i] = mlp__get_f32(p + at + 4 * (nw + i));
+    }
+    for (i = 0; i < net->n_params; i++)
+        if (!isfinite(net->params[i])) {
+            mlp__fail(MLP_EFORMAT, "parameter %lu is not finite", (unsigned long)i);
+            mlp_free(net);
+            return NULL;
+        }
+    return net;
+}
+
+#ifndef MLP_NO_STDIO
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+/* Pushes a closed file's contents to the disk before it replaces the old one. */
+static int mlp__sync_file(const char *path)
+{
+#if defined(__unix__) || defined(__APPLE__)
+    int fd = open(path, O_RDONLY), rc;
+    if (fd < 0) return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+#else
+    (void)path;
+    return 0;
+#endif
+}
+
+/* Writes PATH.tmp, flushes it to disk, then renames it over PATH: a crash or
+   a full disk at any moment leaves either the old file or the new one. */
+MLPDEF int mlp_save(const mlp_net *net, const char *path)
+{
+    size_t size, n;
+    void *buf;
+    char *tmp;
+    FILE *f;
+    int rc = MLP_OK;
+    if (!net || !path) return mlp__fail(MLP_EARG, "mlp_save: NULL argument");
+    size = mlp_save_memory(net, NULL, 0);
+    n = strlen(path);
+    buf = mlp__alloc(size, 1, 1);
+    tmp = (char *)mlp__alloc(n + 5, 1, 1);
+    if (!buf || !tmp) { MLP_FREE(buf); MLP_FREE(tmp); return MLP_ENOMEM; }
+    mlp_save_memory(net, buf, size);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    if (!(f = fopen(tmp, "wb"))) rc = mlp__fail(MLP_EIO, "%s: cannot create %s", path, tmp);
+    else {
+        int bad = fwrite(buf, 1, size, f) != size;
+        bad |= fflush(f) != 0;
+        bad |= fclose(f) != 0;
+        if (bad) rc = mlp__fail(MLP_EIO, "%s: write failed (disk full?); the previous file is untouched", path);
+        else if (mlp__sync_file(tmp) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot flush %s to disk", path, tmp);
+#ifdef _WIN32
+        else if (remove(path), rename(tmp, path) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot rename %s", path, tmp);
+#else
+        else if (rename(tmp, path) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot rename %s over it", path, tmp);
+#endif
+        if (rc != MLP_OK) remove(tmp);
+    }
+    MLP_FREE(buf);
+    MLP_FREE(tmp);
+    return rc;
+}
+
+#define MLP__MODEL_MAX_BYTES 0x7FFFFFF0L
+
+MLPDEF mlp_net *mlp_load(const char *path)
+{
+    FILE *f;
+    long len;
+    unsigned char *buf;
+    mlp_net *net = NULL;
+    char msg[sizeof mlp__error_message];
+    if (!path) { mlp__fail(MLP_EARG, "mlp_load: NULL path"); return NULL; }
+    if (!(f = fopen(path, "rb"))) { mlp__fail(MLP_EIO, "%s: cannot open", path); return NULL; }
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
+        return NULL;
+    }
+    if (len > MLP__MODEL_MAX_BYTES) { fclose(f); mlp__fail(MLP_EFORMAT, "%s: %ld bytes is larger than any model file", path, len); return NULL; }
+    buf = (unsigned char *)mlp__alloc((size_t)len + 1, 1, 1);
+    if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
+        net = mlp_load_memory(buf, (size_t)len);
+        if (!net) {
+            memcpy(msg, mlp__error_message, sizeof msg);
+            mlp__fail(MLP_EFORMAT, "%s: %s", path, msg);
+        }
+    } else if (buf) mlp__fail(MLP_EIO, "%s: read error", path);
+    MLP_FREE(buf);
+    fclose(f);
+    return net;
+}
+#endif
+
+/* ---- image preprocessing ------------------------------------------------- */
+/* MNIST was made by taking each NIST digit, scaling it so that its longer
+   side is 20 pixels (anti-aliased), and placing it in a 28 x 28 field so its
+   centre of mass is at the centre. A photo or a drawing differs in every
+   respect: polarity, background, size, position. mlp_digit_preprocess undoes
+   each difference in that order. */
+
+/* Mean centre of mass of the 60,000 MNIST training digits, (x, y) in pixel
+   coordinates (pixel centres at integers), measured with mlp.h's own loader:
+   tools/mnist_centre prints x 14.007, y 13.996 (checked by tests/test_mnist.c). */
+#define MLP__MNIST_COM_X 14.01f
+#define MLP__MNIST_COM_Y 14.00f
+#define MLP__DIGIT_BOX 20
+#define MLP__INK_FLOOR 0.15f   /* fraction of the darkest-to-brightest range */
+
+/* v' = alpha v + (1 - alpha) background, the background chosen to contrast
+   with the ink so that transparent-background drawings keep their ink */
+static void mlp__composite(float *v, const float *pixels, size_t n, int channels)
+{
+    size_t i;
+    double ink = 0.0, weight = 0.0;
+    float bg;
+    if (channels == 1) { for (i = 0; i < n; i++) v[i] = pixels[i]; return; }
+    for (i = 0; i < n; i++) { ink += (double)pixels[2 * i] * pixels[2 * i + 1]; weight += pixels[2 * i + 1]; }
+    bg = weight > 0.0 && ink / weight < 0.5 ? 1.0f : 0.0f;
+    for (i = 0; i < n; i++) {
+        float a = pixels[2 * i + 1];
+        v[i] = a * pixels[2 * i] + (1.0f - a) * bg;
+    }
+}
+
+/* The background level: the median of the border pixels. */
+static float mlp__border_median(const float *v, int w, int h)
+{
+    int hist[256] = {0}, n = 0, x, y, seen = 0, b;
+    for (x = 0; x < w; x++) { hist[(int)(v[x] * 255.0f + 0.5f)]++; hist[(int)(v[(size_t)(h - 1) * w + x] * 255.0f + 0.5f)]++; n += 2; }
+    for (y = 1; y + 1 < h; y++) { hist[(int)(v[(size_t)y * w] * 255.0f + 0.5f)]++; hist[(int)(v[(size_t)y * w + w - 1] * 255.0f + 0.5f)]++; n += 2; }
+    for (b = 0; b < 256; b++) if ((seen += hist[b]) * 2 >= n) break;
+    return (float)b / 255.0f;
+}
+
+/* Makes ink bright on 0: inverts dark-on-light images, subtracts the
+   background, stretches the ink to 0..1 and zeroes faint noise. Returns 0 if
+   there is no ink at all. */
+static int mlp__isolate_ink(float *v, int w, int h)
+{
+    size_t i, n = (size_t)w * h;
+    float bg = mlp__border_median(v, w, h), peak = 0.0f;
+    int invert = bg > 0.5f;
+    for (i = 0; i < n; i++) {
+        float x = invert ? bg - v[i] : v[i] - bg;
+        v[i] = x > 0.0f ? x : 0.0f;
+        if (v[i] > peak) peak = v[i];
+    }
+    if (peak < 0.1f) return 0; /* a flat image: at most 10% contrast */
+    for (i = 0; i < n; i++) {
+        float x = v[i] / peak;
+        v[i] = x < MLP__INK_FLOOR ? 0.0f : (x - MLP__INK_FLOOR) / (1.0f - MLP__INK_FLOOR);
+    }
+    return 1;
+}
+
+/* Resamples the box (x0, y0, bw, bh) of src (width w) to dst (dw x dh):
+   area averaging when shrinking (each output pixel is the mean of the source
+   area it covers), bilinear interpolation when enlarging. */
+static float mlp__area_sample(const float *src, int w, float fx0, float fx1, float fy0, float fy1)
+{
+    int x, y;
+    double sum = 0.0, area = 0.0;
+    for (y = (int)fy0; (float)y < fy1; y++) {
+        float wy = (fy1 < (float)(y + 1) ? fy1 : (float)(y + 1)) - (fy0 > (float)y ? fy0 : (float)y);
+        for (x = (int)fx0; (float)x < fx1; x++) {
+            float wx = (fx1 < (float)(x + 1) ? fx1 : (float)(x + 1)) - (fx0 > (float)x ? fx0 : (float)x);
+            sum += (double)src[(size_t)y * w + x] * wx * wy;
+            area += (double)wx * wy;
+        }
+    }
+    return area > 0.0 ? (float)(sum / area) : 0.0f;
+}
+
+static float mlp__bilinear(const float *src, int w, int x0, int y0, int bw, int bh, float fx, float fy)
+{
+    int ix, iy, jx, jy;
+    float tx, ty;
+    if (fx < 0.0f) fx = 0.0f;
+    if (fy < 0.0f) fy = 0.0f;
+    if (fx > (float)(bw - 1)) fx = (float)(bw - 1);
+    if (fy > (float)(bh - 1)) fy = (float)(bh - 1);
+    ix = (int)fx; iy = (int)fy; tx = fx - (float)ix; ty = fy - (float)iy;
+    jx = ix + 1 < bw ? ix + 1 : ix; jy = iy + 1 < bh ? iy + 1 : iy;
+    return (1 - ty) * ((1 - tx) * src[(size_t)(y0 + iy) * w + x0 + ix] + tx * src[(size_t)(y0 + iy) * w + x0 + jx]) +
+           ty * ((1 - tx) * src[(size_t)(y0 + jy) * w + x0 + ix] + tx * src[(size_t)(y0 + jy) * w + x0 + jx]);
+}
+
+static void mlp__resample(float *dst, int dw, int dh, const float *src, int w, int x0, int y0, int bw, int bh)
+{
+    int x, y;
+    float sx = (float)bw / (float)dw, sy = (float)bh / (float)dh;
+    for (y = 0; y < dh; y++)
+        for (x = 0; x < dw; x++)
+            dst[y * dw + x] = sx >= 1.0f && sy >= 1.0f
+                ? mlp__area_sample(src, w, x0 + x * sx, x0 + (x + 1) * sx, y0 + y * sy, y0 + (y + 1) * sy)
+                : mlp__bilinear(src, w, x0, y0, bw, bh, (x + 0.5f) * sx - 0.5f, (y + 0.5f) * sy - 0.5f);
+}
+
+MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels, float *out)
+{
+    float *v, box[MLP__DIGIT_BOX * MLP__DIGIT_BOX], peak = 0.0f;
+    int x, y, x0 = w, y0 = h, x1 = -1, y1 = -1, bw, bh, dw, dh, shift_x, shift_y;
+    double mass = 0.0, mx = 0.0, my = 0.0;
+    if (!pixels || !out) return mlp__fail(MLP_EARG, "mlp_digit_preprocess: NULL argument");
+    if (channels != 1 && channels != 2) return mlp__fail(MLP_EARG, "mlp_digit_preprocess: %d channels (need 1 or 2)", channels);
+    if (w < 1 || h < 1 || w > MLP_MAX_IMAGE_SIDE || h > MLP_MAX_IMAGE_SIDE)
+        return mlp__fail(MLP_EARG, "image size %d x %d outside 1..%d", w, h, MLP_MAX_IMAGE_SIDE);
+    if (!(v = (float *)mlp__alloc((size_t)w, (size_t)h, sizeof(float)))) return MLP_ENOMEM;
+    mlp__composite(v, pixels, (size_t)w * h, channels);
+    if (!mlp__isolate_ink(v, w, h)) { MLP_FREE(v); return mlp__fail(MLP_EFORMAT, "no digit found (the image is blank)"); }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++)
+            if (v[(size_t)y * w + x] > 0.0f) {
+                if (x < x0) x0 = x;
+                if (x > x1) x1 = x;
+                if (y < y0) y0 = y;
+                if (y > y1) y1 = y;
+            }
+    bw = x1 - x0 + 1; bh = y1 - y0 + 1;
+    /* longer side to 20 pixels, aspect ratio kept */
+    dw = bw >= bh ? MLP__DIGIT_BOX : (int)((float)MLP__DIGIT_BOX * bw / bh + 0.5f);
+    dh = bh >= bw ? MLP__DIGIT_BOX : (int)((float)MLP__DIGIT_BOX * bh / bw + 0.5f);
+    if (dw < 1) dw = 1;
+    if (dh < 1) dh = 1;
+    mlp__resample(box, dw, dh, v, w, x0, y0, bw, bh);
+    MLP_FREE(v);
+    for (x = 0; x < dw * dh; x++) if (box[x] > peak) peak = box[x];
+    for (y = 0; y < dh; y++)
+        for (x = 0; x < dw; x++) {
+            float m = box[y * dw + x] /= peak;
+            mass += m; mx += m * x; my += m * y;
+        }
+    /* integer shift, as MNIST did, so that the centre of mass lands on MNIST's */
+    shift_x = (int)floor(MLP__MNIST_COM_X - mx / mass + 0.5);
+    shift_y = (int)floor(MLP__MNIST_COM_Y - my / mass + 0.5);
+    for (x = 0; x < MLP_DIGIT_SIDE * MLP_DIGIT_SIDE; x++) out[x] = 0.0f;
+    for (y = 0; y < dh; y++)
+        for (x = 0; x < dw; x++) {
+            int ox = x + shift_x, oy = y + shift_y;
+            if (ox >= 0 && ox < MLP_DIGIT_SIDE && oy >= 0 && oy < MLP_DIGIT_SIDE)
+                out[oy * MLP_DIGIT_SIDE + ox] = 255.0f * box[y * dw + x];
+        }
+    return MLP_OK;
+}
+
+MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x)
+{
+    int i, n;
+    if (!net || !raw || !x) return mlp__fail(MLP_EARG, "mlp_normalize_input: NULL argument");
+    n = mlp_input_width(net);
+    for (i = 0; i < n; i++) x[i] = raw[i] * net->input_scale + net->input_offset;
     return MLP_OK;
 }
 

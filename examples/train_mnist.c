@@ -15,7 +15,7 @@
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *layers, *log;
+    const char *layers, *log, *out;
     mlp_act act;
     mlp_loss loss;
     int epochs, threads;
@@ -42,6 +42,7 @@ static void usage(FILE *f)
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
+        "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
         "  --help                this text\n");
 }
 
@@ -86,6 +87,7 @@ static options parse_args(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.data = "data/mnist";
     o.layers = "784-256-128-10";
+    o.out = "model.mlp";
     o.act = MLP_ACT_RELU;
     o.loss = MLP_LOSS_CE;
     o.epochs = 10;
@@ -104,6 +106,7 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--test-labels")) o.test_labels = v;
         else if (!strcmp(f, "--layers")) o.layers = v;
         else if (!strcmp(f, "--log")) o.log = v;
+        else if (!strcmp(f, "--out")) o.out = v;
         else if (!strcmp(f, "--act")) {
             if (!strcmp(v, "relu")) o.act = MLP_ACT_RELU;
             else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
@@ -183,6 +186,10 @@ int main(int argc, char **argv)
         load(&test, net, data_path(p3, sizeof p3, o.data, o.test_images, "t10k-images-idx3-ubyte"),
              data_path(p4, sizeof p4, o.data, o.test_labels, "t10k-labels-idx1-ubyte")))
         goto done;
+    /* what the model file records about its input */
+    net->input_scale = train.scale;
+    net->image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
+    net->image_h = net->image_w ? train.image_h : 0;
     if (o.log && !(log = fopen(o.log, "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
     if (log) fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n");
     printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
@@ -207,6 +214,8 @@ int main(int argc, char **argv)
     if (!confusion || mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     print_confusion(confusion, n_out);
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
+    if (mlp_save(net, o.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    printf("model saved to %s\n", o.out);
     rc = 0;
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }

@@ -1,0 +1,196 @@
+/* classify.c - read handwritten or printed digits from PNG files with a model
+   trained by train_mnist.
+
+   cc -O2 -o classify examples/classify.c -lm
+   ./classify model.mlp my_digit.png            ->  my_digit.png: 7 (99.3%)
+
+   PNGs are decoded by stb_image (Debian: apt-get install libstb-dev); every
+   size, bit depth and colour type is accepted, and mlp_digit_preprocess turns
+   the picture into the 28 x 28 input MNIST digits look like. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STBI_ONLY_PNG
+#define STBI_MAX_DIMENSIONS 8192     /* larger images are refused, not decoded */
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"  /* stb_image is not ours to lint */
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+typedef struct options { int top, json, raw, show; } options;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: classify [options] MODEL.mlp IMAGE.png...\n"
+        "  --top K    also list the K most likely digits with their probabilities\n"
+        "  --json     one JSON object per image: file, digit, confidence, probs\n"
+        "  --raw      the image already is a 28x28 MNIST-style input (bright ink on\n"
+        "             black): no preprocessing\n"
+        "  --show     print the 28x28 input the network sees, as ASCII art\n"
+        "Exit status: 0 all classified, 1 some file failed, 2 bad usage.\n");
+}
+
+/* Decodes path as gray + alpha floats in 0..1 (2 channels); NULL on failure
+   with the reason in *why. */
+static float *load_png(const char *path, int *w, int *h, const char **why)
+{
+    int n, x, y, i;
+    float *px;
+    FILE *f = fopen(path, "rb");
+    if (!f) { *why = "cannot open the file"; return NULL; }
+    if (!stbi_info_from_file(f, w, h, &n)) {
+        fclose(f);
+        *why = stbi_failure_reason();
+        if (!strcmp(*why, "unknown image type")) *why = "not a PNG file";
+        return NULL;
+    }
+    px = (float *)malloc((size_t)*w * (size_t)*h * 2 * sizeof(float));
+    if (!px) { fclose(f); *why = "out of memory"; return NULL; }
+    if (stbi_is_16_bit_from_file(f)) {
+        stbi_us *d = stbi_load_from_file_16(f, &x, &y, &n, 2);
+        if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 65535.0f;
+        if (!d) { free(px); px = NULL; }
+        stbi_image_free(d);
+    } else {
+        stbi_uc *d = stbi_load_from_file(f, &x, &y, &n, 2);
+        if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 255.0f;
+        if (!d) { free(px); px = NULL; }
+        stbi_image_free(d);
+    }
+    fclose(f);
+    if (!px) *why = stbi_failure_reason();
+    return px;
+}
+
+/* The network's raw 0..255 input for one image file; 0 or -1 (*why set) */
+static int image_input(const char *path, const mlp_net *net, const options *o, float *raw, const char **why)
+{
+    int w, h, i, rc = 0;
+    float *px = load_png(path, &w, &h, why);
+    if (!px) return -1;
+    if (o->raw) {
+        if (w != net->image_w || h != net->image_h) { *why = "--raw needs an image exactly the model's input size"; rc = -1; }
+        else for (i = 0; i < w * h; i++) raw[i] = 255.0f * px[2 * i];
+    } else if (mlp_digit_preprocess(px, w, h, 2, raw) != 0) {
+        *why = mlp_error();
+        rc = -1;
+    }
+    free(px);
+    return rc;
+}
+
+static void show(const float *raw, int w, int h)
+{
+    static const char ramp[] = " .:-=+*#%@";
+    int x, y;
+    for (y = 0; y < h; y++) {
+        for (x = 0; x < w; x++) {
+            int level = (int)(raw[y * w + x] / 256.0f * 10.0f);
+            putchar(ramp[level < 0 ? 0 : level > 9 ? 9 : level]);
+            putchar(ramp[level < 0 ? 0 : level > 9 ? 9 : level]);
+        }
+        putchar('\n');
+    }
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static void report(const char *path, const float *p, int n, const options *o)
+{
+    int order[256], i, j;
+    for (i = 0; i < n; i++) order[i] = i;
+    for (i = 1; i < n; i++) /* insertion sort by probability, most likely first */
+        for (j = i; j > 0 && p[order[j]] > p[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+    if (o->json) {
+        printf("{\"file\":"); json_string(path);
+        printf(",\"digit\":%d,\"confidence\":%.6g,\"probs\":[", order[0], p[order[0]]);
+        for (i = 0; i < n; i++) printf("%s%.6g", i ? "," : "", p[i]);
+        printf("]}\n");
+        return;
+    }
+    printf("%s: %d (%.1f%%)", path, order[0], 100.0 * p[order[0]]);
+    for (i = 1; i < o->top && i < n; i++) printf(", %d (%.1f%%)", order[i], 100.0 * p[order[i]]);
+    printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+    options o = {1, 0, 0, 0};
+    int i, failed = 0, n_args = 0, only_files = 0;
+    char **args = (char **)malloc(sizeof(char *) * (size_t)argc); /* MODEL IMAGE... */
+    float *raw, *x;
+    mlp_net *net;
+    for (i = 1; args && i < argc; i++) {  /* options may come anywhere; "--" ends them */
+        if (only_files || strncmp(argv[i], "--", 2) != 0) args[n_args++] = argv[i];
+        else if (!strcmp(argv[i], "--")) only_files = 1;
+        else if (!strcmp(argv[i], "--help")) { usage(stdout); free(args); return 0; }
+        else if (!strcmp(argv[i], "--json")) o.json = 1;
+        else if (!strcmp(argv[i], "--raw")) o.raw = 1;
+        else if (!strcmp(argv[i], "--show")) o.show = 1;
+        else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
+            char *end;
+            long k = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || k < 1 || k > 256) { fprintf(stderr, "classify: --top %s: expected 1..256\n", argv[i]); free(args); return 2; }
+            o.top = (int)k;
+        } else { fprintf(stderr, "classify: unknown option %s (see --help)\n", argv[i]); free(args); return 2; }
+    }
+    if (n_args < 2) { usage(stderr); free(args); return 2; }
+    i = 0;
+    if (!(net = mlp_load(args[0]))) { fprintf(stderr, "classify: %s\n", mlp_error()); free(args); return 1; }
+    if (!net->image_w || mlp_output_width(net) > 256) {
+        fprintf(stderr, "classify: %s is not an image classifier (no image size recorded)\n", args[0]);
+        mlp_free(net);
+        free(args);
+        return 1;
+    }
+    if (!o.raw && (net->image_w != MLP_DIGIT_SIDE || net->image_h != MLP_DIGIT_SIDE)) {
+        fprintf(stderr, "classify: %s takes %dx%d images; without --raw, images are made 28x28\n", args[0], net->image_w, net->image_h);
+        mlp_free(net);
+        free(args);
+        return 1;
+    }
+    raw = (float *)malloc(sizeof(float) * (size_t)mlp_input_width(net));
+    x = (float *)malloc(sizeof(float) * (size_t)mlp_input_width(net));
+    for (i = 1; raw && x && i < n_args; i++) {
+        const char *why = NULL;
+        const float *p;
+        if (image_input(args[i], net, &o, raw, &why) != 0) {
+            fprintf(stderr, "classify: %s: %s\n", args[i], why ? why : "unreadable");
+            failed = 1;
+            continue;
+        }
+        if (o.show) show(raw, net->image_w, net->image_h);
+        mlp_normalize_input(net, raw, x);
+        if (!(p = mlp_predict(net, x, 1))) { fprintf(stderr, "classify: %s: %s\n", args[i], mlp_error()); failed = 1; continue; }
+        report(args[i], p, mlp_output_width(net), &o);
+    }
+    if (!raw || !x) { fprintf(stderr, "classify: out of memory\n"); failed = 1; }
+    free(args);
+    free(raw);
+    free(x);
+    mlp_free(net);
+    return failed;
+}
