@@ -9,7 +9,7 @@ B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 EXAMPLES   := xor train_mnist classify
-UNIT_TESTS := test_gemm test_grad test_idx test_train test_cli test_cpp
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 .PHONY: all examples tests test test-unit test-sanitize test-arm bench demo deps data help clean
@@ -31,6 +31,8 @@ $(B)/test_%: tests/test_%.c mlp.h | $(B)
 $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
 
+$(B)/test_cli $(B)/test_classify: $(EXAMPLES:%=$(B)/%)
+
 test: all ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
@@ -47,13 +49,14 @@ $(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)/san
 $(B)/san/%: examples/%.c mlp.h | $(B)/san
 	$(CC) $(WARN) $(SAN) -o $@ $< $(LDLIBS)
 
-test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/san/train_mnist ## unit tests and examples under AddressSanitizer + UBSan
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; MLP_TRAIN_MNIST=$(B)/san/train_mnist ./$(B)/san/$$t; done
+test-sanitize: $(UNIT_TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/classify ## unit tests and examples under AddressSanitizer + UBSan
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t (asan+ubsan)"; \
+	  MLP_TRAIN_MNIST=$(B)/san/train_mnist MLP_CLASSIFY=$(B)/san/classify ./$(B)/san/$$t; done
 
 # The NEON kernels, built for AArch64 and run under qemu-user.
 ARM_CC    ?= aarch64-linux-gnu-gcc
 ARM_RUN   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
-ARM_TESTS := test_gemm test_grad test_idx test_train
+ARM_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 
 $(B)/arm:
 	@mkdir -p $@

@@ -43,6 +43,22 @@ static void usage(FILE *f)
         "Exit status: 0 all classified, 1 some file failed, 2 bad usage.\n");
 }
 
+/* Why stb_image refused a file's header (its own reason is overwritten by
+   "unknown image type" once every enabled format has declined). */
+static const char *png_header_problem(FILE *f)
+{
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char h[24];
+    unsigned long width, height;
+    rewind(f);
+    if (fread(h, 1, sizeof h, f) < 8 || memcmp(h, signature, 8) != 0) return "not a PNG file";
+    width = (unsigned long)h[16] << 24 | (unsigned long)h[17] << 16 | (unsigned long)h[18] << 8 | h[19];
+    height = (unsigned long)h[20] << 24 | (unsigned long)h[21] << 16 | (unsigned long)h[22] << 8 | h[23];
+    if (memcmp(h + 12, "IHDR", 4) != 0) return "corrupt PNG (no IHDR header)";
+    if (width > STBI_MAX_DIMENSIONS || height > STBI_MAX_DIMENSIONS) return "too large (over 8192 pixels on a side)";
+    return "corrupt PNG header";
+}
+
 /* Decodes path as gray + alpha floats in 0..1 (2 channels); NULL on failure
    with the reason in *why. */
 static float *load_png(const char *path, int *w, int *h, const char **why)
@@ -52,9 +68,8 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
     FILE *f = fopen(path, "rb");
     if (!f) { *why = "cannot open the file"; return NULL; }
     if (!stbi_info_from_file(f, w, h, &n)) {
+        *why = png_header_problem(f);
         fclose(f);
-        *why = stbi_failure_reason();
-        if (!strcmp(*why, "unknown image type")) *why = "not a PNG file";
         return NULL;
     }
     px = (float *)malloc((size_t)*w * (size_t)*h * 2 * sizeof(float));
@@ -71,7 +86,11 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
         stbi_image_free(d);
     }
     fclose(f);
-    if (!px) *why = stbi_failure_reason();
+    if (!px) {
+        static char reason[128];
+        snprintf(reason, sizeof reason, "corrupt or truncated PNG (stb_image: %s)", stbi_failure_reason());
+        *why = reason;
+    }
     return px;
 }
 

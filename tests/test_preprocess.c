@@ -1,0 +1,219 @@
+/* Digit preprocessing: a rectangle whose result is known by hand, a golden
+   28x28 output (tests/data/golden-ring.pgm), and invariance: the same digit
+   translated, scaled 2-10x, inverted or drawn on a transparent background
+   gives nearly the same 28x28 input. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+#define SIDE MLP_DIGIT_SIDE
+
+typedef struct canvas { int w, h, channels; float *px; } canvas;
+
+static canvas blank(int w, int h, int channels, float gray, float alpha)
+{
+    canvas c;
+    int i;
+    c.w = w; c.h = h; c.channels = channels;
+    c.px = malloc(sizeof(float) * (size_t)w * h * channels);
+    for (i = 0; i < w * h; i++) {
+        c.px[i * channels] = gray;
+        if (channels == 2) c.px[i * 2 + 1] = alpha;
+    }
+    return c;
+}
+
+/* a thick anti-aliased line from (x0,y0) to (x1,y1) in units of the canvas
+   scale s: coverage by distance to the segment, ink value "ink" */
+static void line(canvas *c, float s, float ox, float oy, float x0, float y0, float x1, float y1, float thick, float ink)
+{
+    int x, y;
+    x0 = ox + s * x0; y0 = oy + s * y0; x1 = ox + s * x1; y1 = oy + s * y1; thick *= s;
+    for (y = 0; y < c->h; y++)
+        for (x = 0; x < c->w; x++) {
+            float dx = x1 - x0, dy = y1 - y0, t = ((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy), d, cov;
+            t = t < 0 ? 0 : t > 1 ? 1 : t;
+            d = hypotf(x - (x0 + t * dx), y - (y0 + t * dy));
+            cov = thick / 2 + 0.5f - d;
+            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+            if (cov > 0) {
+                float *p = &c->px[((size_t)y * c->w + x) * c->channels];
+                if (c->channels == 2) { /* ink colour with alpha = coverage, over what is there */
+                    p[0] = ink; p[1] = p[1] > cov ? p[1] : cov;
+                } else p[0] = p[0] * (1 - cov) + ink * cov;
+            }
+        }
+}
+
+/* a "7" about 10 x 14 units, with its top-left at (ox, oy) */
+static canvas seven(int w, int h, float s, float ox, float oy, int inverted, int alpha)
+{
+    float paper = inverted ? 0.0f : 1.0f, ink = inverted ? 1.0f : 0.0f;
+    canvas c = alpha ? blank(w, h, 2, 1.0f, 0.0f) : blank(w, h, 1, paper, 1.0f);
+    line(&c, s, ox, oy, 0, 0, 10, 0, 1.6f, ink);
+    line(&c, s, ox, oy, 10, 0, 3, 14, 1.6f, ink);
+    line(&c, s, ox, oy, 3, 7, 9, 7, 1.2f, ink);
+    return c;
+}
+
+static void run(const canvas *c, float *out)
+{
+    int rc = mlp_digit_preprocess(c->px, c->w, c->h, c->channels, out);
+    if (rc) print_error("%s\n", mlp_error());
+    assert_int_equal(rc, 0);
+}
+
+static void centre_of_mass(const float *img, double *cx, double *cy)
+{
+    double m = 0, mx = 0, my = 0;
+    int x, y;
+    for (y = 0; y < SIDE; y++)
+        for (x = 0; x < SIDE; x++) { m += img[y * SIDE + x]; mx += img[y * SIDE + x] * x; my += img[y * SIDE + x] * y; }
+    *cx = mx / m; *cy = my / m;
+}
+
+static void test_rectangle_by_hand(void **state)
+{
+    canvas c = blank(200, 200, 1, 1.0f, 1.0f);
+    float out[SIDE * SIDE];
+    int x, y, x0 = SIDE, x1 = -1, y0 = SIDE, y1 = -1;
+    double cx, cy;
+    (void)state;
+    for (y = 50; y < 130; y++) for (x = 70; x < 110; x++) c.px[y * 200 + x] = 0.0f; /* 40 x 80, black on white */
+    run(&c, out);
+    for (y = 0; y < SIDE; y++)
+        for (x = 0; x < SIDE; x++)
+            if (out[y * SIDE + x] > 0) {
+                if (x < x0) x0 = x;
+                if (x > x1) x1 = x;
+                if (y < y0) y0 = y;
+                if (y > y1) y1 = y;
+                assert_true(out[y * SIDE + x] == 255.0f); /* a solid block stays solid */
+            }
+    assert_int_equal(x1 - x0 + 1, 10);   /* longer side 20, aspect 1:2 kept */
+    assert_int_equal(y1 - y0 + 1, 20);
+    centre_of_mass(out, &cx, &cy);
+    assert_true(fabs(cx - 14.01) <= 0.5 && fabs(cy - 14.00) <= 0.5);
+    free(c.px);
+}
+
+/* PGM P2 golden file; regenerate with MLP_WRITE_GOLDEN=1 after a deliberate change */
+static void test_golden_ring(void **state)
+{
+    canvas c = blank(90, 70, 1, 0.9f, 1.0f);
+    float out[SIDE * SIDE];
+    int x, y, v, i;
+    FILE *f;
+    (void)state;
+    for (y = 0; y < 70; y++)
+        for (x = 0; x < 90; x++) {
+            float d = hypotf((x - 40) / 1.3f, y - 33.0f), cov = 4.0f - fabsf(d - 20.0f);
+            cov = cov < 0 ? 0 : cov > 1 ? 1 : cov;
+            c.px[y * 90 + x] = 0.9f - 0.8f * cov + 0.02f * (float)((x * 7 + y * 13) % 5) / 5.0f; /* faint noise */
+        }
+    run(&c, out);
+    if (getenv("MLP_WRITE_GOLDEN")) {
+        f = fopen("tests/data/golden-ring.pgm", "w");
+        fprintf(f, "P2\n# mlp_digit_preprocess of the ring in tests/test_preprocess.c\n%d %d\n255\n", SIDE, SIDE);
+        for (i = 0; i < SIDE * SIDE; i++) fprintf(f, "%d%c", (int)lroundf(out[i]), i % SIDE == SIDE - 1 ? '\n' : ' ');
+        fclose(f);
+    }
+    f = fopen("tests/data/golden-ring.pgm", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "P2 # %*[^\n] %d %d %d", &x, &y, &v), 3);
+    assert_int_equal(x, SIDE);
+    for (i = 0; i < SIDE * SIDE; i++) {
+        assert_int_equal(fscanf(f, "%d", &v), 1);
+        if (abs(v - (int)lroundf(out[i])) > 1) print_error("pixel %d: %d, golden %d\n", i, (int)lroundf(out[i]), v);
+        assert_true(abs(v - (int)lroundf(out[i])) <= 1);
+    }
+    fclose(f);
+    free(c.px);
+}
+
+/* mean absolute difference, as a fraction of full scale */
+static double difference(const float *a, const float *b)
+{
+    double d = 0;
+    int i;
+    for (i = 0; i < SIDE * SIDE; i++) d += fabs(a[i] - b[i]);
+    return d / (SIDE * SIDE * 255.0);
+}
+
+static void test_invariance(void **state)
+{
+    float base[SIDE * SIDE], other[SIDE * SIDE];
+    double bx, by, cx, cy;
+    canvas c = seven(60, 60, 3.0f, 15, 9, 0, 0);
+    int scale;
+    (void)state;
+    run(&c, base); free(c.px);
+    centre_of_mass(base, &bx, &by);
+    /* translated */
+    c = seven(200, 150, 3.0f, 120, 90, 0, 0); run(&c, other); free(c.px);
+    assert_true(difference(base, other) < 0.01);
+    /* inverted: light ink on dark paper */
+    c = seven(60, 60, 3.0f, 15, 9, 1, 0); run(&c, other); free(c.px);
+    assert_true(difference(base, other) < 0.01);
+    /* dark ink on a transparent background */
+    c = seven(60, 60, 3.0f, 15, 9, 0, 1); run(&c, other); free(c.px);
+    assert_true(difference(base, other) < 0.01);
+    /* scaled 2x .. 10x relative to a small drawing */
+    for (scale = 2; scale <= 10; scale += 4) {
+        c = seven(20 * scale, 20 * scale, 1.0f * scale, 5.0f * scale, 3.0f * scale, 0, 0);
+        run(&c, other); free(c.px);
+        centre_of_mass(other, &cx, &cy);
+        print_message("scale %d: difference %.4f\n", scale, difference(base, other));
+        if (difference(base, other) >= 0.06) print_error("scale %d: difference %.3f\n", scale, difference(base, other));
+        assert_true(difference(base, other) < 0.06);
+        assert_true(fabs(cx - bx) < 0.6 && fabs(cy - by) < 0.6);
+    }
+}
+
+static void test_no_digit(void **state)
+{
+    canvas c = blank(50, 40, 1, 0.97f, 1.0f);
+    float out[SIDE * SIDE];
+    int i;
+    (void)state;
+    assert_true(mlp_digit_preprocess(c.px, c.w, c.h, 1, out) < 0);
+    assert_string_equal(mlp_error(), "no digit found (the image is blank)");
+    for (i = 0; i < 50 * 40; i++) c.px[i] = 0.5f + 0.04f * (float)(i % 3); /* faint noise only */
+    assert_true(mlp_digit_preprocess(c.px, c.w, c.h, 1, out) < 0);
+    free(c.px);
+    c = blank(50, 40, 2, 0.0f, 0.0f); /* fully transparent */
+    assert_true(mlp_digit_preprocess(c.px, c.w, c.h, 2, out) < 0);
+    free(c.px);
+}
+
+static void test_bad_arguments(void **state)
+{
+    float px[4] = {0, 1, 0, 1}, out[SIDE * SIDE];
+    (void)state;
+    assert_true(mlp_digit_preprocess(px, 2, 2, 3, out) < 0);
+    assert_true(mlp_digit_preprocess(px, 0, 2, 1, out) < 0);
+    assert_true(mlp_digit_preprocess(px, 1 << 20, 1 << 20, 1, out) < 0);
+    assert_non_null(strstr(mlp_error(), "outside 1.."));
+    assert_true(mlp_digit_preprocess(NULL, 2, 2, 1, out) < 0);
+    /* a single pixel of ink is a (tiny) digit, not a crash */
+    assert_int_equal(mlp_digit_preprocess(px, 2, 2, 1, out), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rectangle_by_hand),
+        cmocka_unit_test(test_golden_ring),
+        cmocka_unit_test(test_invariance),
+        cmocka_unit_test(test_no_digit),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests_name("preprocessing", tests, NULL, NULL);
+}
