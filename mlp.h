@@ -985,10 +985,15 @@ typedef struct mlp__gemm_ctx mlp__gemm_ctx;
 #ifdef MLP__THREADS
 typedef struct mlp__worker_arg { mlp__gemm_ctx *g; int task; } mlp__worker_arg;
 
-static void mlp__pause(void)
+/* One step of a spin-wait; every 256th step gives the core away, so that
+   more threads than cores (or an emulator) still make progress. */
+static void mlp__pause(unsigned step)
 {
+    if (step % 256 == 255) { sched_yield(); return; }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
 }
 
@@ -1002,7 +1007,7 @@ static void *mlp__worker(void *p)
         int spin;
         unsigned gen = seen;
         for (spin = 0; spin < 20000 && (gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen; spin++)
-            mlp__pause();
+            mlp__pause((unsigned)spin);
         if (gen == seen) {
             pthread_mutex_lock(&g->mutex);
             while ((gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen && !g->stop)
@@ -1060,7 +1065,10 @@ static void mlp__run(mlp__gemm_ctx *g, int parallel, mlp__task_fn fn, void *arg)
         pthread_cond_broadcast(&g->wake);
         pthread_mutex_unlock(&g->mutex);
         fn(arg, 0, g->n_threads);
-        while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause();
+        {
+            unsigned spin = 0;
+            while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause(spin++);
+        }
         return;
     }
 #endif
