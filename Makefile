@@ -9,6 +9,7 @@ B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 EXAMPLES   := xor train_mnist classify
+TOOLS      := idx2png mnist_centre
 UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
@@ -31,7 +32,7 @@ $(B)/test_%: tests/test_%.c mlp.h | $(B)
 $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
 
-$(B)/test_cli $(B)/test_classify: $(EXAMPLES:%=$(B)/%)
+$(B)/test_cli $(B)/test_classify $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
 test: all ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
@@ -102,7 +103,6 @@ help: ## this list
 clean: ## remove build outputs
 	rm -rf $(B)
 
-TOOLS := idx2png mnist_centre
 tools: $(TOOLS:%=$(B)/%)
 $(B)/%: tools/%.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)

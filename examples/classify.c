@@ -59,8 +59,9 @@ static const char *png_header_problem(FILE *f)
     return "corrupt PNG header";
 }
 
-/* Decodes path as gray + alpha floats in 0..1 (2 channels); NULL on failure
-   with the reason in *why. */
+/* Decodes path as gray + alpha floats in 0..255 (2 channels; 8-bit values
+   exactly, so --raw input matches the IDX bytes bit for bit); NULL on
+   failure with the reason in *why. */
 static float *load_png(const char *path, int *w, int *h, const char **why)
 {
     int n, x, y, i;
@@ -76,12 +77,12 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
     if (!px) { fclose(f); *why = "out of memory"; return NULL; }
     if (stbi_is_16_bit_from_file(f)) {
         stbi_us *d = stbi_load_from_file_16(f, &x, &y, &n, 2);
-        if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 65535.0f;
+        if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 257.0f;
         if (!d) { free(px); px = NULL; }
         stbi_image_free(d);
     } else {
         stbi_uc *d = stbi_load_from_file(f, &x, &y, &n, 2);
-        if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 255.0f;
+        if (d) for (i = 0; i < x * y * 2; i++) px[i] = (float)d[i];
         if (!d) { free(px); px = NULL; }
         stbi_image_free(d);
     }
@@ -102,10 +103,10 @@ static int image_input(const char *path, const mlp_net *net, const options *o, f
     if (!px) return -1;
     if (o->raw) {
         if (w != net->image_w || h != net->image_h) { *why = "--raw needs an image exactly the model's input size"; rc = -1; }
-        else for (i = 0; i < w * h; i++) raw[i] = 255.0f * px[2 * i];
-    } else if (mlp_digit_preprocess(px, w, h, 2, raw) != 0) {
-        *why = mlp_error();
-        rc = -1;
+        else for (i = 0; i < w * h; i++) raw[i] = px[2 * i];
+    } else {
+        for (i = 0; i < w * h * 2; i++) px[i] /= 255.0f;
+        if (mlp_digit_preprocess(px, w, h, 2, raw) != 0) { *why = mlp_error(); rc = -1; }
     }
     free(px);
     return rc;

@@ -1,7 +1,13 @@
-/* Integration: the default network on the real MNIST, 2 epochs, must reach
-   97% test accuracy (measured: 0.9765). Data from tools/fetch_mnist.sh (dir: $MLP_MNIST_DIR or
+/* Integration on the real MNIST. The default network, 2 epochs, must reach
+   97% test accuracy; then, through the PNG path users take: 1000 test
+   images exported with idx2png and read by classify --raw give exactly the
+   predictions of the IDX path, and the same images inverted (dark on white)
+   and enlarged to 140x140 are classified 97% right without --raw. Also
+   checks MNIST's mean centre of mass, which preprocessing aligns to. Needs
+   build/idx2png and build/classify (measured: 0.9765). Data from tools/fetch_mnist.sh (dir: $MLP_MNIST_DIR or
    data/mnist). Skipped when the data is absent, unless MLP_REQUIRE_MNIST=1
    (as in CI), which turns absence into a failure. */
+#define _POSIX_C_SOURCE 200809L /* popen, mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,8 +15,90 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
+#include <string.h>
+#include <sys/wait.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
+
+#define N_PNG 1000
+
+/* runs classify --json over the PNGs in dir; digits[i] gets the prediction for
+   test image i (-1 if missing); returns how many were right */
+static int classify_dir(const char *model, const char *dir, const char *flags, int *digits)
+{
+    char cmd[2048], line[1024];
+    int right = 0, i;
+    FILE *p;
+    snprintf(cmd, sizeof cmd, "build/classify --json %s %s %s/*.png", flags, model, dir);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    for (i = 0; i < N_PNG; i++) digits[i] = -1;
+    while (fgets(line, sizeof line, p)) {
+        const char *name = strstr(line, "-label"), *d = strstr(line, "\"digit\":");
+        int index, label;
+        assert_non_null(name);
+        assert_non_null(d);
+        index = atoi(name - 5);
+        label = atoi(name + 6);
+        assert_true(index >= 0 && index < N_PNG);
+        digits[index] = atoi(d + 8);
+        right += digits[index] == label;
+    }
+    assert_int_equal(WEXITSTATUS(pclose(p)), 0);
+    return right;
+}
+
+static void check_png_path(mlp_net *net, const mlp_dataset *test, const char *images, const char *labels)
+{
+    char dir[64], model[128], cmd[4096];
+    int raw_digits[N_PNG], inv_digits[N_PNG], i, right;
+    snprintf(dir, sizeof dir, "/tmp/mlp_mnist_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(model, sizeof model, "%s/model.mlp", dir);
+    assert_int_equal(mlp_save(net, model), 0);
+    snprintf(cmd, sizeof cmd, "mkdir %s/raw %s/inv && build/idx2png --labels %s --count %d %s %s/raw && "
+             "build/idx2png --labels %s --count %d --invert --scale 5 %s %s/inv",
+             dir, dir, labels, N_PNG, images, dir, labels, N_PNG, images, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/raw", dir);
+    classify_dir(model, cmd, "--raw", raw_digits);
+    for (i = 0; i < N_PNG; i++) {
+        const float *p = mlp_predict(net, test->x + (size_t)i * test->dim, 1);
+        int k, best = 0;
+        for (k = 1; k < 10; k++) if (p[k] > p[best]) best = k;
+        if (raw_digits[i] != best) print_error("image %d: PNG --raw says %d, IDX path %d\n", i, raw_digits[i], best);
+        assert_int_equal(raw_digits[i], best);
+    }
+    snprintf(cmd, sizeof cmd, "%s/inv", dir);
+    right = classify_dir(model, cmd, "", inv_digits);
+    print_message("PNG path: %d/%d --raw identical to IDX; inverted 140x140: %d/%d right\n", N_PNG, N_PNG, right, N_PNG);
+    assert_true(right >= 0.97 * N_PNG);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_mnist_centre_of_mass(void **state)
+{
+    const char *dir = getenv("MLP_MNIST_DIR");
+    char path[512];
+    mlp_idx idx;
+    double sx = 0, sy = 0;
+    size_t i;
+    int x, y;
+    (void)state;
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir ? dir : "data/mnist");
+    if (mlp_idx_load(&idx, path) != 0) skip();
+    for (i = 0; i < idx.dims[0]; i++) {
+        const float *img = idx.data + i * 784;
+        double m = 0, mx = 0, my = 0;
+        for (y = 0; y < 28; y++) for (x = 0; x < 28; x++) { m += img[y * 28 + x]; mx += img[y * 28 + x] * x; my += img[y * 28 + x] * y; }
+        sx += mx / m; sy += my / m;
+    }
+    sx /= idx.dims[0]; sy /= idx.dims[0];
+    assert_true(fabs(sx - MLP__MNIST_COM_X) < 0.02 && fabs(sy - MLP__MNIST_COM_Y) < 0.02);
+    mlp_idx_free(&idx);
+}
 
 static void test_mnist_two_epochs(void **state)
 {
@@ -45,6 +133,9 @@ static void test_mnist_two_epochs(void **state)
     assert_int_equal(mlp_evaluate(net, &test, 500, &ev, NULL), 0);
     print_message("MNIST 784-256-128-10, 2 epochs: test accuracy %.4f\n", ev.accuracy);
     assert_true(ev.accuracy >= 0.97);
+    net->image_w = net->image_h = 28;
+    net->input_scale = train.scale;
+    check_png_path(net, &test, p[2], p[3]);
     mlp_free(net);
     mlp_dataset_free(&train);
     mlp_dataset_free(&test);
@@ -52,6 +143,9 @@ static void test_mnist_two_epochs(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_mnist_two_epochs) };
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mnist_two_epochs),
+        cmocka_unit_test(test_mnist_centre_of_mass),
+    };
     return cmocka_run_group_tests_name("mnist", tests, NULL, NULL);
 }
