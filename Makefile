@@ -9,12 +9,12 @@ B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 EXAMPLES   := xor train_mnist classify
-TOOLS      := idx2png mnist_centre
+TOOLS      := idx2png mnist_centre show_weights
 UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests tools fonts test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests tools fonts fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,7 +35,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -88,6 +88,31 @@ bench: $(B)/bench $(B)/bench-native data ## BENCH.md B1-B3 beside OpenBLAS (plai
 	$(BENCH_ENV) ./$(B)/bench
 	@echo; echo "== the same B1 built with -march=native:"
 	$(BENCH_ENV) ./$(B)/bench-native --training
+
+# Fuzzing: libFuzzer targets (clang) for the IDX loader, the model loader and
+# the PNG -> preprocessing -> forward path. `make test` replays the committed
+# corpus (tests/corpus/{idx,model,png}) through the same targets built
+# without libFuzzer, under ASan + UBSan.
+FUZZ_TARGETS := idx model image
+FUZZ_SECONDS ?= 180
+corpus_of = tests/corpus/$$( [ $$t = image ] && echo png || echo $$t )
+
+$(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h mlp.h | $(B)
+	$(CC) $(WARN) $(SAN) -DMLP_FUZZ_REPLAY -o $@ $< $(LDLIBS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(B)/replay_%) ## replay the fuzz regression corpus (part of make test)
+	@set -e; for t in $(FUZZ_TARGETS); do printf "== fuzz corpus %s: " $$t; ./$(B)/replay_$$t $(corpus_of); done
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h mlp.h
+	@mkdir -p $(B)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LDLIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECONDS (default 180); crashes land in build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(B)/fuzz/corpus_$$t; \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  ./$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -artifact_prefix=$(B)/fuzz/$$t- \
+	      -print_final_stats=1 $(B)/fuzz/corpus_$$t $(corpus_of) 2>&1 | grep -E "^stat::number_of_executed_units|^Done|ERROR|SUMMARY"; \
+	done
 
 deps: ## install missing Debian packages (as root) or say which
 	tools/install_deps.sh

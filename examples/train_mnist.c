@@ -10,15 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *layers, *log, *out;
+    const char *layers, *log, *out, *confusion;
     mlp_act act;
     mlp_loss loss;
-    int epochs, threads;
+    int epochs, threads, quiet;
     mlp_train_config train;
 } options;
 
@@ -43,6 +44,8 @@ static void usage(FILE *f)
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
+        "  --confusion FILE.csv  write the final test confusion matrix as CSV\n"
+        "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n"
         "  --help                this text\n");
 }
 
@@ -96,6 +99,7 @@ static options parse_args(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(stdout); exit(0); }
+        if (!strcmp(f, "--quiet")) { o.quiet = 1; continue; }
         if (strncmp(f, "--", 2) != 0) bad_usage(f, NULL, "unexpected argument");
         if (!v) bad_usage(f, NULL, "missing value (or unknown flag)");
         i++;
@@ -107,6 +111,7 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--layers")) o.layers = v;
         else if (!strcmp(f, "--log")) o.log = v;
         else if (!strcmp(f, "--out")) o.out = v;
+        else if (!strcmp(f, "--confusion")) o.confusion = v;
         else if (!strcmp(f, "--act")) {
             if (!strcmp(v, "relu")) o.act = MLP_ACT_RELU;
             else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
@@ -168,6 +173,43 @@ static void print_confusion(const int *conf, int n)
     }
 }
 
+/* The progress bar: redrawn in place on a terminal, at most ten times a
+   second; never drawn into a pipe or a file, where it would be garbage. */
+typedef struct progress { int epochs, n; double t0, last; } progress;
+
+static void draw_progress(void *user, const mlp_batch_info *b)
+{
+    progress *p = (progress *)user;
+    double now = seconds_now(), rate, eta;
+    int width = 30, filled;
+    if (b->batch == 0) p->t0 = now;
+    if ((now - p->last < 0.1 || now - p->t0 < 0.05) && b->batch + 1 < b->n_batches) return;
+    p->last = now;
+    rate = b->samples_done / (now - p->t0 + 1e-9);
+    eta = (p->n - b->samples_done) / (rate + 1e-9);
+    filled = (int)((double)width * (b->batch + 1) / b->n_batches);
+    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %d/%d  %.0f samples/s  loss %.4f  ETA %.0f s \033[K",
+            b->epoch + 1, p->epochs, filled, "##############################", width - filled, "",
+            b->batch + 1, b->n_batches, rate, b->loss, eta);
+    fflush(stderr);
+}
+
+static int write_confusion(const char *path, const int *conf, int n)
+{
+    int i, j;
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "true");
+    for (j = 0; j < n; j++) fprintf(f, ",pred%d", j);
+    fprintf(f, "\n");
+    for (i = 0; i < n; i++) {
+        fprintf(f, "%d", i);
+        for (j = 0; j < n; j++) fprintf(f, ",%d", conf[i * n + j]);
+        fprintf(f, "\n");
+    }
+    return fclose(f);
+}
+
 int main(int argc, char **argv)
 {
     options o = parse_args(argc, argv);
@@ -175,7 +217,8 @@ int main(int argc, char **argv)
     mlp_dataset train, test;
     mlp_eval tr, te;
     FILE *log = NULL;
-    int epoch, n_out, *confusion = NULL, rc = 1;
+    progress bar;
+    int epoch, n_out, *confusion = NULL, rc = 1, i, j;
     mlp_net *net = mlp_create_spec(o.layers, o.act, o.loss, o.train.seed);
     if (!net) { fprintf(stderr, "train_mnist: --layers %s: %s\n", o.layers, mlp_error()); return 2; }
     memset(&train, 0, sizeof train);
@@ -190,8 +233,17 @@ int main(int argc, char **argv)
     net->input_scale = train.scale;
     net->image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
     net->image_h = net->image_w ? train.image_h : 0;
+    n_out = mlp_output_width(net);
+    if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     if (o.log && !(log = fopen(o.log, "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
-    if (log) fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n");
+    if (log) { /* errK: test samples of class K misclassified this epoch */
+        fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds");
+        for (j = 0; j < n_out; j++) fprintf(log, ",err%d", j);
+        fprintf(log, "\n");
+    }
+    memset(&bar, 0, sizeof bar);
+    bar.epochs = o.epochs; bar.n = train.n;
+    if (!o.quiet && isatty(2)) { o.train.on_batch = draw_progress; o.train.user = &bar; }
     printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
            mlp_isa_name(mlp_get_isa(net)), o.threads, o.threads > 1 ? "s" : "");
 
@@ -199,20 +251,26 @@ int main(int argc, char **argv)
         double t0 = seconds_now(), dt;
         if (mlp_train_epoch(net, &train, &o.train, epoch, &tr) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         dt = seconds_now() - t0;
-        if (mlp_evaluate(net, &test, 1000, &te, NULL) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        if (o.train.on_batch) fprintf(stderr, "\r\033[K");
+        if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
                epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
         fflush(stdout);
         if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n", epoch + 1, tr.loss, tr.accuracy,
+            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch + 1, tr.loss, tr.accuracy,
                     te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+            for (i = 0; i < n_out; i++) {
+                int wrong = 0;
+                for (j = 0; j < n_out; j++) if (j != i) wrong += confusion[i * n_out + j];
+                fprintf(log, ",%d", wrong);
+            }
+            fprintf(log, "\n");
             fflush(log);
         }
     }
-    n_out = mlp_output_width(net);
-    confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int));
-    if (!confusion || mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
+    if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     print_confusion(confusion, n_out);
+    if (o.confusion && write_confusion(o.confusion, confusion, n_out) != 0) { fprintf(stderr, "train_mnist: cannot write %s\n", o.confusion); goto done; }
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
     if (mlp_save(net, o.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     printf("model saved to %s\n", o.out);

@@ -96,8 +96,8 @@ static int teardown(void **state)
 static void data_flags(char *buf, size_t size, const char *extra)
 {
     snprintf(buf, size, TRAIN " --train-images %s/train-images --train-labels %s/train-labels"
-             " --test-images %s/test-images --test-labels %s/test-labels %s",
-             tmpdir, tmpdir, tmpdir, tmpdir, extra);
+             " --test-images %s/test-images --test-labels %s/test-labels --out %s/model.mlp %s",
+             tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, extra);
 }
 
 static void test_bad_flags(void **state)
@@ -145,11 +145,13 @@ static void test_trains_and_logs(void **state)
     f = fopen(log, "r");
     assert_non_null(f);
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds\n");
+    assert_string_equal(line, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,err0,err1,err2\n");
     while (fgets(line, sizeof line, f)) {
-        int epoch;
+        int epoch, e0, e1, e2;
         double tl, ta, vl, lr, sec;
-        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &tl, &ta, &vl, &acc, &lr, &sec), 7);
+        assert_int_equal(sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%d,%d,%d", &epoch, &tl, &ta, &vl, &acc, &lr, &sec, &e0, &e1, &e2), 10);
+        assert_true(e0 >= 0 && e1 >= 0 && e2 >= 0 && e0 + e1 + e2 <= 90);
+        assert_float_equal(acc, 1.0 - (e0 + e1 + e2) / 90.0, 1e-6); /* errors match the accuracy */
         assert_int_equal(epoch, ++rows);
         assert_true(ta >= 0 && ta <= 1 && acc >= 0 && acc <= 1 && sec >= 0);
         assert_float_equal(lr, rows <= 2 ? 0.1 : 0.05, 1e-6);
@@ -157,6 +159,34 @@ static void test_trains_and_logs(void **state)
     fclose(f);
     assert_int_equal(rows, 3);
     assert_true(acc > 0.9);
+}
+
+/* Not a terminal: no progress bar, no carriage returns or escapes. */
+static void test_no_control_characters_in_logs(void **state)
+{
+    char cmd[1024], conf[128], line[256];
+    const char *c;
+    FILE *f;
+    int rows = 0, sum = 0;
+    (void)state;
+    snprintf(conf, sizeof conf, "%s/confusion.csv", tmpdir);
+    data_flags(cmd, sizeof cmd, "--layers 16-8-3 --epochs 2 --confusion ");
+    strcat(cmd, conf);
+    expect(cmd, 0, "test accuracy");
+    for (c = output; *c; c++) assert_true(*c == '\n' || (*c >= 32 && *c < 127));
+    f = fopen(conf, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "true,pred0,pred1,pred2\n");
+    while (fgets(line, sizeof line, f)) {
+        int t, a, b, d;
+        assert_int_equal(sscanf(line, "%d,%d,%d,%d", &t, &a, &b, &d), 4);
+        assert_int_equal(t, rows++);
+        sum += a + b + d;
+    }
+    fclose(f);
+    assert_int_equal(rows, 3);
+    assert_int_equal(sum, 90);
 }
 
 int main(void)
@@ -168,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_missing_data),
         cmocka_unit_test(test_mismatched_network),
         cmocka_unit_test(test_trains_and_logs),
+        cmocka_unit_test(test_no_control_characters_in_logs),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

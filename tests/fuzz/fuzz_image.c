@@ -1,0 +1,48 @@
+/* Fuzz target: PNG bytes -> stb_image (as classify configures it) -> digit
+   preprocessing -> a forward pass of a small fixed network. */
+#include <stddef.h>
+#include <stdlib.h>
+#define STBI_ONLY_PNG
+#define STBI_MAX_DIMENSIONS 8192
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#define MLP_IMPLEMENTATION
+#include "../../mlp.h"
+#include "fuzz_main.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    static mlp_net *net; /* one fixed network for the whole run */
+    int w, h, n, i;
+    stbi_uc *px;
+    float *f, raw[784], x[784];
+    if (size > (1 << 22)) return 0;
+    if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) return 0;
+    if ((double)w * h > 4e6) return 0; /* classify would decode it; the fuzzer need not */
+    px = stbi_load_from_memory(data, (int)size, &w, &h, &n, 2);
+    if (!px) return 0;
+    f = (float *)malloc(sizeof(float) * (size_t)w * h * 2);
+    for (i = 0; i < w * h * 2; i++) f[i] = px[i] / 255.0f;
+    stbi_image_free(px);
+    if (!net) {
+        net = mlp_create_spec("784-32-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+        net->image_w = net->image_h = 28;
+        net->input_scale = 1.0f / 255.0f;
+    }
+    if (mlp_digit_preprocess(f, w, h, 2, raw) == 0) {
+        mlp_normalize_input(net, raw, x);
+        mlp_predict(net, x, 1);
+    }
+    free(f);
+    return 0;
+}
