@@ -9,12 +9,12 @@ B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 EXAMPLES   := xor train_mnist classify
-TOOLS      := idx2png mnist_centre show_weights
-UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_cpp
+TOOLS      := idx2png mnist_centre show_weights show_errors
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_tools test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests tools fonts fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests tools fonts experiments fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -33,7 +33,7 @@ $(B)/test_%: tests/test_%.c mlp.h | $(B)
 $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
 
-$(B)/test_cli $(B)/test_classify $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
+$(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
 test: all fuzz-replay ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
@@ -111,8 +111,14 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECON
 	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(B)/fuzz/corpus_$$t; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  ./$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -artifact_prefix=$(B)/fuzz/$$t- \
-	      -print_final_stats=1 $(B)/fuzz/corpus_$$t $(corpus_of) 2>&1 | grep -E "^stat::number_of_executed_units|^Done|ERROR|SUMMARY"; \
+	      -print_final_stats=1 $(B)/fuzz/corpus_$$t $(corpus_of) > $(B)/fuzz/$$t.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/$$t.log; echo "fuzz: $$t failed; the input is in $(B)/fuzz/$$t-*"; exit 1; }; \
+	  grep -E "^stat::number_of_executed_units|^Done" $(B)/fuzz/$$t.log; \
 	done
+
+EPOCHS ?= 20
+experiments: examples data ## the seed reports' experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png
+	tools/experiments $(EPOCHS)
 
 deps: ## install missing Debian packages (as root) or say which
 	tools/install_deps.sh

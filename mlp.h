@@ -77,7 +77,8 @@
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
                 mlp_dataset_check
-      models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32
+      models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
+                mlp_checkpoint_save, mlp_checkpoint_load (+ _memory)
       images:   mlp_digit_preprocess, mlp_normalize_input
 
    VERSION HISTORY
@@ -117,7 +118,8 @@ enum {
     MLP_ENOMEM = -2,   /* allocation failed or size would overflow */
     MLP_EIO = -3,      /* cannot open / read / write a file */
     MLP_EFORMAT = -4,  /* file contents are malformed */
-    MLP_ENUMERIC = -5  /* NaN or infinity appeared */
+    MLP_ENUMERIC = -5, /* NaN or infinity appeared */
+    MLP_EINTR = -6     /* the on_batch callback asked training to stop */
 };
 
 /* Returns the reason for the most recent failure in this thread ("" if none). */
@@ -312,8 +314,11 @@ typedef struct mlp_train_config {
     float lr_decay;            /* multiply lr by this ... (default 0.5) */
     int lr_step;               /* ... every lr_step epochs (default 3) */
     uint64_t seed;             /* shuffling seed */
-    /* optional: called after every batch (e.g. for a progress bar) */
-    void (*on_batch)(void *user, const mlp_batch_info *info);
+    int start_batch;           /* skip this many batches of the epoch (resuming a
+                                  checkpoint taken mid-epoch; default 0) */
+    /* optional: called after every batch (e.g. for a progress bar); a nonzero
+       return stops training after this batch (mlp_train_epoch: MLP_EINTR) */
+    int (*on_batch)(void *user, const mlp_batch_info *info);
     void *user;
 } mlp_train_config;
 
@@ -327,14 +332,29 @@ MLPDEF mlp_train_config mlp_train_defaults(void);
 /* Learning rate for epoch (0-based): lr * lr_decay^floor(epoch / lr_step). */
 MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch);
 /* One pass over ds in a fresh random order (a function of seed and epoch, so
-   a run can be resumed at any epoch). stats (optional) gets the running mean
-   loss and accuracy seen during the pass. */
+   a run can be resumed at any epoch and batch). stats (optional) gets the
+   running mean loss and accuracy over the batches this call trained. */
 MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *cfg, int epoch, mlp_eval *stats);
 /* Loss and accuracy over ds; confusion (optional, n_out x n_out ints, row =
    true label, column = prediction) is overwritten. */
 MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
                         mlp_eval *out, int *confusion);
+
+/* ---- checkpoints ------------------------------------------------------- */
+/* Checkpoints: the model, its SGD velocity and the training configuration,
+   after `epoch` whole epochs and `batch` batches of the next one, so that
+   training resumes bit-identically (the shuffle depends only on seed and
+   epoch). Same format rules as model files. cfg's callbacks are not saved. */
+MLPDEF size_t   mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg,
+                                           int epoch, int batch, void *buf, size_t cap);
+MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg,
+                                           int *epoch, int *batch);
+#ifndef MLP_NO_STDIO
+MLPDEF int      mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg,
+                                    int epoch, int batch, const char *path);
+MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int *epoch, int *batch);
+#endif
 
 #ifdef __cplusplus
 }
@@ -1676,70 +1696,95 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
 
 /* ---- optimizers ---------------------------------------------------------- */
 
-/* v = momentum v + dw + weight_decay w;  w -= lr v   (one block) */
-static void mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
-                            float lr, float momentum, float weight_decay)
+/* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
+   Each returns the sum of the new v: NaN or infinite exactly when some
+   gradient or weight went bad (or is about to overflow), which costs one
+   add per vector in a loop that waits on memory anyway. */
+static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
+                             float lr, float momentum, float weight_decay)
 {
     size_t i;
+    float sum = 0.0f;
     for (i = 0; i < n; i++) {
         v[i] = momentum * v[i] + dw[i] + weight_decay * w[i];
         w[i] -= lr * v[i];
+        sum += v[i];
     }
+    return sum;
 }
 
 #if defined(MLP__X86) && defined(__x86_64__)
 /* The update streams three arrays larger than L2 once per batch: it is
    memory-bound, so wide loads matter more than anything else here. */
 MLP__TARGET("avx2,fma")
-static void mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
-                          float lr, float momentum, float weight_decay)
+static float mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
+                           float lr, float momentum, float weight_decay)
 {
     size_t i = 0;
+    float lanes[8], sum;
+    int k;
     __m256 vlr = _mm256_set1_ps(lr), vmu = _mm256_set1_ps(momentum), vwd = _mm256_set1_ps(weight_decay);
+    __m256 acc = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         __m256 wi = _mm256_loadu_ps(w + i);
         __m256 vi = _mm256_fmadd_ps(vmu, _mm256_loadu_ps(v + i), _mm256_fmadd_ps(vwd, wi, _mm256_loadu_ps(dw + i)));
         _mm256_storeu_ps(v + i, vi);
         _mm256_storeu_ps(w + i, _mm256_fnmadd_ps(vlr, vi, wi));
+        acc = _mm256_add_ps(acc, vi);
     }
-    mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+    _mm256_storeu_ps(lanes, acc);
+    sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+    for (k = 0; k < 8; k++) sum += lanes[k];
+    return sum;
 }
 
 MLP__TARGET("avx512f")
-static void mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
-                            float lr, float momentum, float weight_decay)
+static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
+                             float lr, float momentum, float weight_decay)
 {
     size_t i = 0;
     __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
+    __m512 acc = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
         __m512 wi = _mm512_loadu_ps(w + i);
         __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i)));
         _mm512_storeu_ps(v + i, vi);
         _mm512_storeu_ps(w + i, _mm512_fnmadd_ps(vlr, vi, wi));
+        acc = _mm512_add_ps(acc, vi);
     }
-    mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+    {
+        float lanes[16], sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+        int k;
+        _mm512_storeu_ps(lanes, acc);
+        for (k = 0; k < 16; k++) sum += lanes[k];
+        return sum;
+    }
 }
 #endif
 
-static void mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, size_t n,
-                           float lr, float momentum, float weight_decay)
+static float mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, size_t n,
+                            float lr, float momentum, float weight_decay)
 {
 #if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) { mlp__sgd_avx512(w, dw, v, n, lr, momentum, weight_decay); return; }
-    if (isa == MLP_ISA_AVX2) { mlp__sgd_avx2(w, dw, v, n, lr, momentum, weight_decay); return; }
+    if (isa == MLP_ISA_AVX512) return mlp__sgd_avx512(w, dw, v, n, lr, momentum, weight_decay);
+    if (isa == MLP_ISA_AVX2) return mlp__sgd_avx2(w, dw, v, n, lr, momentum, weight_decay);
 #endif
     (void)isa;
-    mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
+    return mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
 }
 
-typedef struct mlp__sgd_job { mlp_net *net; float lr, momentum, weight_decay; } mlp__sgd_job;
+typedef struct mlp__sgd_job {
+    mlp_net *net;
+    float lr, momentum, weight_decay;
+    int bad[MLP_MAX_THREADS];   /* per task: a non-finite update was seen */
+} mlp__sgd_job;
 
 /* Task t updates the t-th slice of every parameter block. Slice bounds are
    multiples of 16 floats, so every element takes the same (vector or tail)
    arithmetic whatever the thread count. */
 static void mlp__sgd_task(void *arg, int t, int n)
 {
-    const mlp__sgd_job *j = (const mlp__sgd_job *)arg;
+    mlp__sgd_job *j = (mlp__sgd_job *)arg;
     mlp_net *net = j->net;
     int l;
     for (l = 0; l < net->n_layers; l++) {
@@ -1752,11 +1797,13 @@ static void mlp__sgd_task(void *arg, int t, int n)
         for (part = 0; part < 2; part++) {
             size_t chunks = (sizes[part] + 15) / 16;
             size_t begin = chunks * (size_t)t / (size_t)n * 16, end = chunks * (size_t)(t + 1) / (size_t)n * 16, o = offs[part];
+            float sum;
             if (end > sizes[part]) end = sizes[part];
             if (begin >= end) continue;
-            mlp__sgd_block(net->gemm->isa, net->params + o + begin, net->grads + o + begin,
-                           net->velocity + o + begin, end - begin, j->lr, j->momentum,
-                           part == 0 ? j->weight_decay : 0.0f); /* no decay on biases */
+            sum = mlp__sgd_block(net->gemm->isa, net->params + o + begin, net->grads + o + begin,
+                                 net->velocity + o + begin, end - begin, j->lr, j->momentum,
+                                 part == 0 ? j->weight_decay : 0.0f); /* no decay on biases */
+            if (!isfinite(sum)) j->bad[t] = 1;
         }
     }
 }
@@ -1764,6 +1811,7 @@ static void mlp__sgd_task(void *arg, int t, int n)
 MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay)
 {
     mlp__sgd_job j;
+    int l;
     if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
     if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
         return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
@@ -1771,8 +1819,11 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
         net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1);
         if (!net->velocity) return MLP_ENOMEM;
     }
+    memset(&j, 0, sizeof j);
     j.net = net; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
     mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__sgd_task, &j);
+    for (l = 0; l < MLP_MAX_THREADS; l++)
+        if (j.bad[l]) return mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
     return MLP_OK;
 }
 
@@ -1827,7 +1878,7 @@ static int mlp__check_config(const mlp_train_config *cfg)
 MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *cfg, int epoch, mlp_eval *stats)
 {
-    int *perm, start, rc, n_out, correct = 0, nb, batch_no = 0;
+    int *perm, start, rc, n_out, correct = 0, nb, batch_no, done = 0;
     float *xb;
     int *yb;
     double loss_sum = 0.0;
@@ -1845,10 +1896,13 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
     mlp__permutation(perm, ds->n, &rng);
     lr = mlp_lr_at(cfg, epoch);
     rc = MLP_OK;
-    for (start = 0; start < ds->n && rc == MLP_OK; start += nb) {
+    if (cfg->start_batch < 0) { MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb); return mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch); }
+    batch_no = cfg->start_batch;
+    for (start = (int)((long)batch_no * nb < ds->n ? (long)batch_no * nb : ds->n); start < ds->n && rc == MLP_OK; start += nb) {
         int i, B = ds->n - start < nb ? ds->n - start : nb;
         const float *y;
         float loss = 0.0f;
+        done += B;
         for (i = 0; i < B; i++) {
             memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)perm[start + i] * ds->dim, (size_t)ds->dim * sizeof(float));
             yb[i] = ds->y[perm[start + i]];
@@ -1860,20 +1914,22 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
         }
-        rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay);
+        if ((rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay)) == MLP_ENUMERIC)
+            mlp__fail(rc, "a gradient or weight became NaN or infinite in epoch %d, batch %d (learning rate too high?)", epoch + 1, batch_no + 1);
         loss_sum += (double)loss * B;
         if (cfg->on_batch) {
             mlp_batch_info info;
             info.epoch = epoch; info.batch = batch_no; info.n_batches = (ds->n + nb - 1) / nb;
             info.samples_done = start + B; info.loss = loss;
-            cfg->on_batch(cfg->user, &info);
+            if (rc == MLP_OK && cfg->on_batch(cfg->user, &info) && start + B < ds->n)
+                rc = mlp__fail(MLP_EINTR, "training stopped after epoch %d, batch %d", epoch + 1, batch_no + 1);
         }
         batch_no++;
     }
     MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb);
     if (stats) {
-        stats->n = ds->n; stats->correct = correct;
-        stats->loss = loss_sum / ds->n; stats->accuracy = (double)correct / ds->n;
+        stats->n = done; stats->correct = correct;
+        stats->loss = done ? loss_sum / done : 0.0; stats->accuracy = done ? (double)correct / done : 0.0;
     }
     return rc;
 }
@@ -2370,6 +2426,91 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     return net;
 }
 
+
+/* -- checkpoints: a model plus everything needed to continue training it
+   bit for bit. Layout (little-endian):
+        0    8  magic 89 4D 4C 50 43 4B 0D 0A  ("\x89MLPCK\r\n")
+        8    4  u32 version = 1
+       12    4  u32 epochs completed     16  4  u32 batches completed in the next
+       20    8  u64 shuffling seed       28  4  u32 batch size
+       32    4  f32 lr   36 f32 momentum   40 f32 weight decay   44 f32 lr decay
+       48    4  u32 lr step              52  4  u32 1 if a velocity block follows
+       56    8  u64 model bytes M        64  M  a model file (as above)
+       ...   4 * n_params f32 velocity (if present)
+     end-4   4  u32 CRC-32 of everything before it                            */
+
+#define MLP__CKPT_HEADER 64
+static const unsigned char mlp__ckpt_magic[8] = {0x89, 'M', 'L', 'P', 'C', 'K', 0x0D, 0x0A};
+
+MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
+                                         void *buf, size_t cap)
+{
+    size_t model = mlp_save_memory(net, NULL, 0), vel, need, i;
+    unsigned char *p = (unsigned char *)buf;
+    if (!net || !cfg || epoch < 0 || batch < 0 || !model) { mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: bad arguments"); return 0; }
+    vel = net->velocity ? 4 * net->n_params : 0;
+    need = MLP__CKPT_HEADER + model + vel + 4;
+    if (!buf || cap < need) return need;
+    memcpy(p, mlp__ckpt_magic, 8);
+    mlp__put_u32(p + 8, 1);
+    mlp__put_u32(p + 12, (uint32_t)epoch);
+    mlp__put_u32(p + 16, (uint32_t)batch);
+    mlp__put_u32(p + 20, (uint32_t)cfg->seed);
+    mlp__put_u32(p + 24, (uint32_t)(cfg->seed >> 32));
+    mlp__put_u32(p + 28, (uint32_t)cfg->batch);
+    mlp__put_f32(p + 32, cfg->lr);
+    mlp__put_f32(p + 36, cfg->momentum);
+    mlp__put_f32(p + 40, cfg->weight_decay);
+    mlp__put_f32(p + 44, cfg->lr_decay);
+    mlp__put_u32(p + 48, (uint32_t)cfg->lr_step);
+    mlp__put_u32(p + 52, vel ? 1u : 0u);
+    mlp__put_u32(p + 56, (uint32_t)model);
+    mlp__put_u32(p + 60, (uint32_t)((uint64_t)model >> 32));
+    mlp_save_memory(net, p + MLP__CKPT_HEADER, model);
+    for (i = 0; i < vel / 4; i++) mlp__put_f32(p + MLP__CKPT_HEADER + model + 4 * i, net->velocity[i]);
+    mlp__put_u32(p + need - 4, mlp_crc32(p, need - 4));
+    return need;
+}
+
+MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg, int *epoch, int *batch)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    uint64_t model;
+    uint32_t has_vel, e, b, bs, step;
+    mlp_net *net;
+    size_t i, vel;
+    if (!buf || !cfg || !epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load_memory: NULL argument"); return NULL; }
+    if (size < MLP__CKPT_HEADER + 4 || memcmp(p, mlp__ckpt_magic, 8) != 0) { mlp__fail(MLP_EFORMAT, "not an mlp.h checkpoint"); return NULL; }
+    if (mlp__get_u32(p + 8) != 1) { mlp__fail(MLP_EFORMAT, "checkpoint version %u; this mlp.h reads version 1", mlp__get_u32(p + 8)); return NULL; }
+    if (mlp__get_u32(p + size - 4) != mlp_crc32(p, size - 4)) { mlp__fail(MLP_EFORMAT, "checkpoint checksum mismatch: the file is damaged or truncated"); return NULL; }
+    e = mlp__get_u32(p + 12); b = mlp__get_u32(p + 16); bs = mlp__get_u32(p + 28); step = mlp__get_u32(p + 48);
+    has_vel = mlp__get_u32(p + 52);
+    model = (uint64_t)mlp__get_u32(p + 56) | ((uint64_t)mlp__get_u32(p + 60) << 32);
+    if (e > 1000000 || b > (1u << 30) || bs < 1 || bs > (1u << 24) || step < 1 || step > 1000000 || has_vel > 1) {
+        mlp__fail(MLP_EFORMAT, "checkpoint header out of range (epoch %u, batch %u, batch size %u, lr step %u)", e, b, bs, step);
+        return NULL;
+    }
+    if (model > size - MLP__CKPT_HEADER - 4) { mlp__fail(MLP_EFORMAT, "checkpoint model of %llu bytes, %lu present", (unsigned long long)model, (unsigned long)(size - MLP__CKPT_HEADER - 4)); return NULL; }
+    if (!(net = mlp_load_memory(p + MLP__CKPT_HEADER, (size_t)model))) return NULL;
+    vel = has_vel ? 4 * net->n_params : 0;
+    if (size != MLP__CKPT_HEADER + (size_t)model + vel + 4) {
+        mlp__fail(MLP_EFORMAT, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)size, (unsigned long)(MLP__CKPT_HEADER + (size_t)model + vel + 4));
+        mlp_free(net);
+        return NULL;
+    }
+    if (vel) {
+        if (!(net->velocity = (float *)mlp__alloc(net->n_params, sizeof(float), 1))) { mlp_free(net); return NULL; }
+        for (i = 0; i < net->n_params; i++) net->velocity[i] = mlp__get_f32(p + MLP__CKPT_HEADER + (size_t)model + 4 * i);
+    }
+    cfg->seed = (uint64_t)mlp__get_u32(p + 20) | ((uint64_t)mlp__get_u32(p + 24) << 32);
+    cfg->batch = (int)bs; cfg->lr_step = (int)step;
+    cfg->lr = mlp__get_f32(p + 32); cfg->momentum = mlp__get_f32(p + 36);
+    cfg->weight_decay = mlp__get_f32(p + 40); cfg->lr_decay = mlp__get_f32(p + 44);
+    if (mlp__check_config(cfg) != MLP_OK) { mlp_free(net); return NULL; }
+    *epoch = (int)e; *batch = (int)b;
+    return net;
+}
+
 #ifndef MLP_NO_STDIO
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
@@ -2393,20 +2534,13 @@ static int mlp__sync_file(const char *path)
 
 /* Writes PATH.tmp, flushes it to disk, then renames it over PATH: a crash or
    a full disk at any moment leaves either the old file or the new one. */
-MLPDEF int mlp_save(const mlp_net *net, const char *path)
+static int mlp__write_atomic(const char *path, const void *buf, size_t size)
 {
-    size_t size, n;
-    void *buf;
-    char *tmp;
-    FILE *f;
+    size_t n = strlen(path);
+    char *tmp = (char *)mlp__alloc(n + 5, 1, 1);
     int rc = MLP_OK;
-    if (!net || !path) return mlp__fail(MLP_EARG, "mlp_save: NULL argument");
-    size = mlp_save_memory(net, NULL, 0);
-    n = strlen(path);
-    buf = mlp__alloc(size, 1, 1);
-    tmp = (char *)mlp__alloc(n + 5, 1, 1);
-    if (!buf || !tmp) { MLP_FREE(buf); MLP_FREE(tmp); return MLP_ENOMEM; }
-    mlp_save_memory(net, buf, size);
+    FILE *f;
+    if (!tmp) return MLP_ENOMEM;
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmp", 5);
     if (!(f = fopen(tmp, "wb"))) rc = mlp__fail(MLP_EIO, "%s: cannot create %s", path, tmp);
@@ -2423,38 +2557,89 @@ MLPDEF int mlp_save(const mlp_net *net, const char *path)
 #endif
         if (rc != MLP_OK) remove(tmp);
     }
-    MLP_FREE(buf);
     MLP_FREE(tmp);
+    return rc;
+}
+
+MLPDEF int mlp_save(const mlp_net *net, const char *path)
+{
+    size_t size;
+    void *buf;
+    int rc;
+    if (!net || !path) return mlp__fail(MLP_EARG, "mlp_save: NULL argument");
+    size = mlp_save_memory(net, NULL, 0);
+    if (!(buf = mlp__alloc(size, 1, 1))) return MLP_ENOMEM;
+    mlp_save_memory(net, buf, size);
+    rc = mlp__write_atomic(path, buf, size);
+    MLP_FREE(buf);
+    return rc;
+}
+
+MLPDEF int mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch, const char *path)
+{
+    size_t size;
+    void *buf;
+    int rc;
+    if (!net || !cfg || !path) return mlp__fail(MLP_EARG, "mlp_checkpoint_save: NULL argument");
+    if (!(size = mlp_checkpoint_save_memory(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
+    if (!(buf = mlp__alloc(size, 1, 1))) return MLP_ENOMEM;
+    mlp_checkpoint_save_memory(net, cfg, epoch, batch, buf, size);
+    rc = mlp__write_atomic(path, buf, size);
+    MLP_FREE(buf);
     return rc;
 }
 
 #define MLP__MODEL_MAX_BYTES 0x7FFFFFF0L
 
-MLPDEF mlp_net *mlp_load(const char *path)
+/* The whole file in one allocation, refusing files over the format limit. */
+static unsigned char *mlp__read_file(const char *path, size_t *size)
 {
     FILE *f;
     long len;
-    unsigned char *buf;
-    mlp_net *net = NULL;
-    char msg[sizeof mlp__error_message];
-    if (!path) { mlp__fail(MLP_EARG, "mlp_load: NULL path"); return NULL; }
+    unsigned char *buf = NULL;
     if (!(f = fopen(path, "rb"))) { mlp__fail(MLP_EIO, "%s: cannot open", path); return NULL; }
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
         mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
-        return NULL;
+    else if (len > MLP__MODEL_MAX_BYTES) mlp__fail(MLP_EFORMAT, "%s: %ld bytes is larger than any model file", path, len);
+    else if ((buf = (unsigned char *)mlp__alloc((size_t)len + 1, 1, 1)) && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        mlp__fail(MLP_EIO, "%s: read error", path);
+        MLP_FREE(buf);
+        buf = NULL;
     }
-    if (len > MLP__MODEL_MAX_BYTES) { fclose(f); mlp__fail(MLP_EFORMAT, "%s: %ld bytes is larger than any model file", path, len); return NULL; }
-    buf = (unsigned char *)mlp__alloc((size_t)len + 1, 1, 1);
-    if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len) {
-        net = mlp_load_memory(buf, (size_t)len);
-        if (!net) {
-            memcpy(msg, mlp__error_message, sizeof msg);
-            mlp__fail(MLP_EFORMAT, "%s: %s", path, msg);
-        }
-    } else if (buf) mlp__fail(MLP_EIO, "%s: read error", path);
-    MLP_FREE(buf);
     fclose(f);
+    *size = buf ? (size_t)len : 0;
+    return buf;
+}
+
+/* Prefixes the current message with path. */
+static void mlp__name_file(const char *path)
+{
+    char msg[sizeof mlp__error_message];
+    memcpy(msg, mlp__error_message, sizeof msg);
+    mlp__fail(MLP_EFORMAT, "%s: %s", path, msg);
+}
+
+MLPDEF mlp_net *mlp_load(const char *path)
+{
+    size_t size;
+    unsigned char *buf;
+    mlp_net *net;
+    if (!path) { mlp__fail(MLP_EARG, "mlp_load: NULL path"); return NULL; }
+    if (!(buf = mlp__read_file(path, &size))) return NULL;
+    if (!(net = mlp_load_memory(buf, size))) mlp__name_file(path);
+    MLP_FREE(buf);
+    return net;
+}
+
+MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int *epoch, int *batch)
+{
+    size_t size;
+    unsigned char *buf;
+    mlp_net *net;
+    if (!path) { mlp__fail(MLP_EARG, "mlp_checkpoint_load: NULL path"); return NULL; }
+    if (!(buf = mlp__read_file(path, &size))) return NULL;
+    if (!(net = mlp_checkpoint_load_memory(buf, size, cfg, epoch, batch))) mlp__name_file(path);
+    MLP_FREE(buf);
     return net;
 }
 #endif

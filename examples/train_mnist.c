@@ -6,6 +6,7 @@
 */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,11 @@
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *layers, *log, *out, *confusion;
+    const char *layers, *log, *out, *confusion, *checkpoint, *resume;
     mlp_act act;
     mlp_loss loss;
     int epochs, threads, quiet;
+    mlp_init_kind init;
     mlp_train_config train;
 } options;
 
@@ -33,6 +35,8 @@ static void usage(FILE *f)
         "  --layers SPEC         widths, input first (default 784-256-128-10)\n"
         "  --act relu|sigmoid|tanh   hidden activation (default relu)\n"
         "  --loss ce|mse         softmax cross-entropy or Euclidean (default ce)\n"
+        "  --init auto|uniform|glorot|he   weight initialisation (default auto: He before\n"
+        "                        ReLU, Glorot otherwise; uniform: U(-1/sqrt(n_in), 1/sqrt(n_in)))\n"
         "  --epochs N            passes over the training set (default 10)\n"
         "  --batch N             mini-batch size (default 64)\n"
         "  --lr X                learning rate (default 0.05)\n"
@@ -46,6 +50,10 @@ static void usage(FILE *f)
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
         "  --confusion FILE.csv  write the final test confusion matrix as CSV\n"
         "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n"
+        "  --checkpoint FILE     save model + optimizer state + position after every epoch;\n"
+        "                        Ctrl-C finishes the batch, saves it (default OUT.ckpt) and exits\n"
+        "  --resume FILE         continue a checkpoint until --epochs epochs in total; its\n"
+        "                        network and training settings replace the flags\n"
         "  --help                this text\n");
 }
 
@@ -112,6 +120,8 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--log")) o.log = v;
         else if (!strcmp(f, "--out")) o.out = v;
         else if (!strcmp(f, "--confusion")) o.confusion = v;
+        else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
+        else if (!strcmp(f, "--resume")) o.resume = v;
         else if (!strcmp(f, "--act")) {
             if (!strcmp(v, "relu")) o.act = MLP_ACT_RELU;
             else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
@@ -173,17 +183,31 @@ static void print_confusion(const int *conf, int n)
     }
 }
 
-/* The progress bar: redrawn in place on a terminal, at most ten times a
-   second; never drawn into a pipe or a file, where it would be garbage. */
-typedef struct progress { int epochs, n; double t0, last; } progress;
+/* Ctrl-C: the first asks training to stop after the current batch (and save
+   a checkpoint); a second one exits at once. Files are only ever replaced
+   by an atomic rename, so neither can leave a half-written one. */
+static volatile sig_atomic_t interrupted;
 
-static void draw_progress(void *user, const mlp_batch_info *b)
+static void on_sigint(int sig)
+{
+    if (interrupted) _exit(130);
+    interrupted = 1;
+    signal(sig, on_sigint);
+}
+
+/* Called after every batch: counts batches, draws the progress bar (redrawn
+   in place on a terminal, at most ten times a second; never into a pipe or
+   a file, where it would be garbage) and passes a Ctrl-C on. */
+typedef struct progress { int epochs, n, draw, batches_done; double t0, last; } progress;
+
+static int after_batch(void *user, const mlp_batch_info *b)
 {
     progress *p = (progress *)user;
     double now = seconds_now(), rate, eta;
     int width = 30, filled;
-    if (b->batch == 0) p->t0 = now;
-    if ((now - p->last < 0.1 || now - p->t0 < 0.05) && b->batch + 1 < b->n_batches) return;
+    p->batches_done = b->batch + 1;
+    if (b->batch == 0 || p->t0 == 0) p->t0 = now;
+    if (!p->draw || ((now - p->last < 0.1 || now - p->t0 < 0.05) && b->batch + 1 < b->n_batches)) return interrupted;
     p->last = now;
     rate = b->samples_done / (now - p->t0 + 1e-9);
     eta = (p->n - b->samples_done) / (rate + 1e-9);
@@ -192,6 +216,7 @@ static void draw_progress(void *user, const mlp_batch_info *b)
             b->epoch + 1, p->epochs, filled, "##############################", width - filled, "",
             b->batch + 1, b->n_batches, rate, b->loss, eta);
     fflush(stderr);
+    return interrupted;
 }
 
 static int write_confusion(const char *path, const int *conf, int n)
@@ -218,12 +243,29 @@ int main(int argc, char **argv)
     mlp_eval tr, te;
     FILE *log = NULL;
     progress bar;
-    int epoch, n_out, *confusion = NULL, rc = 1, i, j;
-    mlp_net *net = mlp_create_spec(o.layers, o.act, o.loss, o.train.seed);
-    if (!net) { fprintf(stderr, "train_mnist: --layers %s: %s\n", o.layers, mlp_error()); return 2; }
+    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, i, j;
+    char ckpt_default[4096];
+    const char *ckpt = o.checkpoint;
+    mlp_net *net;
+    if (o.resume) { /* the checkpoint's network and settings, the command line's epochs */
+        if (!(net = mlp_checkpoint_load(o.resume, &o.train, &first_epoch, &first_batch))) {
+            fprintf(stderr, "train_mnist: %s\n", mlp_error());
+            return 1;
+        }
+        printf("resuming %s after epoch %d, batch %d\n", o.resume, first_epoch, first_batch);
+        o.layers = "(from the checkpoint)";
+    } else if (!(net = mlp_create_spec(o.layers, o.act, o.loss, o.train.seed))) {
+        fprintf(stderr, "train_mnist: --layers %s: %s\n", o.layers, mlp_error());
+        return 2;
+    }
+    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.out);
+    if (!ckpt) ckpt = ckpt_default;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    if (mlp_set_threads(net, o.threads) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init(net, o.init, o.train.seed) != 0)) {
+        fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        goto done;
+    }
     if (load(&train, net, data_path(p1, sizeof p1, o.data, o.train_images, "train-images-idx3-ubyte"),
              data_path(p2, sizeof p2, o.data, o.train_labels, "train-labels-idx1-ubyte")) ||
         load(&test, net, data_path(p3, sizeof p3, o.data, o.test_images, "t10k-images-idx3-ubyte"),
@@ -235,23 +277,48 @@ int main(int argc, char **argv)
     net->image_h = net->image_w ? train.image_h : 0;
     n_out = mlp_output_width(net);
     if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    if (o.log && !(log = fopen(o.log, "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
-    if (log) { /* errK: test samples of class K misclassified this epoch */
+    if (o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
+    if (log && !o.resume) { /* errK: test samples of class K misclassified this epoch */
         fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds");
         for (j = 0; j < n_out; j++) fprintf(log, ",err%d", j);
         fprintf(log, "\n");
     }
     memset(&bar, 0, sizeof bar);
-    bar.epochs = o.epochs; bar.n = train.n;
-    if (!o.quiet && isatty(2)) { o.train.on_batch = draw_progress; o.train.user = &bar; }
+    bar.epochs = o.epochs; bar.n = train.n; bar.draw = !o.quiet && isatty(2);
+    o.train.on_batch = after_batch;
+    o.train.user = &bar;
+    signal(SIGINT, on_sigint);
     printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
            mlp_isa_name(mlp_get_isa(net)), o.threads, o.threads > 1 ? "s" : "");
 
-    for (epoch = 0; epoch < o.epochs; epoch++) {
+    for (epoch = first_epoch; epoch < o.epochs; epoch++) {
         double t0 = seconds_now(), dt;
-        if (mlp_train_epoch(net, &train, &o.train, epoch, &tr) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        int status;
+        o.train.start_batch = epoch == first_epoch ? first_batch : 0;
+        bar.batches_done = o.train.start_batch;
+        status = mlp_train_epoch(net, &train, &o.train, epoch, &tr);
+        if (bar.draw) fprintf(stderr, "\r\033[K");
+        if (status == MLP_EINTR) {
+            if (mlp_checkpoint_save(net, &o.train, epoch, bar.batches_done, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            fprintf(stderr, "train_mnist: interrupted in epoch %d after batch %d; checkpoint saved to %s "
+                    "(continue with --resume %s)\n", epoch + 1, bar.batches_done, ckpt, ckpt);
+            rc = 130;
+            goto done;
+        }
+        if (status != 0) { /* e.g. divergence: the model on disk is left as it was */
+            fprintf(stderr, "train_mnist: %s; %s not written\n", mlp_error(), o.out);
+            goto done;
+        }
         dt = seconds_now() - t0;
-        if (o.train.on_batch) fprintf(stderr, "\r\033[K");
+        if ((o.checkpoint || interrupted) && mlp_checkpoint_save(net, &o.train, epoch + 1, 0, ckpt) != 0) {
+            fprintf(stderr, "train_mnist: %s\n", mlp_error());
+            goto done;
+        }
+        if (interrupted) { /* Ctrl-C during the epoch's last batch */
+            fprintf(stderr, "train_mnist: interrupted after epoch %d; checkpoint saved to %s\n", epoch + 1, ckpt);
+            rc = 130;
+            goto done;
+        }
         if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
                epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);

@@ -189,6 +189,28 @@ static void test_no_control_characters_in_logs(void **state)
     assert_int_equal(sum, 90);
 }
 
+/* A diverging run stops at the batch it diverges in and leaves the previous
+   model file as it was. */
+static void test_divergence_keeps_previous_model(void **state)
+{
+    char cmd[1024], model[128];
+    FILE *f;
+    (void)state;
+    snprintf(model, sizeof model, "%s/model.mlp", tmpdir);
+    data_flags(cmd, sizeof cmd, "--layers 16-8-3 --epochs 1");
+    expect(cmd, 0, "model saved");
+    f = fopen(model, "rb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cp %s %s.before", model, model);
+    assert_int_equal(run(cmd), 0);
+    data_flags(cmd, sizeof cmd, "--layers 16-8-3 --epochs 3 --lr 1e6 --loss mse");
+    expect(cmd, 1, "in epoch 1, batch ");
+    assert_non_null(strstr(output, "model.mlp not written"));
+    snprintf(cmd, sizeof cmd, "cmp %s %s.before", model, model);
+    assert_int_equal(run(cmd), 0);
+}
+
 int main(void)
 {
     const char *bin = getenv("MLP_TRAIN_MNIST");
@@ -199,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_mismatched_network),
         cmocka_unit_test(test_trains_and_logs),
         cmocka_unit_test(test_no_control_characters_in_logs),
+        cmocka_unit_test(test_divergence_keeps_previous_model),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

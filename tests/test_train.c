@@ -270,6 +270,68 @@ static void test_divergence_detected(void **state)
     mlp_free(net);
 }
 
+static void test_sgd_detects_bad_gradients(void **state)
+{
+    mlp_net *net = mlp_create_spec("40-30-3", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    (void)state;
+    assert_int_equal(mlp_sgd_step(net, 0.1f, 0.9f, 0.0f), 0);
+    net->grads[17] = NAN;
+    assert_int_equal(mlp_sgd_step(net, 0.1f, 0.9f, 0.0f), MLP_ENUMERIC);
+    assert_non_null(strstr(mlp_error(), "NaN or infinite"));
+    net->grads[17] = 0.0f;
+    net->grads[net->n_params - 1] = INFINITY; /* a bias, in a vector tail */
+    assert_int_equal(mlp_sgd_step(net, 0.1f, 0.9f, 0.0f), MLP_ENUMERIC);
+    mlp_free(net);
+}
+
+/* Stops at batch 5 of epoch 1 through the callback, as Ctrl-C does. */
+static int stop_at_5(void *user, const mlp_batch_info *info)
+{
+    (void)user;
+    return info->epoch == 1 && info->batch == 4;
+}
+
+/* A checkpoint taken mid-epoch, saved and loaded, continues to exactly the
+   weights of an uninterrupted run. */
+static void test_checkpoint_resume_bit_identical(void **state)
+{
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults(), c2;
+    mlp_net *straight = mlp_create_spec("4-16-8-3", MLP_ACT_RELU, MLP_LOSS_CE, 5), *first, *resumed;
+    mlp_eval ev;
+    size_t size;
+    unsigned char *buf;
+    int epoch, e, b;
+    (void)state;
+    make_blobs(&train, 600, 1);
+    c.batch = 32; c.seed = 11; c.lr_decay = 0.5f; c.lr_step = 1;
+    for (epoch = 0; epoch < 3; epoch++) assert_int_equal(mlp_train_epoch(straight, &train, &c, epoch, NULL), 0);
+
+    first = mlp_create_spec("4-16-8-3", MLP_ACT_RELU, MLP_LOSS_CE, 5);
+    c.on_batch = stop_at_5;
+    assert_int_equal(mlp_train_epoch(first, &train, &c, 0, NULL), 0);
+    assert_int_equal(mlp_train_epoch(first, &train, &c, 1, &ev), MLP_EINTR);
+    assert_int_equal(ev.n, 5 * 32);
+    size = mlp_checkpoint_save_memory(first, &c, 1, 5, NULL, 0);
+    buf = malloc(size);
+    assert_int_equal(mlp_checkpoint_save_memory(first, &c, 1, 5, buf, size), size);
+    memset(&c2, 0, sizeof c2);
+    resumed = mlp_checkpoint_load_memory(buf, size, &c2, &e, &b);
+    assert_non_null(resumed);
+    assert_true(e == 1 && b == 5 && c2.seed == 11 && c2.batch == 32 && c2.lr_step == 1);
+    for (epoch = e; epoch < 3; epoch++) {
+        c2.start_batch = epoch == e ? b : 0;
+        assert_int_equal(mlp_train_epoch(resumed, &train, &c2, epoch, NULL), 0);
+    }
+    assert_memory_equal(resumed->params, straight->params, straight->n_params * sizeof(float));
+    buf[size / 2] ^= 1; /* and a damaged checkpoint is refused */
+    assert_null(mlp_checkpoint_load_memory(buf, size, &c2, &e, &b));
+    assert_non_null(strstr(mlp_error(), "checksum"));
+    free(buf);
+    mlp_dataset_free(&train);
+    mlp_free(straight); mlp_free(first); mlp_free(resumed);
+}
+
 static void test_mat(void **state)
 {
     mlp_mat a, b;
@@ -318,6 +380,8 @@ int main(void)
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_divergence_detected),
+        cmocka_unit_test(test_sgd_detects_bad_gradients),
+        cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
     };

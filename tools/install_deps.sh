@@ -5,7 +5,7 @@
 #   --arm   also the AArch64 cross compiler, qemu-user and cmocka for arm64
 set -euo pipefail
 
-want=(build-essential libcmocka-dev libstb-dev npm)
+want=(build-essential libcmocka-dev libstb-dev npm gnuplot-nox)
 if [ "${1:-}" = "--arm" ]; then
     shift
     want+=(gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64)
