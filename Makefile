@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests tools fonts experiments fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests tools fonts experiments valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -115,6 +115,17 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECON
 	    || { tail -40 $(B)/fuzz/$$t.log; echo "fuzz: $$t failed; the input is in $(B)/fuzz/$$t-*"; exit 1; }; \
 	  grep -E "^stat::number_of_executed_units|^Done" $(B)/fuzz/$$t.log; \
 	done
+
+# train -> save -> load -> classify under valgrind memcheck: zero errors, no leaks
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+valgrind: examples tools data ## train, save, load and classify under valgrind memcheck
+	@rm -rf $(B)/vg && mkdir -p $(B)/vg
+	$(VALGRIND) ./$(B)/train_mnist --quiet --threads 2 --layers 784-32-10 --epochs 1 \
+	    --checkpoint $(B)/vg/ckpt --out $(B)/vg/model.mlp > /dev/null
+	./$(B)/idx2png --labels data/mnist/t10k-labels-idx1-ubyte --count 5 --invert --scale 4 \
+	    data/mnist/t10k-images-idx3-ubyte $(B)/vg
+	$(VALGRIND) --error-exitcode=99 ./$(B)/classify --top 2 $(B)/vg/model.mlp $(B)/vg/*.png README.md; test $$? -eq 1 # 1: README.md is not a PNG
+	@echo "== valgrind: no errors, no leaks"
 
 EPOCHS ?= 20
 experiments: examples data ## the seed reports' experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png

@@ -290,6 +290,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sigint);
     printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
            mlp_isa_name(mlp_get_isa(net)), o.threads, o.threads > 1 ? "s" : "");
+    fflush(stdout); /* Ctrl-C is handled from here on */
 
     for (epoch = first_epoch; epoch < o.epochs; epoch++) {
         double t0 = seconds_now(), dt;
