@@ -16,23 +16,11 @@
 #include <sys/wait.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
+#include "run.h"
 
 #define CLASSIFY "$MLP_CLASSIFY"
 static char dir[64], model_path[128];
-static char output[1 << 16];
 
-static int run(const char *cmd)
-{
-    char full[4096];
-    size_t n;
-    FILE *p;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    p = popen(full, "r");
-    assert_non_null(p);
-    n = fread(output, 1, sizeof output - 1, p);
-    output[n] = 0;
-    return WEXITSTATUS(pclose(p));
-}
 
 static const char *in_dir(const char *name)
 {

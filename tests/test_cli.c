@@ -13,24 +13,12 @@
 #include <sys/wait.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
+#include "run.h"
 
 #define TRAIN "$MLP_TRAIN_MNIST"  /* set by main; the Makefile may point it at a sanitizer build */
 static char tmpdir[64];
-static char output[1 << 16];
 
 /* runs a shell command, keeps stdout+stderr in output, returns the exit code */
-static int run(const char *cmd)
-{
-    char full[2048];
-    size_t n;
-    FILE *p;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    p = popen(full, "r");
-    assert_non_null(p);
-    n = fread(output, 1, sizeof output - 1, p);
-    output[n] = 0;
-    return WEXITSTATUS(pclose(p));
-}
 
 static void expect(const char *cmd, int code, const char *message)
 {

@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
+#include "run.h"
 
 static char dir[64];
-static char output[1 << 14];
 
 static const char *in_dir(const char *name)
 {
@@ -25,18 +25,6 @@ static const char *in_dir(const char *name)
     return p[k];
 }
 
-static int run(const char *cmd)
-{
-    char full[2048];
-    size_t n;
-    FILE *p;
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    p = popen(full, "r");
-    assert_non_null(p);
-    n = fread(output, 1, sizeof output - 1, p);
-    output[n] = 0;
-    return WEXITSTATUS(pclose(p));
-}
 
 /* 1 if path is a PNG; its size from the IHDR chunk */
 static int png_size(const char *path, int *w, int *h)
