@@ -108,6 +108,7 @@ extern "C" {
 #endif
 
 #define MLP_MAX_LAYERS    64
+#define MLP_MAX_BATCH     (1 << 20)
 #define MLP_MAX_WIDTH     (1 << 20)
 #define MLP_IDX_MAX_DIMS  8
 #define MLP_IDX_MAX_ELEMS ((size_t)1 << 31)
@@ -149,7 +150,8 @@ MLPDEF const char *mlp_isa_name(mlp_isa isa);
 MLPDEF mlp_isa     mlp_isa_from_name(const char *name); /* -1 if unknown */
 
 /* C (M x N) = alpha * op(A) * op(B) + beta * C, row-major, op = transpose
-   when trans_a / trans_b is nonzero. When beta is 0, C is not read. */
+   when trans_a / trans_b is nonzero. When beta is 0, C is not read. Bad
+   shapes or NULL matrices leave C alone and set mlp_error(). */
 MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
@@ -451,6 +453,7 @@ static void *mlp__calloc(size_t a, size_t b, size_t c)
 
 MLPDEF void mlp_rng_seed(mlp_rng *rng, uint64_t seed, uint64_t stream)
 {
+    if (!rng) return;
     rng->state = 0;
     rng->inc = (stream << 1) | 1u;
     (void)mlp_rng_u32(rng);
@@ -460,8 +463,10 @@ MLPDEF void mlp_rng_seed(mlp_rng *rng, uint64_t seed, uint64_t stream)
 
 MLPDEF uint32_t mlp_rng_u32(mlp_rng *rng)
 {
-    uint64_t old = rng->state;
+    uint64_t old;
     uint32_t xorshifted, rot;
+    if (!rng) return 0;
+    old = rng->state;
     rng->state = old * 6364136223846793005ULL + rng->inc;
     xorshifted = (uint32_t)(((old >> 18) ^ old) >> 27);
     rot = (uint32_t)(old >> 59);
@@ -542,11 +547,25 @@ MLPDEF int mlp_mat_copy(mlp_mat *dst, const mlp_mat *src)
 /* element (r, c) of op(X) for a row-major X with leading dimension ld */
 #define MLP__AT(X, trans, ld, r, c) ((trans) ? (X)[(size_t)(c) * (ld) + (r)] : (X)[(size_t)(r) * (ld) + (c)])
 
+/* Shapes and pointers a GEMM call can use: sizes >= 0, leading dimensions
+   that cover a row, no NULL matrix that would be read or written. */
+static int mlp__gemm_args_ok(int trans_a, int trans_b, int M, int N, int K,
+                             const float *A, int lda, const float *B, int ldb, const float *C, int ldc)
+{
+    if (M < 0 || N < 0 || K < 0) return mlp__fail(MLP_EARG, "gemm: negative size %d x %d x %d", M, N, K);
+    if (M == 0 || N == 0) return MLP_OK;
+    if (!C || (K > 0 && (!A || !B))) return mlp__fail(MLP_EARG, "gemm: NULL matrix");
+    if (ldc < N || (K > 0 && (lda < (trans_a ? M : K) || ldb < (trans_b ? K : N))))
+        return mlp__fail(MLP_EARG, "gemm: leading dimension too small (lda %d, ldb %d, ldc %d)", lda, ldb, ldc);
+    return MLP_OK;
+}
+
 MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
                          const float *A, int lda, const float *B, int ldb,
                          float beta, float *C, int ldc)
 {
     int i, j, k;
+    if (mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc) != MLP_OK) return;
     for (i = 0; i < M; i++)
         for (j = 0; j < N; j++) {
             float sum = 0.0f;
@@ -1207,8 +1226,10 @@ MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int
                         float beta, float *C, int ldc)
 {
     mlp__gemm_ctx *g;
+    int rc;
     if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
         return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
+    if ((rc = mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc)) != MLP_OK) return rc;
     if (!(g = mlp__gemm_ctx_new(isa, 1))) return MLP_ENOMEM;
     mlp__gemm(g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     mlp__gemm_ctx_free(g);
@@ -1219,7 +1240,8 @@ MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc)
 {
-    if (mlp_gemm_isa(MLP_ISA_AUTO, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != MLP_OK)
+    int rc = mlp_gemm_isa(MLP_ISA_AUTO, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (rc == MLP_ENOMEM) /* no room for packing buffers: the scalar kernel needs none */
         mlp__gemm(NULL, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -1489,12 +1511,12 @@ MLPDEF int mlp_set_threads(mlp_net *net, int n_threads)
     return MLP_OK;
 }
 
-MLPDEF int mlp_get_threads(const mlp_net *net) { return net->gemm->n_threads; }
+MLPDEF int mlp_get_threads(const mlp_net *net) { return net ? net->gemm->n_threads : 0; }
 
-MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net->gemm->isa; }
+MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net ? net->gemm->isa : MLP_ISA_AUTO; }
 
-MLPDEF int mlp_input_width(const mlp_net *net) { return net->layers[0].n_in; }
-MLPDEF int mlp_output_width(const mlp_net *net) { return net->layers[net->n_layers - 1].n_out; }
+MLPDEF int mlp_input_width(const mlp_net *net) { return net ? net->layers[0].n_in : 0; }
+MLPDEF int mlp_output_width(const mlp_net *net) { return net ? net->layers[net->n_layers - 1].n_out : 0; }
 
 /* the activation that follows dense layer l (identity if none) */
 static mlp_act mlp__act_after(const mlp_net *net, int l)
@@ -1645,7 +1667,7 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
 {
     int l;
     const float *x = X;
-    if (!net || !X || B <= 0) { mlp__fail(MLP_EARG, "mlp_forward: bad arguments (B=%d)", B); return NULL; }
+    if (!net || !X || B <= 0 || B > MLP_MAX_BATCH) { mlp__fail(MLP_EARG, "mlp_forward: bad arguments (B=%d, limit %d)", B, MLP_MAX_BATCH); return NULL; }
     if (mlp__reserve(net, B) != MLP_OK) return NULL;
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
@@ -1845,7 +1867,9 @@ MLPDEF mlp_train_config mlp_train_defaults(void)
 
 MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch)
 {
-    int steps = cfg->lr_step > 0 ? epoch / cfg->lr_step : 0;
+    int steps;
+    if (!cfg || epoch < 0) return 0.0f;
+    steps = cfg->lr_step > 0 ? epoch / cfg->lr_step : 0;
     return cfg->lr * powf(cfg->lr_decay, (float)steps);
 }
 
@@ -1869,7 +1893,7 @@ static void mlp__permutation(int *perm, int n, mlp_rng *rng)
 
 static int mlp__check_config(const mlp_train_config *cfg)
 {
-    if (cfg->batch < 1 || cfg->batch > (1 << 24)) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, 1 << 24);
+    if (cfg->batch < 1 || cfg->batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, MLP_MAX_BATCH);
     if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
         return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
     return MLP_OK;
@@ -1940,7 +1964,7 @@ MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
     int start, n_out, correct = 0, rc;
     double loss_sum = 0.0;
     if (!net || !ds || !out) return mlp__fail(MLP_EARG, "mlp_evaluate: NULL argument");
-    if (batch < 1) return mlp__fail(MLP_EARG, "mlp_evaluate: batch %d < 1", batch);
+    if (batch < 1 || batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "mlp_evaluate: batch %d outside 1..%d", batch, MLP_MAX_BATCH);
     if ((rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
     n_out = mlp_output_width(net);
     if (confusion) memset(confusion, 0, (size_t)n_out * n_out * sizeof(int));
@@ -2217,6 +2241,7 @@ MLPDEF uint32_t mlp_crc32(const void *data, size_t n)
     const unsigned char *p = (const unsigned char *)data;
     size_t i;
     int k;
+    if (!p) n = 0;
     for (i = 0; i < 256; i++) {
         uint32_t c = (uint32_t)i;
         for (k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;

@@ -332,6 +332,92 @@ static void test_checkpoint_resume_bit_identical(void **state)
     mlp_free(straight); mlp_free(first); mlp_free(resumed);
 }
 
+/* Every public function given NULL, zero, negative, mismatched or absurd
+   arguments: an error code (or NULL / 0) and a message, never a crash or an
+   assertion. README counts these cases. */
+static void test_api_misuse(void **state)
+{
+    float x[4] = {0}, out[784];
+    int labels[2] = {0, 1}, sizes[3] = {2, 3, 2}, n = 0;
+    mlp_act acts[2] = {MLP_ACT_RELU, MLP_ACT_IDENTITY};
+    mlp_net *net = mlp_create_spec("2-3-2", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    mlp_train_config c = mlp_train_defaults();
+    mlp_dataset ds;
+    mlp_eval ev;
+    mlp_idx idx;
+    mlp_mat m;
+    (void)state;
+#define BAD(expr) do { mlp__error_message[0] = 0; assert_true(expr); assert_true(mlp_error()[0] != 0); n++; } while (0)
+    BAD(mlp_create(3, NULL, acts, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_create(0, sizes, acts, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_create(-5, sizes, acts, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_create(1000, sizes, acts, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_create_spec(NULL, MLP_ACT_RELU, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_create_spec("2-1048577-2", MLP_ACT_RELU, MLP_LOSS_CE, 1) == NULL);
+    BAD(mlp_forward(net, NULL, 2) == NULL);
+    BAD(mlp_forward(net, x, 0) == NULL);
+    BAD(mlp_forward(net, x, -3) == NULL);
+    BAD(mlp_forward(net, x, 1 << 30) == NULL);
+    BAD(mlp_predict(NULL, x, 1) == NULL);
+    assert_non_null(mlp_forward(net, x, 2));
+    labels[1] = 7;
+    BAD(mlp_backward(net, labels, NULL) == MLP_EARG);   /* label out of range */
+    BAD(mlp_backward(net, NULL, NULL) < 0);
+    BAD(mlp_sgd_step(NULL, 0.1f, 0.9f, 0.0f) < 0);
+    BAD(mlp_sgd_step(net, NAN, 0.9f, 0.0f) < 0);
+    BAD(mlp_sgd_step(net, 0.1f, -1.0f, 0.0f) < 0);
+    BAD(isnan(mlp_loss_eval(MLP_LOSS_CE, NULL, labels, 2, 2, NULL)));
+    BAD(isnan(mlp_loss_eval(MLP_LOSS_CE, x, labels, 0, 2, NULL)));
+    BAD(mlp_init(NULL, MLP_INIT_AUTO, 1) < 0);
+    BAD(mlp_init(net, (mlp_init_kind)99, 1) < 0);
+    BAD(mlp_set_threads(net, -1) < 0);
+    BAD(mlp_set_threads(NULL, 2) < 0);
+    BAD(mlp_set_isa(net, (mlp_isa)42) < 0);
+    BAD(mlp_gemm_isa(MLP_ISA_AUTO, 0, 0, -1, 2, 2, 1, x, 2, x, 2, 0, x, 2) < 0);
+    BAD(mlp_gemm_isa(MLP_ISA_AUTO, 0, 0, 2, 2, 2, 1, NULL, 2, x, 2, 0, x, 2) < 0);
+    BAD(mlp_gemm_isa(MLP_ISA_AUTO, 0, 0, 2, 2, 2, 1, x, 1, x, 2, 0, x, 2) < 0); /* lda < K */
+    BAD(mlp_gemm_isa(MLP_ISA_AUTO, 1, 1, 2, 2, 3, 1, x, 1, x, 2, 0, x, 2) < 0); /* op(A) needs lda >= M */
+    mlp__error_message[0] = 0;
+    mlp_gemm(0, 0, 2, 2, 2, 1, x, 2, x, 2, 0, NULL, 2); /* void: no crash, message set */
+    assert_non_null(strstr(mlp_error(), "NULL"));
+    n++;
+    c.batch = 0;
+    BAD(mlp_train_epoch(net, NULL, &c, 0, NULL) < 0);
+    memset(&ds, 0, sizeof ds);
+    BAD(mlp_train_epoch(net, &ds, &c, 0, NULL) < 0);    /* empty data set */
+    BAD(mlp_evaluate(net, &ds, 10, &ev, NULL) < 0);
+    BAD(mlp_evaluate(net, NULL, 0, &ev, NULL) < 0);
+    BAD(mlp_dataset_check(NULL, &ds) < 0);
+    BAD(mlp_dataset_from_idx(&ds, NULL, NULL) < 0);
+    BAD(mlp_idx_load_memory(&idx, NULL, 10, "x") < 0);
+    BAD(mlp_idx_load(NULL, "x") < 0);
+    BAD(mlp_load(NULL) == NULL);
+    BAD(mlp_load_memory(NULL, 10) == NULL);
+    BAD(mlp_save(NULL, "x") < 0);
+    BAD(mlp_save(net, NULL) < 0);
+    BAD(mlp_save_memory(NULL, NULL, 0) == 0);
+    BAD(mlp_checkpoint_save_memory(net, NULL, 0, 0, NULL, 0) == 0);
+    BAD(mlp_checkpoint_save_memory(net, &c, -1, 0, NULL, 0) == 0);
+    BAD(mlp_checkpoint_load(NULL, &c, &n, &n) == NULL);
+    BAD(mlp_digit_preprocess(x, -1, 2, 1, out) < 0);
+    BAD(mlp_normalize_input(NULL, x, x) < 0);
+    BAD(mlp_mat_create(&m, -1, 5) < 0);
+    BAD(mlp_mat_create(NULL, 1, 5) < 0);
+    BAD(mlp_parse_spec("2-3", NULL, 4) < 0);
+    /* getters and helpers on NULL: neutral values */
+    assert_int_equal(mlp_input_width(NULL), 0);
+    assert_int_equal(mlp_output_width(NULL), 0);
+    assert_int_equal(mlp_get_threads(NULL), 0);
+    assert_true(mlp_lr_at(NULL, 3) == 0.0f);
+    assert_int_equal(mlp_rng_u32(NULL), 0);
+    assert_int_equal(mlp_crc32(NULL, 5), 0);
+    mlp_free(NULL); mlp_idx_free(NULL); mlp_dataset_free(NULL); mlp_mat_free(NULL); mlp_mat_fill(NULL, 1.0f);
+    print_message("%d bad API calls, each refused with a message\n", n);
+#undef BAD
+    mlp_free(net);
+    (void)sizes;
+}
+
 static void test_mat(void **state)
 {
     mlp_mat a, b;
@@ -382,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_sgd_detects_bad_gradients),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
     };
