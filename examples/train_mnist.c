@@ -127,6 +127,12 @@ static options parse_args(int argc, char **argv)
             else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
             else if (!strcmp(v, "tanh")) o.act = MLP_ACT_TANH;
             else bad_usage(f, v, "expected relu, sigmoid or tanh");
+        } else if (!strcmp(f, "--init")) {
+            if (!strcmp(v, "auto")) o.init = MLP_INIT_AUTO;
+            else if (!strcmp(v, "uniform")) o.init = MLP_INIT_UNIFORM_FANIN;
+            else if (!strcmp(v, "glorot")) o.init = MLP_INIT_GLOROT;
+            else if (!strcmp(v, "he")) o.init = MLP_INIT_HE;
+            else bad_usage(f, v, "expected auto, uniform, glorot or he");
         } else if (!strcmp(f, "--loss")) {
             if (!strcmp(v, "ce")) o.loss = MLP_LOSS_CE;
             else if (!strcmp(v, "mse")) o.loss = MLP_LOSS_MSE;

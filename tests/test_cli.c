@@ -96,6 +96,7 @@ static void test_bad_flags(void **state)
     expect(TRAIN " --lr x1", 2, "--lr x1: expected a number");
     expect(TRAIN " --act softplus", 2, "expected relu, sigmoid or tanh");
     expect(TRAIN " --loss hinge", 2, "expected ce or mse");
+    expect(TRAIN " --init zeros", 2, "expected auto, uniform, glorot or he");
     expect(TRAIN " --bogus 1", 2, "--bogus");
     expect(TRAIN " --epochs", 2, "missing value");
     expect(TRAIN " --layers 784-x-10", 2, "layer spec");
