@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests tools fonts experiments valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests tools fonts experiments figures valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -115,6 +115,19 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECON
 	    || { tail -40 $(B)/fuzz/$$t.log; echo "fuzz: $$t failed; the input is in $(B)/fuzz/$$t-*"; exit 1; }; \
 	  grep -E "^stat::number_of_executed_units|^Done" $(B)/fuzz/$$t.log; \
 	done
+
+# The README's pictures (examples/figures/), regenerated from scratch.
+FIG := examples/figures
+figures: examples tools data ## regenerate the README's figures (training curves, confusion, filters, errors, experiments)
+	@mkdir -p $(FIG)
+	./$(B)/train_mnist --quiet --threads 2 --log $(B)/fig-run.csv --confusion $(B)/fig-conf.csv --out $(B)/fig-model.mlp > /dev/null
+	./$(B)/train_mnist --quiet --threads 2 --layers 784-10 --out $(B)/fig-softmax.mlp > /dev/null
+	tools/plot_training $(B)/fig-run.csv $(FIG)/training
+	tools/plot_confusion $(B)/fig-conf.csv $(FIG)/confusion.png
+	./$(B)/show_weights --zoom 3 $(B)/fig-softmax.mlp $(FIG)/templates-784-10.png
+	./$(B)/show_weights --max 36 --zoom 2 $(B)/fig-model.mlp $(FIG)/filters-784-256-128-10.png
+	./$(B)/show_errors --max 64 $(B)/fig-model.mlp $(FIG)/errors.png
+	tools/experiments $(EPOCHS) > /dev/null && cp $(B)/experiments/accuracy.png $(FIG)/experiments-accuracy.png
 
 # train -> save -> load -> classify under valgrind memcheck: zero errors, no leaks
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
