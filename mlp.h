@@ -2684,6 +2684,10 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
 #define MLP__DIGIT_BOX 20
 #define MLP__INK_FLOOR 0.15f   /* fraction of the darkest-to-brightest range */
 
+/* x clamped to [0, 1], NaN to 0: whatever the caller passes, the histogram
+   below indexes with it */
+static float mlp__unit(float x) { return x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f; }
+
 /* v' = alpha v + (1 - alpha) background, the background chosen to contrast
    with the ink so that transparent-background drawings keep their ink */
 static void mlp__composite(float *v, const float *pixels, size_t n, int channels)
@@ -2691,12 +2695,12 @@ static void mlp__composite(float *v, const float *pixels, size_t n, int channels
     size_t i;
     double ink = 0.0, weight = 0.0;
     float bg;
-    if (channels == 1) { for (i = 0; i < n; i++) v[i] = pixels[i]; return; }
-    for (i = 0; i < n; i++) { ink += (double)pixels[2 * i] * pixels[2 * i + 1]; weight += pixels[2 * i + 1]; }
+    if (channels == 1) { for (i = 0; i < n; i++) v[i] = mlp__unit(pixels[i]); return; }
+    for (i = 0; i < n; i++) { ink += (double)mlp__unit(pixels[2 * i]) * mlp__unit(pixels[2 * i + 1]); weight += mlp__unit(pixels[2 * i + 1]); }
     bg = weight > 0.0 && ink / weight < 0.5 ? 1.0f : 0.0f;
     for (i = 0; i < n; i++) {
-        float a = pixels[2 * i + 1];
-        v[i] = a * pixels[2 * i] + (1.0f - a) * bg;
+        float a = mlp__unit(pixels[2 * i + 1]);
+        v[i] = a * mlp__unit(pixels[2 * i]) + (1.0f - a) * bg;
     }
 }
 
@@ -2749,6 +2753,8 @@ static float mlp__area_sample(const float *src, int w, float fx0, float fx1, flo
     return area > 0.0 ? (float)(sum / area) : 0.0f;
 }
 
+static float mlp__minf(float a, float b) { return a < b ? a : b; }
+
 static float mlp__bilinear(const float *src, int w, int x0, int y0, int bw, int bh, float fx, float fy)
 {
     int ix, iy, jx, jy;
@@ -2770,7 +2776,10 @@ static void mlp__resample(float *dst, int dw, int dh, const float *src, int w, i
     for (y = 0; y < dh; y++)
         for (x = 0; x < dw; x++)
             dst[y * dw + x] = sx >= 1.0f && sy >= 1.0f
-                ? mlp__area_sample(src, w, x0 + x * sx, x0 + (x + 1) * sx, y0 + y * sy, y0 + (y + 1) * sy)
+                /* (x + 1) * sx may round past the crop: clamp, or the last
+                   row read could be the one below the image */
+                ? mlp__area_sample(src, w, x0 + x * sx, mlp__minf(x0 + (x + 1) * sx, (float)(x0 + bw)),
+                                   y0 + y * sy, mlp__minf(y0 + (y + 1) * sy, (float)(y0 + bh)))
                 : mlp__bilinear(src, w, x0, y0, bw, bh, (x + 0.5f) * sx - 0.5f, (y + 0.5f) * sy - 0.5f);
 }
 
@@ -2803,6 +2812,7 @@ MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels,
     mlp__resample(box, dw, dh, v, w, x0, y0, bw, bh);
     MLP_FREE(v);
     for (x = 0; x < dw * dh; x++) if (box[x] > peak) peak = box[x];
+    if (!(peak > 0.0f)) return mlp__fail(MLP_EFORMAT, "no digit found (the ink vanished when scaled)");
     for (y = 0; y < dh; y++)
         for (x = 0; x < dw; x++) {
             float m = box[y * dw + x] /= peak;

@@ -204,6 +204,20 @@ static void test_bad_arguments(void **state)
     assert_true(mlp_digit_preprocess(NULL, 2, 2, 1, out) < 0);
     /* a single pixel of ink is a (tiny) digit, not a crash */
     assert_int_equal(mlp_digit_preprocess(px, 2, 2, 1, out), 0);
+    {   /* values outside 0..1 (a caller passing 0..255, or NaN) are clamped, not indexed with */
+        float wild[6] = {255.0f, -3.0f, NAN, 1e30f, 0.5f, 255.0f};
+        assert_int_equal(mlp_digit_preprocess(wild, 3, 2, 1, out), 0);
+    }
+    {   /* ink touching the bottom-right corner, at sizes whose scale factors round up */
+        int w, h, i;
+        for (w = 21; w < 90; w += 7)
+            for (h = 19; h < 70; h += 5) {
+                float *img = malloc(sizeof(float) * (size_t)w * h);
+                for (i = 0; i < w * h; i++) img[i] = (i % w) > w / 3 && (i / w) > h / 4 ? 0.0f : 1.0f;
+                assert_int_equal(mlp_digit_preprocess(img, w, h, 1, out), 0);
+                free(img);
+            }
+    }
 }
 
 int main(void)
