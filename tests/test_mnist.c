@@ -49,6 +49,59 @@ static int classify_dir(const char *model, const char *dir, const char *flags, i
     return right;
 }
 
+/* digit i of the test set (0..1, white on black) drawn into a w x h canvas:
+   scaled s times (bilinear), top-left at (ox, oy), optionally inverted, or
+   as dark ink with alpha on a transparent background (2 channels) */
+static float *variant(const mlp_dataset *test, int i, int w, int h, int s, int ox, int oy, int invert, int alpha)
+{
+    int ch = alpha ? 2 : 1, x, y;
+    float *img = calloc((size_t)w * h * ch, sizeof(float));
+    const float *d = test->x + (size_t)i * 784;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            float fx = (x - ox + 0.5f) / s - 0.5f, fy = (y - oy + 0.5f) / s - 0.5f, v = 0.0f;
+            if (fx >= 0 && fy >= 0 && fx <= 27 && fy <= 27) {
+                int x0 = (int)fx, y0 = (int)fy, x1 = x0 < 27 ? x0 + 1 : x0, y1 = y0 < 27 ? y0 + 1 : y0;
+                float tx = fx - x0, ty = fy - y0;
+                v = (1 - ty) * ((1 - tx) * d[y0 * 28 + x0] + tx * d[y0 * 28 + x1]) + ty * ((1 - tx) * d[y1 * 28 + x0] + tx * d[y1 * 28 + x1]);
+            }
+            if (alpha) { img[2 * (y * w + x)] = 0.1f; img[2 * (y * w + x) + 1] = v; }
+            else img[y * w + x] = invert ? 1.0f - v : v;
+        }
+    return img;
+}
+
+static int predict_pixels(mlp_net *net, const float *px, int w, int h, int ch)
+{
+    float raw[784], x[784];
+    const float *p;
+    int k, best = 0;
+    assert_int_equal(mlp_digit_preprocess(px, w, h, ch, raw), 0);
+    mlp_normalize_input(net, raw, x);
+    p = mlp_predict(net, x, 1);
+    for (k = 1; k < 10; k++) if (p[k] > p[best]) best = k;
+    return best;
+}
+
+/* The same digit moved, enlarged 3x, inverted, or given an alpha channel is
+   read as the same digit (at least 97% of 300 digits for each change). */
+static void check_invariance(mlp_net *net, const mlp_dataset *test)
+{
+    int i, same[4] = {0, 0, 0, 0}, k;
+    for (i = 0; i < 300; i++) {
+        float *base = variant(test, i, 28, 28, 1, 0, 0, 0, 0), *v;
+        int want = predict_pixels(net, base, 28, 28, 1);
+        free(base);
+        v = variant(test, i, 90, 70, 1, 50, 7, 0, 0); same[0] += predict_pixels(net, v, 90, 70, 1) == want; free(v);
+        v = variant(test, i, 100, 100, 3, 8, 10, 0, 0); same[1] += predict_pixels(net, v, 100, 100, 1) == want; free(v);
+        v = variant(test, i, 28, 28, 1, 0, 0, 1, 0); same[2] += predict_pixels(net, v, 28, 28, 1) == want; free(v);
+        v = variant(test, i, 40, 40, 1, 6, 6, 0, 1); same[3] += predict_pixels(net, v, 40, 40, 2) == want; free(v);
+    }
+    print_message("same prediction when moved %d/300, enlarged 3x %d/300, inverted %d/300, alpha %d/300\n",
+                  same[0], same[1], same[2], same[3]);
+    for (k = 0; k < 4; k++) assert_true(same[k] >= 291);
+}
+
 static void check_png_path(mlp_net *net, const mlp_dataset *test, const char *images, const char *labels)
 {
     char dir[64], model[128], cmd[4096];
@@ -166,6 +219,7 @@ static void test_mnist_two_epochs(void **state)
     net->image_w = net->image_h = 28;
     net->input_scale = train.scale;
     check_png_path(net, &test, p[2], p[3]);
+    check_invariance(net, &test);
     mlp_free(net);
     mlp_dataset_free(&train);
     mlp_dataset_free(&test);

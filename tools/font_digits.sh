@@ -5,7 +5,9 @@
 # usage: tools/font_digits.sh MODEL.mlp [OUTDIR]   (needs imagemagick, fonts-dejavu-core,
 #        fonts-liberation, fonts-urw-base35; make fonts installs them)
 set -euo pipefail
+case "${1:-}" in --help|-h) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 model=${1:?usage: tools/font_digits.sh MODEL.mlp [OUTDIR]}
+[ -r "$model" ] || { echo "font_digits: cannot read $model" >&2; exit 1; }
 out=${2:-build/font_digits}
 classify=${CLASSIFY:-build/classify}
 command -v convert >/dev/null || { echo "font_digits: ImageMagick's convert is missing (apt-get install imagemagick)" >&2; exit 1; }
