@@ -189,7 +189,9 @@ typedef struct mlp_net {
     mlp_layer *layers;
     mlp_loss loss;
     size_t n_params;
-    float *params, *grads, *velocity;  /* velocity: allocated by the first SGD step */
+    float *params, *grads, *velocity;  /* velocity (Adam: first moment): allocated by the first step */
+    float *second;                     /* Adam's second moment, allocated by its first step */
+    uint64_t step;                     /* optimizer steps taken (Adam's bias correction) */
     /* workspace for one batch: outputs and output-gradients of every layer */
     int ws_batch, batch;
     float *ws, **out, **dout;
@@ -234,6 +236,10 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss);
 /* SGD with momentum and L2 weight decay (weights only, not biases):
    v = momentum v + dW + weight_decay W;  W -= lr v. */
 MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay);
+/* One step of the optimizer cfg names (SGD, Nesterov, Adam, AdamW), with
+   gradient clipping and the max-norm constraint if cfg asks for them. */
+struct mlp_train_config;
+MLPDEF int mlp_optimizer_step(mlp_net *net, const struct mlp_train_config *cfg, float lr);
 /* Class probabilities (softmax of the logits for CE, raw outputs for MSE). */
 MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B);
 /* Batch-mean loss of outputs Y (B x n) against labels; writes the gradient
@@ -308,13 +314,26 @@ typedef struct mlp_batch_info {
     float loss;                /* this batch */
 } mlp_batch_info;
 
+typedef enum { MLP_OPT_SGD, MLP_OPT_NESTEROV, MLP_OPT_ADAM, MLP_OPT_ADAMW } mlp_optimizer;
+typedef enum { MLP_SCHEDULE_STEP, MLP_SCHEDULE_EXP, MLP_SCHEDULE_COSINE } mlp_schedule;
+
 typedef struct mlp_train_config {
     int batch;                 /* mini-batch size (default 64) */
     float lr;                  /* learning rate (default 0.05) */
-    float momentum;            /* default 0.9 */
-    float weight_decay;        /* L2 on weights (default 0) */
-    float lr_decay;            /* multiply lr by this ... (default 0.5) */
-    int lr_step;               /* ... every lr_step epochs (default 3) */
+    mlp_optimizer optimizer;   /* default MLP_OPT_SGD */
+    float momentum;            /* SGD momentum (default 0.9) */
+    float beta1, beta2, eps;   /* Adam (defaults 0.9, 0.999, 1e-8) */
+    float weight_decay;        /* L2 on weights (default 0); AdamW: decoupled */
+    float clip_norm;           /* > 0: rescale the gradient to at most this global L2 norm */
+    float max_norm;            /* > 0: after each step, cap the L2 norm of each unit's
+                                  incoming weights (a column of W) at this */
+    mlp_schedule schedule;     /* how the learning rate changes with the epoch: */
+    float lr_decay;            /* STEP: times lr_decay every lr_step epochs (default 0.5 / 3);
+                                  EXP: times lr_decay every epoch */
+    int lr_step;
+    int warmup_epochs;         /* COSINE: linear warm-up, then a cosine to 0 at ... */
+    int total_epochs;          /* ... this epoch */
+    float lr_scale;            /* a further factor (default 1), e.g. lowered on a plateau */
     uint64_t seed;             /* shuffling seed */
     int start_batch;           /* skip this many batches of the epoch (resuming a
                                   checkpoint taken mid-epoch; default 0) */
@@ -331,7 +350,10 @@ typedef struct mlp_eval {
 } mlp_eval;
 
 MLPDEF mlp_train_config mlp_train_defaults(void);
-/* Learning rate for epoch (0-based): lr * lr_decay^floor(epoch / lr_step). */
+/* Learning rate for epoch (0-based): lr * lr_scale * the schedule's factor:
+   STEP lr_decay^floor(epoch / lr_step), EXP lr_decay^epoch, COSINE
+   (epoch + 1) / (warmup + 1) during the warm-up, then
+   0.5 (1 + cos(pi (epoch - warmup) / (total - warmup))). */
 MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch);
 /* One pass over ds in a fresh random order (a function of seed and epoch, so
    a run can be resumed at any epoch and batch). stats (optional) gets the
@@ -1556,6 +1578,7 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->params);
     MLP_FREE(net->grads);
     MLP_FREE(net->velocity);
+    MLP_FREE(net->second);
     MLP_FREE(net->ws);
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
@@ -1849,6 +1872,125 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
     return MLP_OK;
 }
 
+
+static int mlp__check_config(const mlp_train_config *cfg)
+{
+    if (cfg->batch < 1 || cfg->batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, MLP_MAX_BATCH);
+    if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
+        return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
+    if (cfg->optimizer < MLP_OPT_SGD || cfg->optimizer > MLP_OPT_ADAMW) return mlp__fail(MLP_EARG, "unknown optimizer %d", (int)cfg->optimizer);
+    if (cfg->schedule < MLP_SCHEDULE_STEP || cfg->schedule > MLP_SCHEDULE_COSINE) return mlp__fail(MLP_EARG, "unknown schedule %d", (int)cfg->schedule);
+    if ((cfg->optimizer >= MLP_OPT_ADAM) && (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) || !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f)))
+        return mlp__fail(MLP_EARG, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
+    if (!(cfg->clip_norm >= 0.0f) || !(cfg->max_norm >= 0.0f)) return mlp__fail(MLP_EARG, "clip and max norms must be >= 0");
+    return MLP_OK;
+}
+
+/* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
+static float mlp__nesterov_block(float *w, const float *dw, float *v, size_t n,
+                                 float lr, float momentum, float weight_decay)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        float g = dw[i] + weight_decay * w[i];
+        v[i] = momentum * v[i] + g;
+        w[i] -= lr * (g + momentum * v[i]);
+        sum += v[i];
+    }
+    return sum;
+}
+
+/* Adam: m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
+   w -= lr (m / c1) / (sqrt(s / c2) + eps), c = 1 - b^t. AdamW applies the
+   weight decay to w directly (w -= lr wd w) instead of adding it to g. */
+static float mlp__adam_block(float *w, const float *dw, float *m, float *s2, size_t n, float lr,
+                             float b1, float b2, float eps, float c1, float c2, float wd, int decoupled)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        float g = decoupled ? dw[i] : dw[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        s2[i] = b2 * s2[i] + (1.0f - b2) * g * g;
+        if (decoupled) w[i] -= lr * wd * w[i];
+        w[i] -= lr * (m[i] / c1) / (sqrtf(s2[i] / c2) + eps);
+        sum += m[i];
+    }
+    return sum;
+}
+
+/* rescales all gradients so their global L2 norm is at most max */
+static void mlp__clip_gradients(mlp_net *net, float max)
+{
+    size_t i;
+    double ss = 0.0;
+    for (i = 0; i < net->n_params; i++) ss += (double)net->grads[i] * net->grads[i];
+    if (ss > (double)max * max) {
+        float k = (float)(max / sqrt(ss));
+        for (i = 0; i < net->n_params; i++) net->grads[i] *= k;
+    }
+}
+
+/* caps the L2 norm of every unit's incoming weights (column j of W) */
+static void mlp__max_norm(mlp_net *net, float max)
+{
+    int l, i, j;
+    for (l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        for (j = 0; j < L->n_out; j++) {
+            double ss = 0.0;
+            for (i = 0; i < L->n_in; i++) ss += (double)L->W[(size_t)i * L->n_out + j] * L->W[(size_t)i * L->n_out + j];
+            if (ss > (double)max * max) {
+                float k = (float)(max / sqrt(ss));
+                for (i = 0; i < L->n_in; i++) L->W[(size_t)i * L->n_out + j] *= k;
+            }
+        }
+    }
+}
+
+static int mlp__ensure_state(mlp_net *net, int second)
+{
+    if (!net->velocity && !(net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
+    if (second && !net->second && !(net->second = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
+    return MLP_OK;
+}
+
+MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float lr)
+{
+    int l, rc;
+    float c1, c2;
+    if (!net || !cfg) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
+    if ((rc = mlp__check_config(cfg)) != MLP_OK) return rc;
+    if (cfg->clip_norm > 0.0f) mlp__clip_gradients(net, cfg->clip_norm);
+    if (cfg->optimizer == MLP_OPT_SGD) rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay);
+    else {
+        if ((rc = mlp__ensure_state(net, cfg->optimizer != MLP_OPT_NESTEROV)) != MLP_OK) return rc;
+        net->step++;
+        c1 = 1.0f - powf(cfg->beta1, (float)net->step);
+        c2 = 1.0f - powf(cfg->beta2, (float)net->step);
+        for (l = 0; l < net->n_layers && rc == MLP_OK; l++) {
+            const mlp_layer *L = &net->layers[l];
+            size_t nw = (size_t)L->n_in * L->n_out, off;
+            int part;
+            if (L->kind != MLP_LAYER_DENSE) continue;
+            off = (size_t)(L->W - net->params);
+            for (part = 0; part < 2; part++) { /* weights, then biases (no decay) */
+                size_t o = off + (part ? nw : 0), n = part ? (size_t)L->n_out : nw;
+                float wd = part ? 0.0f : cfg->weight_decay, sum;
+                sum = cfg->optimizer == MLP_OPT_NESTEROV
+                    ? mlp__nesterov_block(net->params + o, net->grads + o, net->velocity + o, n, lr, cfg->momentum, wd)
+                    : mlp__adam_block(net->params + o, net->grads + o, net->velocity + o, net->second + o, n, lr,
+                                      cfg->beta1, cfg->beta2, cfg->eps, c1, c2, wd, cfg->optimizer == MLP_OPT_ADAMW);
+                if (!isfinite(sum)) rc = mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
+            }
+        }
+    }
+    if (rc == MLP_OK && cfg->max_norm > 0.0f) mlp__max_norm(net, cfg->max_norm);
+    return rc;
+}
+
 /* ---- training loop and metrics ------------------------------------------- */
 
 MLPDEF mlp_train_config mlp_train_defaults(void)
@@ -1861,16 +2003,31 @@ MLPDEF mlp_train_config mlp_train_defaults(void)
     c.weight_decay = 0.0f;
     c.lr_decay = 0.5f;
     c.lr_step = 3;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.lr_scale = 1.0f;
     c.seed = 1;
     return c;
 }
 
 MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch)
 {
-    int steps;
+    float base, factor;
     if (!cfg || epoch < 0) return 0.0f;
-    steps = cfg->lr_step > 0 ? epoch / cfg->lr_step : 0;
-    return cfg->lr * powf(cfg->lr_decay, (float)steps);
+    base = cfg->lr * (cfg->lr_scale > 0.0f ? cfg->lr_scale : 1.0f);
+    switch (cfg->schedule) {
+    case MLP_SCHEDULE_EXP: factor = powf(cfg->lr_decay, (float)epoch); break;
+    case MLP_SCHEDULE_COSINE: {
+        int warm = cfg->warmup_epochs > 0 ? cfg->warmup_epochs : 0, span = cfg->total_epochs - warm;
+        if (epoch < warm) factor = (float)(epoch + 1) / (float)(warm + 1);
+        else if (span <= 0 || epoch >= cfg->total_epochs) factor = 0.0f;
+        else factor = 0.5f * (1.0f + cosf(3.14159265f * (float)(epoch - warm) / (float)span));
+        break;
+    }
+    default: factor = powf(cfg->lr_decay, (float)(cfg->lr_step > 0 ? epoch / cfg->lr_step : 0));
+    }
+    return base * factor;
 }
 
 static int mlp__argmax(const float *v, int n)
@@ -1891,13 +2048,6 @@ static void mlp__permutation(int *perm, int n, mlp_rng *rng)
     }
 }
 
-static int mlp__check_config(const mlp_train_config *cfg)
-{
-    if (cfg->batch < 1 || cfg->batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, MLP_MAX_BATCH);
-    if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
-        return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
-    return MLP_OK;
-}
 
 MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *cfg, int epoch, mlp_eval *stats)
@@ -1938,7 +2088,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
         }
-        if ((rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay)) == MLP_ENUMERIC)
+        if ((rc = mlp_optimizer_step(net, cfg, lr)) == MLP_ENUMERIC)
             mlp__fail(rc, "a gradient or weight became NaN or infinite in epoch %d, batch %d (learning rate too high?)", epoch + 1, batch_no + 1);
         loss_sum += (double)loss * B;
         if (cfg->on_batch) {
@@ -2459,12 +2609,17 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
        12    4  u32 epochs completed     16  4  u32 batches completed in the next
        20    8  u64 shuffling seed       28  4  u32 batch size
        32    4  f32 lr   36 f32 momentum   40 f32 weight decay   44 f32 lr decay
-       48    4  u32 lr step              52  4  u32 1 if a velocity block follows
-       56    8  u64 model bytes M        64  M  a model file (as above)
-       ...   4 * n_params f32 velocity (if present)
+       48    4  u32 lr step              52  4  u32 optimizer state blocks K:
+                                              0, 1 (velocity / Adam's m), 2 (+ Adam's s)
+       56    8  u64 model bytes M
+       64    4  u32 optimizer  68 f32 beta1  72 f32 beta2  76 f32 eps
+       80    4  f32 clip norm  84 f32 max norm  88 u32 schedule  92 u32 warm-up epochs
+       96    4  u32 total epochs  100 f32 lr scale  104 u64 optimizer steps taken
+      112    M  a model file (as above)
+       ...   K blocks of 4 * n_params f32 (velocity, then second moment)
      end-4   4  u32 CRC-32 of everything before it                            */
 
-#define MLP__CKPT_HEADER 64
+#define MLP__CKPT_HEADER 112
 static const unsigned char mlp__ckpt_magic[8] = {0x89, 'M', 'L', 'P', 'C', 'K', 0x0D, 0x0A};
 
 MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
@@ -2472,8 +2627,10 @@ MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_con
 {
     size_t model = mlp_save_memory(net, NULL, 0), vel, need, i;
     unsigned char *p = (unsigned char *)buf;
+    uint32_t blocks;
     if (!net || !cfg || epoch < 0 || batch < 0 || !model) { mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: bad arguments"); return 0; }
-    vel = net->velocity ? 4 * net->n_params : 0;
+    blocks = net->second ? 2u : net->velocity ? 1u : 0u;
+    vel = 4 * net->n_params * blocks;
     need = MLP__CKPT_HEADER + model + vel + 4;
     if (!buf || cap < need) return need;
     memcpy(p, mlp__ckpt_magic, 8);
@@ -2488,11 +2645,24 @@ MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_con
     mlp__put_f32(p + 40, cfg->weight_decay);
     mlp__put_f32(p + 44, cfg->lr_decay);
     mlp__put_u32(p + 48, (uint32_t)cfg->lr_step);
-    mlp__put_u32(p + 52, vel ? 1u : 0u);
+    mlp__put_u32(p + 52, blocks);
     mlp__put_u32(p + 56, (uint32_t)model);
     mlp__put_u32(p + 60, (uint32_t)((uint64_t)model >> 32));
+    mlp__put_u32(p + 64, (uint32_t)cfg->optimizer);
+    mlp__put_f32(p + 68, cfg->beta1);
+    mlp__put_f32(p + 72, cfg->beta2);
+    mlp__put_f32(p + 76, cfg->eps);
+    mlp__put_f32(p + 80, cfg->clip_norm);
+    mlp__put_f32(p + 84, cfg->max_norm);
+    mlp__put_u32(p + 88, (uint32_t)cfg->schedule);
+    mlp__put_u32(p + 92, (uint32_t)(cfg->warmup_epochs > 0 ? cfg->warmup_epochs : 0));
+    mlp__put_u32(p + 96, (uint32_t)(cfg->total_epochs > 0 ? cfg->total_epochs : 0));
+    mlp__put_f32(p + 100, cfg->lr_scale);
+    mlp__put_u32(p + 104, (uint32_t)net->step);
+    mlp__put_u32(p + 108, (uint32_t)(net->step >> 32));
     mlp_save_memory(net, p + MLP__CKPT_HEADER, model);
-    for (i = 0; i < vel / 4; i++) mlp__put_f32(p + MLP__CKPT_HEADER + model + 4 * i, net->velocity[i]);
+    for (i = 0; i < net->n_params * blocks; i++)
+        mlp__put_f32(p + MLP__CKPT_HEADER + model + 4 * i, i < net->n_params ? net->velocity[i] : net->second[i - net->n_params]);
     mlp__put_u32(p + need - 4, mlp_crc32(p, need - 4));
     return need;
 }
@@ -2511,22 +2681,31 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
     e = mlp__get_u32(p + 12); b = mlp__get_u32(p + 16); bs = mlp__get_u32(p + 28); step = mlp__get_u32(p + 48);
     has_vel = mlp__get_u32(p + 52);
     model = (uint64_t)mlp__get_u32(p + 56) | ((uint64_t)mlp__get_u32(p + 60) << 32);
-    if (e > 1000000 || b > (1u << 30) || bs < 1 || bs > (1u << 24) || step < 1 || step > 1000000 || has_vel > 1) {
+    if (e > 1000000 || b > (1u << 30) || bs < 1 || bs > (1u << 24) || step < 1 || step > 1000000 || has_vel > 2) {
         mlp__fail(MLP_EFORMAT, "checkpoint header out of range (epoch %u, batch %u, batch size %u, lr step %u)", e, b, bs, step);
         return NULL;
     }
     if (model > size - MLP__CKPT_HEADER - 4) { mlp__fail(MLP_EFORMAT, "checkpoint model of %llu bytes, %lu present", (unsigned long long)model, (unsigned long)(size - MLP__CKPT_HEADER - 4)); return NULL; }
     if (!(net = mlp_load_memory(p + MLP__CKPT_HEADER, (size_t)model))) return NULL;
-    vel = has_vel ? 4 * net->n_params : 0;
+    vel = 4 * net->n_params * has_vel;
     if (size != MLP__CKPT_HEADER + (size_t)model + vel + 4) {
         mlp__fail(MLP_EFORMAT, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)size, (unsigned long)(MLP__CKPT_HEADER + (size_t)model + vel + 4));
         mlp_free(net);
         return NULL;
     }
-    if (vel) {
-        if (!(net->velocity = (float *)mlp__alloc(net->n_params, sizeof(float), 1))) { mlp_free(net); return NULL; }
-        for (i = 0; i < net->n_params; i++) net->velocity[i] = mlp__get_f32(p + MLP__CKPT_HEADER + (size_t)model + 4 * i);
+    if (mlp__ensure_state(net, has_vel == 2) != MLP_OK) { mlp_free(net); return NULL; }
+    for (i = 0; i < net->n_params * has_vel; i++) {
+        float f = mlp__get_f32(p + MLP__CKPT_HEADER + (size_t)model + 4 * i);
+        if (i < net->n_params) net->velocity[i] = f; else net->second[i - net->n_params] = f;
     }
+    if (!has_vel) { MLP_FREE(net->velocity); net->velocity = NULL; }
+    net->step = (uint64_t)mlp__get_u32(p + 104) | ((uint64_t)mlp__get_u32(p + 108) << 32);
+    cfg->optimizer = (mlp_optimizer)mlp__get_u32(p + 64);
+    cfg->beta1 = mlp__get_f32(p + 68); cfg->beta2 = mlp__get_f32(p + 72); cfg->eps = mlp__get_f32(p + 76);
+    cfg->clip_norm = mlp__get_f32(p + 80); cfg->max_norm = mlp__get_f32(p + 84);
+    cfg->schedule = (mlp_schedule)mlp__get_u32(p + 88);
+    cfg->warmup_epochs = (int)(mlp__get_u32(p + 92) & 0xFFFFF); cfg->total_epochs = (int)(mlp__get_u32(p + 96) & 0xFFFFF);
+    cfg->lr_scale = mlp__get_f32(p + 100);
     cfg->seed = (uint64_t)mlp__get_u32(p + 20) | ((uint64_t)mlp__get_u32(p + 24) << 32);
     cfg->batch = (int)bs; cfg->lr_step = (int)step;
     cfg->lr = mlp__get_f32(p + 32); cfg->momentum = mlp__get_f32(p + 36);

@@ -126,6 +126,104 @@ static void test_sgd_step_math(void **state)
     mlp_free(net);
 }
 
+static void make_blobs(mlp_dataset *ds, int n, uint64_t seed);
+
+/* one weight, one bias: the optimizers' formulas by hand */
+static mlp_net *one_unit(float w, float b, float gw, float gb)
+{
+    int sizes[2] = {1, 1};
+    mlp_act act = MLP_ACT_IDENTITY;
+    mlp_net *net = mlp_create(2, sizes, &act, MLP_LOSS_MSE, 1);
+    net->params[0] = w; net->params[1] = b;
+    net->grads[0] = gw; net->grads[1] = gb;
+    return net;
+}
+
+static void test_optimizers_by_hand(void **state)
+{
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net;
+    float m, v, w;
+    (void)state;
+    /* Nesterov: v = mu v + g; w -= lr (g + mu v) */
+    c.optimizer = MLP_OPT_NESTEROV; c.momentum = 0.9f; c.weight_decay = 0.1f;
+    net = one_unit(2.0f, 1.0f, 0.5f, -1.0f);
+    assert_int_equal(mlp_optimizer_step(net, &c, 0.1f), 0);
+    assert_float_equal(net->params[0], 2.0f - 0.1f * (0.7f + 0.9f * 0.7f), 1e-6);   /* g = 0.5 + 0.1 * 2 */
+    assert_float_equal(net->params[1], 1.0f - 0.1f * (-1.0f + 0.9f * -1.0f), 1e-6); /* no decay on b */
+    mlp_free(net);
+    /* Adam, two steps with bias correction */
+    c.optimizer = MLP_OPT_ADAM; c.weight_decay = 0.0f; c.beta1 = 0.9f; c.beta2 = 0.999f; c.eps = 1e-8f;
+    net = one_unit(1.0f, 0.0f, 0.2f, 0.0f);
+    assert_int_equal(mlp_optimizer_step(net, &c, 0.01f), 0);
+    m = 0.1f * 0.2f; v = 0.001f * 0.04f;
+    w = 1.0f - 0.01f * (m / 0.1f) / (sqrtf(v / 0.001f) + 1e-8f);   /* = 1 - 0.01 */
+    assert_float_equal(net->params[0], w, 1e-6);
+    net->grads[0] = -0.4f;
+    assert_int_equal(mlp_optimizer_step(net, &c, 0.01f), 0);
+    m = 0.9f * m + 0.1f * -0.4f; v = 0.999f * v + 0.001f * 0.16f;
+    w -= 0.01f * (m / (1 - 0.81f)) / (sqrtf(v / (1 - 0.998001f)) + 1e-8f);
+    assert_float_equal(net->params[0], w, 1e-5);
+    assert_int_equal((int)net->step, 2);
+    mlp_free(net);
+    /* AdamW: decay applied to w directly, not through the moments */
+    c.optimizer = MLP_OPT_ADAMW; c.weight_decay = 0.5f;
+    net = one_unit(1.0f, 0.0f, 0.2f, 0.0f);
+    assert_int_equal(mlp_optimizer_step(net, &c, 0.01f), 0);
+    assert_float_equal(net->params[0], 1.0f * (1 - 0.01f * 0.5f) - 0.01f, 1e-6);
+    mlp_free(net);
+    /* gradient clipping to a global norm of 1: (3, 4) -> (0.6, 0.8) */
+    c = mlp_train_defaults(); c.momentum = 0.0f; c.clip_norm = 1.0f;
+    net = one_unit(0.0f, 0.0f, 3.0f, 4.0f);
+    assert_int_equal(mlp_optimizer_step(net, &c, 1.0f), 0);
+    assert_float_equal(net->params[0], -0.6f, 1e-6);
+    assert_float_equal(net->params[1], -0.8f, 1e-6);
+    mlp_free(net);
+    /* max-norm: a column of W longer than 1 is scaled back to 1 */
+    c = mlp_train_defaults(); c.momentum = 0.0f; c.max_norm = 1.0f;
+    net = mlp_create_spec("2-1", MLP_ACT_RELU, MLP_LOSS_MSE, 1);
+    net->params[0] = 3.0f; net->params[1] = 4.0f;
+    memset(net->grads, 0, net->n_params * sizeof(float));
+    assert_int_equal(mlp_optimizer_step(net, &c, 0.1f), 0);
+    assert_float_equal(net->params[0], 0.6f, 1e-6);
+    assert_float_equal(net->params[1], 0.8f, 1e-6);
+    c.optimizer = (mlp_optimizer)9;
+    assert_true(mlp_optimizer_step(net, &c, 0.1f) < 0);
+    mlp_free(net);
+}
+
+static void test_adam_trains_and_resumes(void **state)
+{
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults(), c2;
+    mlp_net *a = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 3), *b, *r;
+    mlp_eval ev;
+    unsigned char *buf;
+    size_t size;
+    int e, bt, epoch;
+    (void)state;
+    make_blobs(&train, 600, 4);
+    c.optimizer = MLP_OPT_ADAM; c.lr = 0.01f; c.batch = 32; c.schedule = MLP_SCHEDULE_COSINE;
+    c.warmup_epochs = 1; c.total_epochs = 4; c.clip_norm = 5.0f;
+    for (epoch = 0; epoch < 4; epoch++) assert_int_equal(mlp_train_epoch(a, &train, &c, epoch, NULL), 0);
+    assert_int_equal(mlp_evaluate(a, &train, 100, &ev, NULL), 0);
+    assert_true(ev.accuracy > 0.97);
+    b = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 3);
+    for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(b, &train, &c, epoch, NULL), 0);
+    size = mlp_checkpoint_save_memory(b, &c, 2, 0, NULL, 0);
+    buf = malloc(size);
+    mlp_checkpoint_save_memory(b, &c, 2, 0, buf, size);
+    memset(&c2, 0, sizeof c2);
+    r = mlp_checkpoint_load_memory(buf, size, &c2, &e, &bt);
+    assert_non_null(r);
+    assert_true(c2.optimizer == MLP_OPT_ADAM && c2.schedule == MLP_SCHEDULE_COSINE && c2.total_epochs == 4 && r->step == b->step);
+    for (epoch = e; epoch < 4; epoch++) assert_int_equal(mlp_train_epoch(r, &train, &c2, epoch, NULL), 0);
+    assert_memory_equal(r->params, a->params, a->n_params * sizeof(float));
+    free(buf);
+    mlp_dataset_free(&train);
+    mlp_free(a); mlp_free(b); mlp_free(r);
+}
+
 static void test_lr_schedule(void **state)
 {
     mlp_train_config c = mlp_train_defaults();
@@ -135,6 +233,16 @@ static void test_lr_schedule(void **state)
     assert_float_equal(mlp_lr_at(&c, 2), 0.1f, 1e-7);
     assert_float_equal(mlp_lr_at(&c, 3), 0.05f, 1e-7);
     assert_float_equal(mlp_lr_at(&c, 7), 0.025f, 1e-7);
+    c.lr_scale = 0.5f;                        /* e.g. after a plateau */
+    assert_float_equal(mlp_lr_at(&c, 0), 0.05f, 1e-7);
+    c.lr_scale = 1.0f;
+    c.schedule = MLP_SCHEDULE_EXP; c.lr_decay = 0.9f;
+    assert_float_equal(mlp_lr_at(&c, 2), 0.1f * 0.81f, 1e-7);
+    c.schedule = MLP_SCHEDULE_COSINE; c.warmup_epochs = 1; c.total_epochs = 5;
+    assert_float_equal(mlp_lr_at(&c, 0), 0.05f, 1e-7);              /* warm-up: 1/2 */
+    assert_float_equal(mlp_lr_at(&c, 1), 0.1f, 1e-7);               /* cosine starts at 1 */
+    assert_float_equal(mlp_lr_at(&c, 3), 0.05f, 1e-6);              /* half way: 1/2 */
+    assert_float_equal(mlp_lr_at(&c, 5), 0.0f, 1e-7);
 }
 
 /* Three Gaussian-ish blobs in 4-D (uniform noise around three centres). */
@@ -461,6 +569,8 @@ int main(void)
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_sgd_step_math),
         cmocka_unit_test(test_lr_schedule),
+        cmocka_unit_test(test_optimizers_by_hand),
+        cmocka_unit_test(test_adam_trains_and_resumes),
         cmocka_unit_test(test_converges),
         cmocka_unit_test(test_xor),
         cmocka_unit_test(test_deterministic),
