@@ -20,7 +20,8 @@ typedef struct options {
     const char *layers, *log, *out, *confusion, *checkpoint, *resume;
     mlp_act act;
     mlp_loss loss;
-    int epochs, threads, quiet;
+    int epochs, threads, quiet, val, patience, plateau;
+    float min_delta, plateau_factor;
     mlp_init_kind init;
     mlp_train_config train;
 } options;
@@ -45,6 +46,20 @@ static void usage(FILE *f)
         "  --lr-decay X          multiply the learning rate by X ... (default 0.5)\n"
         "  --lr-step K           ... every K epochs (default 3)\n"
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
+        "  --optimizer sgd|nesterov|adam|adamw   (default sgd; --momentum for sgd/nesterov)\n"
+        "  --beta1 X --beta2 X   Adam's moment decay rates (default 0.9, 0.999)\n"
+        "  --clip-norm X         rescale each batch's gradient to at most this L2 norm\n"
+        "  --max-norm X          cap the L2 norm of each unit's incoming weights\n"
+        "  --schedule step|exp|cosine   learning-rate schedule (default step: --lr-decay\n"
+        "                        every --lr-step epochs; exp: --lr-decay every epoch;\n"
+        "                        cosine: to 0 at --epochs after --warmup N epochs)\n"
+        "  --val N               hold N training samples out for validation; the weights\n"
+        "                        with the best validation loss are kept\n"
+        "  --patience K          stop after K epochs without improvement (of the validation\n"
+        "                        loss, or of the training loss without --val)\n"
+        "  --min-delta X         smaller improvements do not count (default 0)\n"
+        "  --plateau K           multiply the learning rate by --plateau-factor (default 0.5)\n"
+        "                        after every K epochs without improvement\n"
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
@@ -102,6 +117,7 @@ static options parse_args(int argc, char **argv)
     o.act = MLP_ACT_RELU;
     o.loss = MLP_LOSS_CE;
     o.epochs = 10;
+    o.plateau_factor = 0.5f;
     o.threads = 1;
     o.train = mlp_train_defaults();
     for (i = 1; i < argc; i++) {
@@ -145,6 +161,28 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--weight-decay")) o.train.weight_decay = parse_float(f, v, 0, 1e6);
         else if (!strcmp(f, "--lr-decay")) o.train.lr_decay = parse_float(f, v, 1e-9, 1e6);
         else if (!strcmp(f, "--lr-step")) o.train.lr_step = (int)parse_int(f, v, 1, 100000);
+        else if (!strcmp(f, "--optimizer")) {
+            if (!strcmp(v, "sgd")) o.train.optimizer = MLP_OPT_SGD;
+            else if (!strcmp(v, "nesterov")) o.train.optimizer = MLP_OPT_NESTEROV;
+            else if (!strcmp(v, "adam")) o.train.optimizer = MLP_OPT_ADAM;
+            else if (!strcmp(v, "adamw")) o.train.optimizer = MLP_OPT_ADAMW;
+            else bad_usage(f, v, "expected sgd, nesterov, adam or adamw");
+        } else if (!strcmp(f, "--schedule")) {
+            if (!strcmp(v, "step")) o.train.schedule = MLP_SCHEDULE_STEP;
+            else if (!strcmp(v, "exp")) o.train.schedule = MLP_SCHEDULE_EXP;
+            else if (!strcmp(v, "cosine")) o.train.schedule = MLP_SCHEDULE_COSINE;
+            else bad_usage(f, v, "expected step, exp or cosine");
+        }
+        else if (!strcmp(f, "--beta1")) o.train.beta1 = parse_float(f, v, 0, 0.999999);
+        else if (!strcmp(f, "--beta2")) o.train.beta2 = parse_float(f, v, 0, 0.999999);
+        else if (!strcmp(f, "--clip-norm")) o.train.clip_norm = parse_float(f, v, 0, 1e9);
+        else if (!strcmp(f, "--max-norm")) o.train.max_norm = parse_float(f, v, 0, 1e9);
+        else if (!strcmp(f, "--warmup")) o.train.warmup_epochs = (int)parse_int(f, v, 0, 100000);
+        else if (!strcmp(f, "--val")) o.val = (int)parse_int(f, v, 0, 1 << 30);
+        else if (!strcmp(f, "--patience")) o.patience = (int)parse_int(f, v, 0, 100000);
+        else if (!strcmp(f, "--plateau")) o.plateau = (int)parse_int(f, v, 0, 100000);
+        else if (!strcmp(f, "--plateau-factor")) o.plateau_factor = parse_float(f, v, 1e-6, 1);
+        else if (!strcmp(f, "--min-delta")) o.min_delta = parse_float(f, v, 0, 1e9);
         else if (!strcmp(f, "--threads")) o.threads = (int)parse_int(f, v, 1, MLP_MAX_THREADS);
         else if (!strcmp(f, "--seed")) o.train.seed = (uint64_t)parse_int(f, v, 0, 2147483647L);
         else bad_usage(f, NULL, "unknown flag");
@@ -225,6 +263,30 @@ static int after_batch(void *user, const mlp_batch_info *b)
     return interrupted;
 }
 
+/* Moves a seeded random n samples of ds to its end and returns them as a
+   view; ds keeps the rest. The view shares ds's memory (free ds only). */
+static mlp_dataset hold_out(mlp_dataset *ds, int n, uint64_t seed)
+{
+    mlp_dataset val = *ds;
+    mlp_rng rng;
+    int i;
+    float *tmp = (float *)malloc(sizeof(float) * (size_t)ds->dim);
+    mlp_rng_seed(&rng, seed, 0x76616c); /* a stream of its own: "val" */
+    for (i = ds->n - 1; tmp && i >= ds->n - n; i--) { /* partial Fisher-Yates from the end */
+        int j = (int)mlp_rng_below(&rng, (uint32_t)i + 1), t = ds->y[i];
+        memcpy(tmp, ds->x + (size_t)i * ds->dim, sizeof(float) * (size_t)ds->dim);
+        memcpy(ds->x + (size_t)i * ds->dim, ds->x + (size_t)j * ds->dim, sizeof(float) * (size_t)ds->dim);
+        memcpy(ds->x + (size_t)j * ds->dim, tmp, sizeof(float) * (size_t)ds->dim);
+        ds->y[i] = ds->y[j]; ds->y[j] = t;
+    }
+    free(tmp);
+    ds->n -= n;
+    val.n = n;
+    val.x = ds->x + (size_t)ds->n * ds->dim;
+    val.y = ds->y + ds->n;
+    return val;
+}
+
 static int write_confusion(const char *path, const int *conf, int n)
 {
     int i, j;
@@ -249,7 +311,11 @@ int main(int argc, char **argv)
     mlp_eval tr, te;
     FILE *log = NULL;
     progress bar;
-    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, i, j;
+    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, i, j, bad_epochs = 0, best_epoch = 0;
+    mlp_dataset val;
+    mlp_eval ve;
+    float *best = NULL;
+    double best_loss = 1e300;
     char ckpt_default[4096];
     const char *ckpt = o.checkpoint;
     mlp_net *net;
@@ -268,6 +334,8 @@ int main(int argc, char **argv)
     if (!ckpt) ckpt = ckpt_default;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
+    memset(&val, 0, sizeof val);
+    memset(&ve, 0, sizeof ve);
     if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init(net, o.init, o.train.seed) != 0)) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
         goto done;
@@ -277,6 +345,11 @@ int main(int argc, char **argv)
         load(&test, net, data_path(p3, sizeof p3, o.data, o.test_images, "t10k-images-idx3-ubyte"),
              data_path(p4, sizeof p4, o.data, o.test_labels, "t10k-labels-idx1-ubyte")))
         goto done;
+    if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
+    if (o.val) val = hold_out(&train, o.val, o.train.seed);
+    if (!o.train.total_epochs) o.train.total_epochs = o.epochs; /* the cosine schedule's end */
+    if (!(best = (float *)malloc(sizeof(float) * net->n_params))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
+    memcpy(best, net->params, sizeof(float) * net->n_params);
     /* what the model file records about its input */
     net->input_scale = train.scale;
     net->image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
@@ -287,7 +360,7 @@ int main(int argc, char **argv)
     if (log && !o.resume) { /* errK: test samples of class K misclassified this epoch */
         fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds");
         for (j = 0; j < n_out; j++) fprintf(log, ",err%d", j);
-        fprintf(log, "\n");
+        fprintf(log, "%s\n", o.val ? ",val_loss,val_acc" : "");
     }
     memset(&bar, 0, sizeof bar);
     bar.epochs = o.epochs; bar.n = train.n; bar.draw = !o.quiet && isatty(2);
@@ -327,8 +400,11 @@ int main(int argc, char **argv)
             goto done;
         }
         if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
-        printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
-               epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+        if (o.val && mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        if (o.val) printf("epoch %3d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  test acc %.4f  lr %.4g  %.2f s\n",
+                          epoch + 1, tr.loss, tr.accuracy, ve.loss, ve.accuracy, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+        else printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
+                    epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
         fflush(stdout);
         if (log) {
             fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch + 1, tr.loss, tr.accuracy,
@@ -338,9 +414,33 @@ int main(int argc, char **argv)
                 for (j = 0; j < n_out; j++) if (j != i) wrong += confusion[i * n_out + j];
                 fprintf(log, ",%d", wrong);
             }
+            if (o.val) fprintf(log, ",%.6f,%.6f", ve.loss, ve.accuracy);
             fprintf(log, "\n");
             fflush(log);
         }
+        {   /* stopping and plateaus watch the validation loss, or without --val the training loss */
+            double watched = o.val ? ve.loss : tr.loss;
+            int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
+            if (watched < best_loss - o.min_delta) {
+                best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0;
+                memcpy(best, net->params, sizeof(float) * net->n_params);
+            } else {
+                bad_epochs++;
+                if (o.plateau && bad_epochs % o.plateau == 0) {
+                    o.train.lr_scale *= o.plateau_factor;
+                    printf("no improvement for %d epochs: learning rate now %.4g\n", bad_epochs, mlp_lr_at(&o.train, epoch + 1));
+                }
+                if (patience && bad_epochs >= patience) {
+                    printf("stopping after epoch %d: %d epoch%s without an improvement of more than %g\n",
+                           epoch + 1, bad_epochs, bad_epochs > 1 ? "s" : "", o.min_delta);
+                    break;
+                }
+            }
+        }
+    }
+    if (o.val && best_epoch && best_epoch < epoch + (epoch < o.epochs)) { /* the weights that did best on validation */
+        memcpy(net->params, best, sizeof(float) * net->n_params);
+        printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
     }
     if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     print_confusion(confusion, n_out);
@@ -352,7 +452,8 @@ int main(int argc, char **argv)
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }
     free(confusion);
-    mlp_dataset_free(&train);
+    free(best);
+    mlp_dataset_free(&train); /* val is a view into train */
     mlp_dataset_free(&test);
     mlp_free(net);
     return rc;

@@ -97,6 +97,9 @@ static void test_bad_flags(void **state)
     expect(TRAIN " --act softplus", 2, "expected relu, sigmoid or tanh");
     expect(TRAIN " --loss hinge", 2, "expected ce or mse");
     expect(TRAIN " --init zeros", 2, "expected auto, uniform, glorot or he");
+    expect(TRAIN " --optimizer rmsprop", 2, "expected sgd, nesterov, adam or adamw");
+    expect(TRAIN " --schedule linear", 2, "expected step, exp or cosine");
+    expect(TRAIN " --beta2 1.5", 2, "--beta2 1.5: expected a number");
     expect(TRAIN " --bogus 1", 2, "--bogus");
     expect(TRAIN " --epochs", 2, "missing value");
     expect(TRAIN " --layers 784-x-10", 2, "layer spec");
@@ -200,6 +203,32 @@ static void test_divergence_keeps_previous_model(void **state)
     assert_int_equal(run(cmd), 0);
 }
 
+/* --val holds samples out, early stopping stops and puts back the best
+   weights; the log gains val_loss,val_acc at the end */
+static void test_validation_and_early_stopping(void **state)
+{
+    char cmd[1024], log[128], line[512];
+    FILE *f;
+    (void)state;
+    data_flags(cmd, sizeof cmd, "--layers 16-12-3 --epochs 40 --val 60 --patience 2 --min-delta 0.001 --optimizer adam --lr 0.05 --lr-decay 1 --log ");
+    snprintf(log, sizeof log, "%s/val.csv", tmpdir);
+    strcat(cmd, log);
+    expect(cmd, 0, "240 training and 90 test samples");
+    if (!strstr(output, "stopping after epoch")) print_error("%s", output);
+    assert_non_null(strstr(output, "val loss"));
+    assert_non_null(strstr(output, "stopping after epoch"));
+    assert_non_null(strstr(output, "restored the weights of epoch"));
+    f = fopen(log, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_non_null(strstr(line, "err2,val_loss,val_acc\n"));
+    fclose(f);
+    data_flags(cmd, sizeof cmd, "--layers 16-3 --val 300");
+    expect(cmd, 2, "--val 300 leaves no training samples");
+    data_flags(cmd, sizeof cmd, "--layers 16-12-3 --epochs 50 --min-delta 1");
+    expect(cmd, 0, "stopping after epoch 2");   /* the seed notes' "improves by less than eps" */
+}
+
 int main(void)
 {
     const char *bin = getenv("MLP_TRAIN_MNIST");
@@ -211,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_trains_and_logs),
         cmocka_unit_test(test_no_control_characters_in_logs),
         cmocka_unit_test(test_divergence_keeps_previous_model),
+        cmocka_unit_test(test_validation_and_early_stopping),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }
