@@ -173,12 +173,13 @@ typedef enum {
     MLP_INIT_GLOROT,        /* U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))) */
     MLP_INIT_HE             /* U(-sqrt(6/n_in), +sqrt(6/n_in)): variance 2/n_in */
 } mlp_init_kind;
-typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT } mlp_layer_kind;
+typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT, MLP_LAYER_DROPOUT } mlp_layer_kind;
 
 typedef struct mlp_layer {
     mlp_layer_kind kind;
     int n_in, n_out;
     mlp_act act;          /* MLP_LAYER_ACT only */
+    float rate;           /* MLP_LAYER_DROPOUT only: fraction of units dropped */
     float *W, *b;         /* dense only: views into mlp_net.params */
     float *dW, *db;       /* dense only: views into mlp_net.grads */
 } mlp_layer;
@@ -198,6 +199,9 @@ typedef struct mlp_net {
     const float *x;                    /* input of the last forward pass */
     float *probs;                      /* mlp_predict's output */
     struct mlp__gemm_ctx *gemm;        /* kernel choice and its buffers */
+    int training;                      /* dropout active (mlp_set_training) */
+    mlp_rng dropout_rng;               /* reseeded per batch by mlp_train_epoch */
+    float **mask;                      /* per dropout layer: 0 or 1/(1-rate) per value */
     /* what the input is, stored in model files: network input = raw value *
        input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
        image_h = input width for image models, 0 x 0 otherwise */
@@ -217,6 +221,11 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
 MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
 MLPDEF void     mlp_free(mlp_net *net);
 MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
+/* Inverted dropout on the input (input_rate) and after every hidden
+   activation (hidden_rate); 0 leaves a place without. Active only in
+   training mode, which mlp_train_epoch switches on for its pass. */
+MLPDEF int      mlp_add_dropout(mlp_net *net, float input_rate, float hidden_rate);
+MLPDEF void     mlp_set_training(mlp_net *net, int training);
 MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* force a GEMM kernel */
 MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
 /* Threads for this network's work (default 1). Results are bit-identical
@@ -1364,6 +1373,28 @@ static void mlp__relu_backward(mlp_isa isa, float *dx, const float *dy, const fl
     for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+/* Inverted dropout: y = x m, m = 0 with probability rate, else 1/(1-rate),
+   so the expected output equals x and inference needs no rescaling. rate 0
+   (inference) copies. */
+static void mlp__dropout_forward(float *y, float *mask, const float *x, size_t n, float rate, mlp_rng *rng)
+{
+    size_t i;
+    float keep = 1.0f / (1.0f - rate);
+    if (rate <= 0.0f) { if (y != x) memcpy(y, x, n * sizeof(float)); return; }
+    for (i = 0; i < n; i++) {
+        mask[i] = mlp_rng_float(rng) < rate ? 0.0f : keep;
+        y[i] = x[i] * mask[i];
+    }
+}
+
+/* dx = dy m */
+static void mlp__dropout_backward(float *dx, const float *dy, const float *mask, size_t n, float rate)
+{
+    size_t i;
+    if (rate <= 0.0f) { if (dx != dy) memcpy(dx, dy, n * sizeof(float)); return; }
+    for (i = 0; i < n; i++) dx[i] = dy[i] * mask[i];
+}
+
 static int mlp__act_valid(int act)
 {
     return act == MLP_ACT_IDENTITY || act == MLP_ACT_RELU ||
@@ -1583,6 +1614,7 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
+    MLP_FREE(net->mask);
     mlp__gemm_ctx_free(net->gemm);
     MLP_FREE(net);
 }
@@ -1660,6 +1692,42 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act, mlp_loss l
     return mlp_create(n, sizes, acts, loss, seed);
 }
 
+MLPDEF void mlp_set_training(mlp_net *net, int training)
+{
+    if (net) net->training = training != 0;
+}
+
+/* Rebuilds the layer list with dropout layers in place. Parameters are
+   untouched: the dense layers' views into them move with the layers. */
+MLPDEF int mlp_add_dropout(mlp_net *net, float input_rate, float hidden_rate)
+{
+    int l, n = 0, extra = 0;
+    mlp_layer *layers;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_add_dropout: NULL net");
+    if (!(input_rate >= 0.0f && input_rate < 1.0f) || !(hidden_rate >= 0.0f && hidden_rate < 1.0f))
+        return mlp__fail(MLP_EARG, "dropout rates must be in [0, 1)");
+    for (l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == MLP_LAYER_DROPOUT) return mlp__fail(MLP_EARG, "the network already has dropout");
+    extra = net->n_layers + 1;
+    if (!(layers = (mlp_layer *)mlp__calloc((size_t)(net->n_layers + extra), sizeof(mlp_layer), 1))) return MLP_ENOMEM;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        int before_dense = L->kind == MLP_LAYER_DENSE;
+        float rate = l == 0 ? input_rate : hidden_rate;
+        /* before a dense layer that follows the input or a hidden activation */
+        if (before_dense && rate > 0.0f && (l == 0 || net->layers[l - 1].kind == MLP_LAYER_ACT)) {
+            mlp_layer *D = &layers[n++];
+            D->kind = MLP_LAYER_DROPOUT; D->rate = rate; D->n_in = D->n_out = L->n_in;
+        }
+        layers[n++] = *L;
+    }
+    MLP_FREE(net->layers);
+    net->layers = layers;
+    net->n_layers = n;
+    net->ws_batch = 0; /* the workspace layout changed */
+    return MLP_OK;
+}
+
 /* Makes room for batches of up to B rows: one block holds every layer's
    output and output-gradient, so the training loop never allocates. */
 static int mlp__reserve(mlp_net *net, int B)
@@ -1667,18 +1735,21 @@ static int mlp__reserve(mlp_net *net, int B)
     int l;
     size_t total = 0, off = 0;
     if (B <= net->ws_batch) return MLP_OK;
-    for (l = 0; l < net->n_layers; l++) total += 2 * (size_t)net->layers[l].n_out;
-    MLP_FREE(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs);
+    for (l = 0; l < net->n_layers; l++)
+        total += (net->layers[l].kind == MLP_LAYER_DROPOUT ? 3 : 2) * (size_t)net->layers[l].n_out;
+    MLP_FREE(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs); MLP_FREE(net->mask);
     net->ws_batch = 0;
     net->ws = (float *)mlp__alloc(total, (size_t)B, sizeof(float));
     net->out = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
     net->dout = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
+    net->mask = (float **)mlp__calloc((size_t)net->n_layers, sizeof(float *), 1);
     net->probs = (float *)mlp__alloc((size_t)mlp_output_width(net), (size_t)B, sizeof(float));
-    if (!net->ws || !net->out || !net->dout || !net->probs) return MLP_ENOMEM;
+    if (!net->ws || !net->out || !net->dout || !net->mask || !net->probs) return MLP_ENOMEM;
     for (l = 0; l < net->n_layers; l++) {
         size_t n = (size_t)net->layers[l].n_out * (size_t)B;
         net->out[l] = net->ws + off; off += n;
         net->dout[l] = net->ws + off; off += n;
+        if (net->layers[l].kind == MLP_LAYER_DROPOUT) { net->mask[l] = net->ws + off; off += n; }
     }
     net->ws_batch = B;
     return MLP_OK;
@@ -1695,6 +1766,8 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->gemm, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
+        else if (L->kind == MLP_LAYER_DROPOUT)
+            mlp__dropout_forward(net->out[l], net->mask[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
         else mlp__act_forward(net->gemm->isa, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
@@ -1733,6 +1806,8 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
         float *dx = l > 0 ? net->dout[l - 1] : NULL; /* nobody needs dL/dX */
         if (L->kind == MLP_LAYER_DENSE)
             mlp__dense_backward(net->gemm, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
+        else if (dx && L->kind == MLP_LAYER_DROPOUT)
+            mlp__dropout_backward(dx, net->dout[l], net->mask[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
         else if (dx)
             mlp__act_backward(net->gemm->isa, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
@@ -2081,9 +2156,15 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
             memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)perm[start + i] * ds->dim, (size_t)ds->dim * sizeof(float));
             yb[i] = ds->y[perm[start + i]];
         }
-        if (!(y = mlp_forward(net, xb, B))) { rc = MLP_ENOMEM; break; }
+        /* dropout masks from (seed, epoch, batch): a resumed run draws the same */
+        mlp_rng_seed(&net->dropout_rng, cfg->seed ^ 0x64726f706f7574ULL, ((uint64_t)epoch << 32) | (uint32_t)batch_no);
+        net->training = 1;
+        y = mlp_forward(net, xb, B);
+        if (!y) { net->training = 0; rc = MLP_ENOMEM; break; }
         for (i = 0; i < B; i++) correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
-        if ((rc = mlp_backward(net, yb, &loss)) != MLP_OK) {
+        rc = mlp_backward(net, yb, &loss);
+        net->training = 0;
+        if (rc != MLP_OK) {
             if (rc == MLP_ENUMERIC)
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
@@ -2374,6 +2455,8 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
                                    f32 b[n_out];  P = 8 + 4 (n_in n_out + n_out)
                     kind 2, activation: u32 function (1 ReLU, 2 sigmoid,
                                    3 tanh), u32 width;  P = 8
+                    kind 3, dropout: f32 rate (0 < rate < 1), u32 width; P = 8;
+                                   first (on the input) or after an activation
                   A later version adds kinds; P lets a reader step over or
                   reject a record it does not know, with a precise message.
       end-4  4    u32 CRC-32 (IEEE, as zlib's crc32) of every byte before it
@@ -2383,6 +2466,7 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
 #define MLP__MODEL_HEADER 40
 #define MLP__REC_DENSE 1
 #define MLP__REC_ACT 2
+#define MLP__REC_DROPOUT 3
 static const unsigned char mlp__model_magic[8] = {0x89, 'M', 'L', 'P', 0x0D, 0x0A, 0x1A, 0x0A};
 
 MLPDEF uint32_t mlp_crc32(const void *data, size_t n)
@@ -2463,6 +2547,12 @@ MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
             off += 16;
             for (i = 0; i < nw; i++, off += 4) mlp__put_f32(p + off, L->W[i]);
             for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, L->b[i]);
+        } else if (L->kind == MLP_LAYER_DROPOUT) {
+            mlp__put_u32(p + off, MLP__REC_DROPOUT);
+            mlp__put_u32(p + off + 4, 8);
+            mlp__put_f32(p + off + 8, L->rate);
+            mlp__put_u32(p + off + 12, (uint32_t)L->n_out);
+            off += 16;
         } else {
             mlp__put_u32(p + off, MLP__REC_ACT);
             mlp__put_u32(p + off + 4, 8);
@@ -2478,6 +2568,8 @@ MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
 /* The architecture read from a model's records: enough to call mlp_create. */
 typedef struct mlp__arch {
     int n_sizes, sizes[MLP_MAX_LAYERS + 1];
+    float input_rate, hidden_rate;   /* dropout */
+    int hidden_dropouts, hidden_acts;
     mlp_act acts[MLP_MAX_LAYERS];
     size_t weights_at[MLP_MAX_LAYERS];   /* offset of each dense layer's W */
 } mlp__arch;
@@ -2489,7 +2581,10 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     size_t off = MLP__MODEL_HEADER;
     uint32_t r;
     int prev_act = 1; /* a model must start with a dense layer */
+    int prev_dropout = 0;
     arch->n_sizes = 0;
+    arch->input_rate = arch->hidden_rate = 0.0f;
+    arch->hidden_dropouts = arch->hidden_acts = 0;
     for (r = 0; r < n_records; r++) {
         uint32_t kind, size;
         if (end - off < 8) return mlp__fail(MLP_EFORMAT, "layer record %u: truncated", r);
@@ -2516,7 +2611,9 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
             arch->sizes[arch->n_sizes++] = (int)n_out;
             arch->acts[d] = MLP_ACT_IDENTITY;
             arch->weights_at[d] = off + 8;
+            if (prev_act && arch->n_sizes > 2) arch->hidden_acts++; /* an activation feeding this layer */
             prev_act = 0;
+            prev_dropout = 0;
         } else if (kind == MLP__REC_ACT) {
             uint32_t fn, width;
             if (size != 8) return mlp__fail(MLP_EFORMAT, "layer record %u: activation record of %u bytes (expected 8)", r, size);
@@ -2528,12 +2625,30 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
                 return mlp__fail(MLP_EFORMAT, "layer record %u: activation width %u does not match %d", r, width, arch->sizes[arch->n_sizes - 1]);
             arch->acts[arch->n_sizes - 2] = fn == 1 ? MLP_ACT_RELU : fn == 2 ? MLP_ACT_SIGMOID : MLP_ACT_TANH;
             prev_act = 1;
+        } else if (kind == MLP__REC_DROPOUT) {
+            float rate;
+            uint32_t width;
+            if (size != 8) return mlp__fail(MLP_EFORMAT, "layer record %u: dropout record of %u bytes (expected 8)", r, size);
+            rate = mlp__get_f32(p + off);
+            width = mlp__get_u32(p + off + 4);
+            if (!(rate > 0.0f && rate < 1.0f)) return mlp__fail(MLP_EFORMAT, "layer record %u: dropout rate %g outside (0, 1)", r, rate);
+            if (prev_dropout) return mlp__fail(MLP_EFORMAT, "layer record %u: two dropout layers in a row", r);
+            if (arch->n_sizes == 0) arch->input_rate = rate;
+            else if (!prev_act || width != (uint32_t)arch->sizes[arch->n_sizes - 1])
+                return mlp__fail(MLP_EFORMAT, "layer record %u: dropout must follow the input or an activation of the same width", r);
+            else if (arch->hidden_dropouts && rate != arch->hidden_rate)
+                return mlp__fail(MLP_EFORMAT, "layer record %u: hidden dropout rates differ (%g, %g)", r, arch->hidden_rate, rate);
+            else { arch->hidden_rate = rate; arch->hidden_dropouts++; }
+            prev_dropout = 1;
         } else {
             return mlp__fail(MLP_EFORMAT, "layer record %u: unknown layer kind %u (written by a newer mlp.h?)", r, kind);
         }
         off += size;
     }
     if (arch->n_sizes < 2) return mlp__fail(MLP_EFORMAT, "no dense layer");
+    if (arch->hidden_dropouts && arch->hidden_dropouts != arch->hidden_acts)
+        return mlp__fail(MLP_EFORMAT, "dropout after %d of %d hidden activations (all or none)", arch->hidden_dropouts, arch->hidden_acts);
+    if (prev_dropout) return mlp__fail(MLP_EFORMAT, "a dropout layer cannot come last");
     if (off != end) return mlp__fail(MLP_EFORMAT, "%lu unexpected bytes after the last layer", (unsigned long)(end - off));
     return MLP_OK;
 }
@@ -2584,6 +2699,10 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     if (!net) return NULL;
     net->image_w = (int)img_w; net->image_h = (int)img_h;
     net->input_scale = scale; net->input_offset = offset;
+    if ((arch.input_rate > 0.0f || arch.hidden_rate > 0.0f) && mlp_add_dropout(net, arch.input_rate, arch.hidden_rate) != MLP_OK) {
+        mlp_free(net);
+        return NULL;
+    }
     for (l = 0, d = 0; l < net->n_layers; l++) {
         mlp_layer *L = &net->layers[l];
         size_t nw = (size_t)L->n_in * L->n_out, at;

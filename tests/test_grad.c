@@ -217,6 +217,8 @@ static double ref_net_loss(const mlp_net *net, const double *params, const float
                     for (k = 0; k < L->n_in; k++) s += a[i * L->n_in + k] * W[k * L->n_out + j];
                     z[i * L->n_out + j] = s;
                 }
+        } else if (L->kind == MLP_LAYER_DROPOUT) {  /* the mask the library drew */
+            for (i = 0; i < B * L->n_out; i++) z[i] = net->training ? a[i] * net->mask[l][i] : a[i];
         } else {
             for (i = 0; i < B * L->n_out; i++) z[i] = ref_act(L->act, a[i]);
         }
@@ -286,6 +288,42 @@ static void test_network_relu(void **state)
     mlp_free(net);
 }
 
+/* Dropout in training mode: with the mask held fixed, every parameter's
+   gradient matches the finite difference of the masked reference. */
+static void test_network_dropout(void **state)
+{
+    enum { B = 5 };
+    int sizes[4] = {6, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3}, dropped = 0, i;
+    mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
+    float X[B * 6], L;
+    double params[6 * 8 + 8 + 8 * 7 + 7 + 7 * 4 + 4];
+    mlp_rng rng;
+    size_t p;
+    mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 5);
+    (void)state;
+    assert_int_equal(mlp_add_dropout(net, 0.2f, 0.5f), 0);
+    assert_int_equal(net->n_layers, 8); /* drop dense tanh drop dense sigmoid drop dense */
+    mlp_rng_seed(&rng, 1, 2);
+    fill_random(X, B * 6, &rng, -1, 1);
+    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
+    mlp_set_training(net, 1);
+    mlp_rng_seed(&net->dropout_rng, 77, 1);
+    assert_non_null(mlp_forward(net, X, B));
+    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    for (i = 0; i < B * 8; i++) dropped += net->mask[3][i] == 0.0f;
+    assert_true(dropped > 5 && dropped < 35);  /* about half of 40 */
+    assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
+    for (p = 0; p < net->n_params; p++) {
+        double keep = params[p], lp, lm;
+        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep;
+        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
+    }
+    mlp_set_training(net, 0); /* inference: dropout is the identity */
+    mlp_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_network_ce),
         cmocka_unit_test(test_network_mse),
         cmocka_unit_test(test_network_relu),
+        cmocka_unit_test(test_network_dropout),
     };
     return cmocka_run_group_tests_name("gradients", tests, NULL, NULL);
 }

@@ -283,6 +283,30 @@ static void test_disk_full_keeps_previous_file(void **state)
     mlp_free(small); mlp_free(big);
 }
 
+static void test_dropout_round_trip(void **state)
+{
+    mlp_net *net = trained_net(), *back;
+    size_t n;
+    unsigned char *buf;
+    (void)state;
+    assert_int_equal(mlp_add_dropout(net, 0.2f, 0.5f), 0);
+    n = mlp_save_memory(net, NULL, 0);
+    buf = malloc(n);
+    mlp_save_memory(net, buf, n);
+    back = mlp_load_memory(buf, n);
+    if (!back) print_error("%s\n", mlp_error());
+    assert_non_null(back);
+    assert_int_equal(back->n_layers, net->n_layers);
+    assert_int_equal(back->layers[0].kind, MLP_LAYER_DROPOUT);
+    assert_true(back->layers[0].rate == 0.2f && back->layers[3].rate == 0.5f);
+    assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));
+    /* rate out of range: record 0 is the input dropout, its rate at byte 48 */
+    memcpy(model, buf, n); model_len = n;
+    put32(48, 0x3f800000u); reseal(); expect_reject("dropout rate 1 outside (0, 1)");
+    free(buf);
+    mlp_free(net); mlp_free(back);
+}
+
 static void test_memory_api(void **state)
 {
     mlp_net *net = trained_net(), *back;
@@ -327,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_save_into_missing_directory),
         cmocka_unit_test(test_disk_full_keeps_previous_file),
+        cmocka_unit_test(test_dropout_round_trip),
         cmocka_unit_test(test_memory_api),
     };
     return cmocka_run_group_tests_name("model files", tests, setup, teardown);

@@ -526,6 +526,45 @@ static void test_api_misuse(void **state)
     (void)sizes;
 }
 
+static void test_dropout_layer(void **state)
+{
+    enum { N = 20000 };
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float)), *m = malloc(N * sizeof(float));
+    double sum = 0;
+    int i, zeros = 0;
+    mlp_rng rng;
+    mlp_net *a, *b;
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults();
+    (void)state;
+    for (i = 0; i < N; i++) x[i] = 1.0f;
+    mlp_rng_seed(&rng, 3, 3);
+    mlp__dropout_forward(y, m, x, N, 0.3f, &rng);
+    for (i = 0; i < N; i++) { sum += y[i]; zeros += y[i] == 0.0f; }
+    assert_true(fabs(sum / N - 1.0) < 0.02);          /* inverted dropout keeps the mean */
+    assert_true(abs(zeros - (int)(0.3 * N)) < 400);
+    mlp__dropout_forward(y, m, x, N, 0.0f, &rng);     /* inference: identity */
+    assert_memory_equal(x, y, N * sizeof(float));
+    free(x); free(y); free(m);
+    /* a dropout network trains, and two runs with one seed agree exactly */
+    make_blobs(&train, 400, 2);
+    c.batch = 32;
+    a = mlp_create_spec("4-32-3", MLP_ACT_RELU, MLP_LOSS_CE, 4);
+    b = mlp_create_spec("4-32-3", MLP_ACT_RELU, MLP_LOSS_CE, 4);
+    assert_int_equal(mlp_add_dropout(a, 0.0f, 0.5f), 0);
+    assert_int_equal(mlp_add_dropout(b, 0.0f, 0.5f), 0);
+    assert_true(mlp_add_dropout(b, 0.0f, 0.5f) < 0);  /* once only */
+    assert_true(mlp_add_dropout(NULL, 0.0f, 1.5f) < 0);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(mlp_train_epoch(a, &train, &c, i, NULL), 0);
+        assert_int_equal(mlp_train_epoch(b, &train, &c, i, NULL), 0);
+    }
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_int_equal(a->training, 0);                  /* back in inference mode */
+    mlp_dataset_free(&train);
+    mlp_free(a); mlp_free(b);
+}
+
 static void test_mat(void **state)
 {
     mlp_mat a, b;
@@ -578,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_sgd_detects_bad_gradients),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_dropout_layer),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
