@@ -79,7 +79,8 @@
                 mlp_dataset_check
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load (+ _memory)
-      images:   mlp_digit_preprocess, mlp_normalize_input
+      images:   mlp_digit_preprocess, mlp_normalize_input, mlp_augment_dataset
+      training: mlp_optimizer_step, mlp_add_dropout, mlp_set_training
 
    VERSION HISTORY
       0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader
@@ -316,6 +317,22 @@ MLPDEF uint32_t mlp_crc32(const void *data, size_t n);
 MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels, float *out);
 /* x = raw * net->input_scale + net->input_offset over the input width */
 MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x);
+
+/* Data augmentation: each image moved, rotated, scaled and sheared by a
+   random affine map and (alpha > 0) elastically distorted (Simard 2003: a
+   random displacement field smoothed by a Gaussian of sigma, times alpha),
+   resampled bilinearly. Ranges are +-: shift in pixels, rotate in degrees,
+   scale and shear as fractions. */
+typedef struct mlp_augment {
+    float shift, rotate, scale, shear;
+    float elastic_alpha, elastic_sigma;
+} mlp_augment;
+/* Writes an augmented copy of every image of src (image_w x image_h) to
+   out (src->n x src->dim floats). Image i's randomness comes from (seed,
+   epoch, i), so the result does not depend on the thread count; net's
+   threads do the work (net may be NULL: one thread). */
+MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_augment *aug,
+                               uint64_t seed, int epoch, float *out);
 
 /* ---- training ------------------------------------------------------------ */
 typedef struct mlp_batch_info {
@@ -3135,6 +3152,112 @@ MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x)
     if (!net || !raw || !x) return mlp__fail(MLP_EARG, "mlp_normalize_input: NULL argument");
     n = mlp_input_width(net);
     for (i = 0; i < n; i++) x[i] = raw[i] * net->input_scale + net->input_offset;
+    return MLP_OK;
+}
+
+
+/* ---- data augmentation --------------------------------------------------- */
+
+/* bilinear sample of a w x h image at (x, y), 0 outside */
+static float mlp__sample(const float *img, int w, int h, float x, float y)
+{
+    int x0 = (int)floorf(x), y0 = (int)floorf(y);
+    float tx = x - (float)x0, ty = y - (float)y0, v = 0.0f;
+    if (x0 >= 0 && y0 >= 0 && x0 < w && y0 < h) v += (1 - tx) * (1 - ty) * img[y0 * w + x0];
+    if (x0 + 1 >= 0 && y0 >= 0 && x0 + 1 < w && y0 < h) v += tx * (1 - ty) * img[y0 * w + x0 + 1];
+    if (x0 >= 0 && y0 + 1 >= 0 && x0 < w && y0 + 1 < h) v += (1 - tx) * ty * img[(y0 + 1) * w + x0];
+    if (x0 + 1 >= 0 && y0 + 1 >= 0 && x0 + 1 < w && y0 + 1 < h) v += tx * ty * img[(y0 + 1) * w + x0 + 1];
+    return v;
+}
+
+/* in-place separable Gaussian blur of a w x h field; tmp holds w * h */
+static void mlp__gaussian_blur(float *f, float *tmp, int w, int h, float sigma)
+{
+    float k[64], sum = 0.0f;
+    int r = (int)ceilf(3.0f * sigma), i, x, y;
+    if (r > 31) r = 31;
+    for (i = -r; i <= r; i++) sum += k[i + r] = expf(-(float)(i * i) / (2.0f * sigma * sigma));
+    for (i = 0; i <= 2 * r; i++) k[i] /= sum;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            float v = 0.0f;
+            for (i = -r; i <= r; i++) if (x + i >= 0 && x + i < w) v += k[i + r] * f[y * w + x + i];
+            tmp[y * w + x] = v;
+        }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            float v = 0.0f;
+            for (i = -r; i <= r; i++) if (y + i >= 0 && y + i < h) v += k[i + r] * tmp[(y + i) * w + x];
+            f[y * w + x] = v;
+        }
+}
+
+static float mlp__uniform_pm(mlp_rng *rng, float range) { return range * (2.0f * mlp_rng_float(rng) - 1.0f); }
+
+/* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field.
+   scratch holds 3 w h floats. */
+static void mlp__augment_image(const float *src, float *dst, int w, int h, const mlp_augment *a,
+                               mlp_rng *rng, float *scratch)
+{
+    float *dx = scratch, *dy = scratch + w * h, *tmp = scratch + 2 * w * h;
+    float angle = mlp__uniform_pm(rng, a->rotate) * 3.14159265f / 180.0f;
+    float zoom = 1.0f + mlp__uniform_pm(rng, a->scale), shear = mlp__uniform_pm(rng, a->shear);
+    float tx = mlp__uniform_pm(rng, a->shift), ty = mlp__uniform_pm(rng, a->shift);
+    float cs = cosf(angle) / zoom, sn = sinf(angle) / zoom, cx = 0.5f * (w - 1), cy = 0.5f * (h - 1);
+    int x, y, elastic = a->elastic_alpha > 0.0f && a->elastic_sigma > 0.0f;
+    if (elastic) {
+        for (x = 0; x < w * h; x++) { dx[x] = mlp__uniform_pm(rng, 1.0f); dy[x] = mlp__uniform_pm(rng, 1.0f); }
+        mlp__gaussian_blur(dx, tmp, w, h, a->elastic_sigma);
+        mlp__gaussian_blur(dy, tmp, w, h, a->elastic_sigma);
+    }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            /* inverse map: undo the shift, then rotation/zoom, then shear */
+            float px = (float)x - cx - tx, py = (float)y - cy - ty;
+            float sx = cs * px + sn * py, sy = -sn * px + cs * py;
+            sx -= shear * sy;
+            if (elastic) { sx += a->elastic_alpha * dx[y * w + x]; sy += a->elastic_alpha * dy[y * w + x]; }
+            dst[y * w + x] = mlp__sample(src, w, h, sx + cx, sy + cy);
+        }
+}
+
+typedef struct mlp__augment_job {
+    const mlp_dataset *src;
+    const mlp_augment *aug;
+    uint64_t seed;
+    int epoch;
+    float *out, *scratch;   /* scratch: 3 w h floats per thread */
+} mlp__augment_job;
+
+static void mlp__augment_task(void *arg, int t, int n)
+{
+    const mlp__augment_job *j = (const mlp__augment_job *)arg;
+    int i, w = j->src->image_w, h = j->src->image_h;
+    int begin = (int)((long)j->src->n * t / n), end = (int)((long)j->src->n * (t + 1) / n);
+    for (i = begin; i < end; i++) {
+        mlp_rng rng;
+        mlp_rng_seed(&rng, j->seed ^ 0x6175676dULL, ((uint64_t)j->epoch << 32) | (uint32_t)i);
+        mlp__augment_image(j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
+                           j->aug, &rng, j->scratch + (size_t)t * 3 * w * h);
+    }
+}
+
+MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_augment *aug,
+                               uint64_t seed, int epoch, float *out)
+{
+    mlp__augment_job j;
+    int threads = net ? net->gemm->n_threads : 1;
+    if (!src || !aug || !out || !src->x) return mlp__fail(MLP_EARG, "mlp_augment_dataset: NULL argument");
+    if (src->image_w < 1 || src->image_h < 1 || src->image_w * src->image_h != src->dim)
+        return mlp__fail(MLP_EARG, "mlp_augment_dataset: the data set holds no images");
+    if (!(aug->shift >= 0.0f) || !(aug->rotate >= 0.0f) || !(aug->scale >= 0.0f && aug->scale < 1.0f) ||
+        !(aug->shear >= 0.0f) || !(aug->elastic_alpha >= 0.0f) || !(aug->elastic_sigma >= 0.0f && aug->elastic_sigma <= 10.0f))
+        return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma <= 10)");
+    j.src = src; j.aug = aug; j.seed = seed; j.epoch = epoch; j.out = out;
+    j.scratch = (float *)mlp__alloc((size_t)threads * 3, (size_t)src->dim, sizeof(float));
+    if (!j.scratch) return MLP_ENOMEM;
+    mlp__run(net ? net->gemm : NULL, 1, mlp__augment_task, &j);
+    MLP_FREE(j.scratch);
     return MLP_OK;
 }
 

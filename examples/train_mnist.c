@@ -21,7 +21,8 @@ typedef struct options {
     mlp_act act;
     mlp_loss loss;
     int epochs, threads, quiet, val, patience, plateau;
-    float min_delta, plateau_factor;
+    float min_delta, plateau_factor, dropout, dropout_input;
+    mlp_augment aug;
     mlp_init_kind init;
     mlp_train_config train;
 } options;
@@ -60,6 +61,11 @@ static void usage(FILE *f)
         "  --min-delta X         smaller improvements do not count (default 0)\n"
         "  --plateau K           multiply the learning rate by --plateau-factor (default 0.5)\n"
         "                        after every K epochs without improvement\n"
+        "  --dropout X           drop a fraction X of every hidden layer's units in training\n"
+        "  --dropout-input X     ... and of the input pixels\n"
+        "  augmentation, a fresh random version of every training image each epoch:\n"
+        "  --shift PX --rotate DEG --scale X --shear X   random affine map (+- ranges)\n"
+        "  --elastic-alpha A --elastic-sigma S           elastic distortion (Simard: 34, 4)\n"
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
@@ -183,6 +189,14 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--plateau")) o.plateau = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--plateau-factor")) o.plateau_factor = parse_float(f, v, 1e-6, 1);
         else if (!strcmp(f, "--min-delta")) o.min_delta = parse_float(f, v, 0, 1e9);
+        else if (!strcmp(f, "--dropout")) o.dropout = parse_float(f, v, 0, 0.95);
+        else if (!strcmp(f, "--dropout-input")) o.dropout_input = parse_float(f, v, 0, 0.95);
+        else if (!strcmp(f, "--shift")) o.aug.shift = parse_float(f, v, 0, 100);
+        else if (!strcmp(f, "--rotate")) o.aug.rotate = parse_float(f, v, 0, 180);
+        else if (!strcmp(f, "--scale")) o.aug.scale = parse_float(f, v, 0, 0.9);
+        else if (!strcmp(f, "--shear")) o.aug.shear = parse_float(f, v, 0, 2);
+        else if (!strcmp(f, "--elastic-alpha")) o.aug.elastic_alpha = parse_float(f, v, 0, 1000);
+        else if (!strcmp(f, "--elastic-sigma")) o.aug.elastic_sigma = parse_float(f, v, 0.1, 10);
         else if (!strcmp(f, "--threads")) o.threads = (int)parse_int(f, v, 1, MLP_MAX_THREADS);
         else if (!strcmp(f, "--seed")) o.train.seed = (uint64_t)parse_int(f, v, 0, 2147483647L);
         else bad_usage(f, NULL, "unknown flag");
@@ -312,8 +326,10 @@ int main(int argc, char **argv)
     FILE *log = NULL;
     progress bar;
     int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, i, j, bad_epochs = 0, best_epoch = 0;
-    mlp_dataset val;
+    mlp_dataset val, augmented;
     mlp_eval ve;
+    int augmenting = 0;
+    double aug_seconds = 0;
     float *best = NULL;
     double best_loss = 1e300;
     char ckpt_default[4096];
@@ -335,6 +351,7 @@ int main(int argc, char **argv)
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
     memset(&val, 0, sizeof val);
+    memset(&augmented, 0, sizeof augmented);
     memset(&ve, 0, sizeof ve);
     if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init(net, o.init, o.train.seed) != 0)) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
@@ -348,6 +365,16 @@ int main(int argc, char **argv)
     if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
     if (o.val) val = hold_out(&train, o.val, o.train.seed);
     if (!o.train.total_epochs) o.train.total_epochs = o.epochs; /* the cosine schedule's end */
+    if (!o.resume && (o.dropout > 0 || o.dropout_input > 0) && mlp_add_dropout(net, o.dropout_input, o.dropout) != 0) {
+        fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        goto done;
+    }
+    augmenting = o.aug.shift > 0 || o.aug.rotate > 0 || o.aug.scale > 0 || o.aug.shear > 0 || o.aug.elastic_alpha > 0;
+    if (augmenting && !train.image_w) { fprintf(stderr, "train_mnist: augmentation needs images (n x height x width IDX)\n"); rc = 2; goto done; }
+    if (augmenting) {
+        augmented = train;
+        if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)train.n * train.dim))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
+    }
     if (!(best = (float *)malloc(sizeof(float) * net->n_params))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     memcpy(best, net->params, sizeof(float) * net->n_params);
     /* what the model file records about its input */
@@ -376,7 +403,11 @@ int main(int argc, char **argv)
         int status;
         o.train.start_batch = epoch == first_epoch ? first_batch : 0;
         bar.batches_done = o.train.start_batch;
-        status = mlp_train_epoch(net, &train, &o.train, epoch, &tr);
+        if (augmenting) { /* a fresh distortion of every image, a function of (seed, epoch) */
+            if (mlp_augment_dataset(net, &train, &o.aug, o.train.seed, epoch, augmented.x) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            aug_seconds = seconds_now() - t0;
+        }
+        status = mlp_train_epoch(net, augmenting ? &augmented : &train, &o.train, epoch, &tr);
         if (bar.draw) fprintf(stderr, "\r\033[K");
         if (status == MLP_EINTR) {
             if (mlp_checkpoint_save(net, &o.train, epoch, bar.batches_done, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
@@ -405,6 +436,7 @@ int main(int argc, char **argv)
                           epoch + 1, tr.loss, tr.accuracy, ve.loss, ve.accuracy, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
         else printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
                     epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+        if (augmenting) printf("           (augmentation %.2f s of it)\n", aug_seconds);
         fflush(stdout);
         if (log) {
             fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch + 1, tr.loss, tr.accuracy,
@@ -453,6 +485,7 @@ done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }
     free(confusion);
     free(best);
+    free(augmented.x);
     mlp_dataset_free(&train); /* val is a view into train */
     mlp_dataset_free(&test);
     mlp_free(net);

@@ -220,6 +220,45 @@ static void test_bad_arguments(void **state)
     }
 }
 
+/* Augmentation: no-op ranges give the image back exactly; the same seed and
+   epoch give the same images for 1 and 2 threads; a new epoch, new ones. */
+static void test_augmentation(void **state)
+{
+    enum { N = 40, W = 28 };
+    mlp_dataset ds;
+    mlp_augment none, aug;
+    float *a = malloc(sizeof(float) * N * W * W), *b = malloc(sizeof(float) * N * W * W);
+    mlp_net *net = mlp_create_spec("784-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    int i;
+    double moved = 0, mass_a = 0, mass_src = 0;
+    (void)state;
+    memset(&ds, 0, sizeof ds);
+    ds.n = N; ds.dim = W * W; ds.image_w = ds.image_h = W; ds.n_classes = 1;
+    ds.x = malloc(sizeof(float) * N * W * W);
+    ds.y = calloc(N, sizeof(int));
+    for (i = 0; i < N * W * W; i++) { int x = i % W, y = (i / W) % W; ds.x[i] = (x > 9 && x < 18 && y > 5 && y < 22) ? 1.0f : 0.0f; }
+    memset(&none, 0, sizeof none);
+    assert_int_equal(mlp_augment_dataset(net, &ds, &none, 1, 0, a), 0);
+    assert_memory_equal(a, ds.x, sizeof(float) * N * W * W);
+    memset(&aug, 0, sizeof aug);
+    aug.shift = 2; aug.rotate = 10; aug.scale = 0.1f; aug.shear = 0.1f; aug.elastic_alpha = 34; aug.elastic_sigma = 4;
+    assert_int_equal(mlp_augment_dataset(net, &ds, &aug, 1, 3, a), 0);
+    assert_int_equal(mlp_set_threads(net, 2), 0);
+    assert_int_equal(mlp_augment_dataset(net, &ds, &aug, 1, 3, b), 0);
+    assert_memory_equal(a, b, sizeof(float) * N * W * W);
+    assert_int_equal(mlp_augment_dataset(net, &ds, &aug, 1, 4, b), 0);
+    for (i = 0; i < N * W * W; i++) { moved += fabs(a[i] - ds.x[i]); mass_a += a[i]; mass_src += ds.x[i]; }
+    assert_true(memcmp(a, b, sizeof(float) * N * W * W) != 0);     /* another epoch, other images */
+    assert_true(moved > 0.1 * mass_src);                            /* really distorted ... */
+    assert_true(mass_a > 0.7 * mass_src && mass_a < 1.3 * mass_src); /* ... but the same ink, roughly */
+    aug.scale = 1.5f;
+    assert_true(mlp_augment_dataset(net, &ds, &aug, 1, 0, a) < 0);
+    ds.image_w = 0;
+    assert_true(mlp_augment_dataset(net, &ds, &none, 1, 0, a) < 0);
+    free(a); free(b); free(ds.x); free(ds.y);
+    mlp_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_invariance),
         cmocka_unit_test(test_no_digit),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_augmentation),
     };
     return cmocka_run_group_tests_name("preprocessing", tests, NULL, NULL);
 }
