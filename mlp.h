@@ -83,7 +83,10 @@
       training: mlp_optimizer_step, mlp_add_dropout, mlp_set_training
 
    VERSION HISTORY
-      0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader
+      0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader, SIMD GEMM
+                        with run-time dispatch and threads, model files and
+                        checkpoints, digit preprocessing, Adam/Nesterov,
+                        dropout, augmentation
 
    LICENSE: MIT, see the end of the file.
 */
@@ -1032,6 +1035,26 @@ static const mlp__kernel *mlp__kernel_for(mlp_isa isa, int N)
     return NULL;
 }
 
+/* -- subnormal numbers -- */
+/* As training goes on, more and more gradient and velocity values sink
+   into the subnormal range, where this CPU's arithmetic gets many times
+   slower (measured: a 784-800-800-10 epoch went from 8 s to 22 s within five
+   epochs). Training sets flush-to-zero / denormals-are-zero for its own
+   duration on the calling thread (restoring the caller's mode after) and
+   for good on the pool's own threads. Results stay deterministic. */
+#if defined(MLP__X86)
+static unsigned mlp__flush_denormals(void)
+{
+    unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u); /* FTZ | DAZ */
+    return old;
+}
+static void mlp__restore_fp_mode(unsigned old) { _mm_setcsr(old); }
+#else
+static unsigned mlp__flush_denormals(void) { return 0; }
+static void mlp__restore_fp_mode(unsigned old) { (void)old; }
+#endif
+
 /* -- threads -- */
 /* A tiny fork-join pool: mlp__run(ctx, fn, arg) calls fn(arg, t, n) once for
    each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
@@ -1090,6 +1113,7 @@ static void *mlp__worker(void *p)
     int task = ((mlp__worker_arg *)p)->task;
     unsigned seen = 0;
     MLP_FREE(p);
+    (void)mlp__flush_denormals(); /* this thread is the library's own */
     for (;;) {
         int spin;
         unsigned gen = seen;
@@ -2145,6 +2169,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *cfg, int epoch, mlp_eval *stats)
 {
     int *perm, start, rc, n_out, correct = 0, nb, batch_no, done = 0;
+    unsigned fp_mode;
     float *xb;
     int *yb;
     double loss_sum = 0.0;
@@ -2163,6 +2188,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
     lr = mlp_lr_at(cfg, epoch);
     rc = MLP_OK;
     if (cfg->start_batch < 0) { MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb); return mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch); }
+    fp_mode = mlp__flush_denormals();
     batch_no = cfg->start_batch;
     for (start = (int)((long)batch_no * nb < ds->n ? (long)batch_no * nb : ds->n); start < ds->n && rc == MLP_OK; start += nb) {
         int i, B = ds->n - start < nb ? ds->n - start : nb;
@@ -2199,6 +2225,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
         batch_no++;
     }
     MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb);
+    mlp__restore_fp_mode(fp_mode);
     if (stats) {
         stats->n = done; stats->correct = correct;
         stats->loss = done ? loss_sum / done : 0.0; stats->accuracy = done ? (double)correct / done : 0.0;

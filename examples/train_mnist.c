@@ -301,6 +301,23 @@ static mlp_dataset hold_out(mlp_dataset *ds, int n, uint64_t seed)
     return val;
 }
 
+/* One CSV row: the seven contract columns, errK per class (test samples of
+   class K misclassified), and val_loss,val_acc when there is a validation set. */
+static void log_row(FILE *log, int epoch, const mlp_eval *tr, const mlp_eval *te, float lr, double seconds,
+                    const int *conf, int n, const mlp_eval *ve)
+{
+    int i, j;
+    fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch, tr->loss, tr->accuracy, te->loss, te->accuracy, lr, seconds);
+    for (i = 0; i < n; i++) {
+        int wrong = 0;
+        for (j = 0; j < n; j++) if (j != i) wrong += conf[i * n + j];
+        fprintf(log, ",%d", wrong);
+    }
+    if (ve) fprintf(log, ",%.6f,%.6f", ve->loss, ve->accuracy);
+    fprintf(log, "\n");
+    fflush(log);
+}
+
 static int write_confusion(const char *path, const int *conf, int n)
 {
     int i, j;
@@ -325,13 +342,14 @@ int main(int argc, char **argv)
     mlp_eval tr, te;
     FILE *log = NULL;
     progress bar;
-    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, i, j, bad_epochs = 0, best_epoch = 0;
+    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, j, bad_epochs = 0, best_epoch = 0;
     mlp_dataset val, augmented;
     mlp_eval ve;
     int augmenting = 0;
     double aug_seconds = 0;
     float *best = NULL;
     double best_loss = 1e300;
+    mlp_eval best_tr = {0, 0, 0, 0};
     char ckpt_default[4096];
     const char *ckpt = o.checkpoint;
     mlp_net *net;
@@ -438,23 +456,12 @@ int main(int argc, char **argv)
                     epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
         if (augmenting) printf("           (augmentation %.2f s of it)\n", aug_seconds);
         fflush(stdout);
-        if (log) {
-            fprintf(log, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f", epoch + 1, tr.loss, tr.accuracy,
-                    te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
-            for (i = 0; i < n_out; i++) {
-                int wrong = 0;
-                for (j = 0; j < n_out; j++) if (j != i) wrong += confusion[i * n_out + j];
-                fprintf(log, ",%d", wrong);
-            }
-            if (o.val) fprintf(log, ",%.6f,%.6f", ve.loss, ve.accuracy);
-            fprintf(log, "\n");
-            fflush(log);
-        }
+        if (log) log_row(log, epoch + 1, &tr, &te, mlp_lr_at(&o.train, epoch), dt, confusion, n_out, o.val ? &ve : NULL);
         {   /* stopping and plateaus watch the validation loss, or without --val the training loss */
             double watched = o.val ? ve.loss : tr.loss;
             int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
             if (watched < best_loss - o.min_delta) {
-                best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0;
+                best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0; best_tr = tr;
                 memcpy(best, net->params, sizeof(float) * net->n_params);
             } else {
                 bad_epochs++;
@@ -473,6 +480,13 @@ int main(int argc, char **argv)
     if (o.val && best_epoch && best_epoch < epoch + (epoch < o.epochs)) { /* the weights that did best on validation */
         memcpy(net->params, best, sizeof(float) * net->n_params);
         printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
+        if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
+            if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0 || mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) {
+                fprintf(stderr, "train_mnist: %s\n", mlp_error());
+                goto done;
+            }
+            log_row(log, best_epoch, &best_tr, &te, mlp_lr_at(&o.train, best_epoch - 1), 0.0, confusion, n_out, &ve);
+        }
     }
     if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     print_confusion(confusion, n_out);

@@ -222,6 +222,12 @@ static void test_validation_and_early_stopping(void **state)
     assert_non_null(f);
     assert_non_null(fgets(line, sizeof line, f));
     assert_non_null(strstr(line, "err2,val_loss,val_acc\n"));
+    {   /* the last row describes the restored (saved) model: its epoch is the restored one */
+        char last[512] = "";
+        int restored = atoi(strstr(output, "restored the weights of epoch ") + 30);
+        while (fgets(line, sizeof line, f)) strcpy(last, line);
+        assert_int_equal(atoi(last), restored);
+    }
     fclose(f);
     data_flags(cmd, sizeof cmd, "--layers 16-3 --val 300");
     expect(cmd, 2, "--val 300 leaves no training samples");
