@@ -164,6 +164,7 @@ static void bench_train(const mlp_dataset *train, const mlp_dataset *test, int t
     mlp_eval ev;
     int e;
     cfg.lr = 0.05f; cfg.momentum = 0.9f; cfg.batch = 64; cfg.lr_decay = 1.0f;
+    memset(&ev, 0, sizeof ev);
     mlp_set_threads(net, threads);
     for (e = 0; e < 5; e++) {
         double t0 = now();
