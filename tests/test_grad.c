@@ -227,6 +227,20 @@ static double ref_net_loss(const mlp_net *net, const double *params, const float
     return ref_loss(net->loss, a, labels, B, mlp_output_width(net));
 }
 
+/* each parameter's analytic gradient (net->grads, from the last backward)
+   against the central difference of the double-precision reference loss */
+static void check_every_parameter(const mlp_net *net, double *params, const float *X, const int *labels, int B)
+{
+    size_t p;
+    for (p = 0; p < net->n_params; p++) {
+        double keep = params[p], lp, lm;
+        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
+        params[p] = keep;
+        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
+    }
+}
+
 static void check_network(mlp_loss loss)
 {
     enum { B = 5 };
@@ -246,13 +260,7 @@ static void check_network(mlp_loss loss)
     assert_non_null(mlp_forward(net, X, B));
     assert_int_equal(mlp_backward(net, labels, &L), 0);
     assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
-    for (p = 0; p < net->n_params; p++) {
-        double keep = params[p], lp, lm;
-        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep;
-        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
-    }
+    check_every_parameter(net, params, X, labels, B);
     mlp_free(net);
 }
 
@@ -278,13 +286,7 @@ static void test_network_relu(void **state)
     for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
     assert_non_null(mlp_forward(net, X, B));
     assert_int_equal(mlp_backward(net, labels, &L), 0);
-    for (p = 0; p < net->n_params; p++) {
-        double keep = params[p], lp, lm;
-        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep;
-        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
-    }
+    check_every_parameter(net, params, X, labels, B);
     mlp_free(net);
 }
 
@@ -313,13 +315,7 @@ static void test_network_dropout(void **state)
     for (i = 0; i < B * 8; i++) dropped += net->mask[3][i] == 0.0f;
     assert_true(dropped > 5 && dropped < 35);  /* about half of 40 */
     assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
-    for (p = 0; p < net->n_params; p++) {
-        double keep = params[p], lp, lm;
-        params[p] = keep + H; lp = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep - H; lm = ref_net_loss(net, params, X, labels, B);
-        params[p] = keep;
-        expect_close("param", (int)p, net->grads[p], (lp - lm) / (2 * H));
-    }
+    check_every_parameter(net, params, X, labels, B);
     mlp_set_training(net, 0); /* inference: dropout is the identity */
     mlp_free(net);
 }
