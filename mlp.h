@@ -1857,10 +1857,18 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
 
 /* ---- optimizers ---------------------------------------------------------- */
 
+/* The optimizer's per-parameter state, allocated by its first step. */
+static int mlp__ensure_state(mlp_net *net, int second)
+{
+    if (!net->velocity && !(net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
+    if (second && !net->second && !(net->second = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
+    return MLP_OK;
+}
+
 /* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
-   Each returns the sum of the new v: NaN or infinite exactly when some
-   gradient or weight went bad (or is about to overflow), which costs one
-   add per vector in a loop that waits on memory anyway. */
+   Each returns the sum of the new v and w: NaN or infinite exactly when
+   some gradient or weight went bad (or is about to overflow), which costs
+   two adds per vector in a loop that waits on memory anyway. */
 static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
                              float lr, float momentum, float weight_decay)
 {
@@ -1869,7 +1877,7 @@ static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
     for (i = 0; i < n; i++) {
         v[i] = momentum * v[i] + dw[i] + weight_decay * w[i];
         w[i] -= lr * v[i];
-        sum += v[i];
+        sum += v[i] + w[i];
     }
     return sum;
 }
@@ -1890,8 +1898,9 @@ static float mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
         __m256 wi = _mm256_loadu_ps(w + i);
         __m256 vi = _mm256_fmadd_ps(vmu, _mm256_loadu_ps(v + i), _mm256_fmadd_ps(vwd, wi, _mm256_loadu_ps(dw + i)));
         _mm256_storeu_ps(v + i, vi);
-        _mm256_storeu_ps(w + i, _mm256_fnmadd_ps(vlr, vi, wi));
-        acc = _mm256_add_ps(acc, vi);
+        wi = _mm256_fnmadd_ps(vlr, vi, wi);
+        _mm256_storeu_ps(w + i, wi);
+        acc = _mm256_add_ps(acc, _mm256_add_ps(vi, wi));
     }
     _mm256_storeu_ps(lanes, acc);
     sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
@@ -1910,8 +1919,9 @@ static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
         __m512 wi = _mm512_loadu_ps(w + i);
         __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i)));
         _mm512_storeu_ps(v + i, vi);
-        _mm512_storeu_ps(w + i, _mm512_fnmadd_ps(vlr, vi, wi));
-        acc = _mm512_add_ps(acc, vi);
+        wi = _mm512_fnmadd_ps(vlr, vi, wi);
+        _mm512_storeu_ps(w + i, wi);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
     }
     {
         float lanes[16], sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
@@ -1976,10 +1986,7 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
     if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
     if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
         return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
-    if (!net->velocity) {
-        net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1);
-        if (!net->velocity) return MLP_ENOMEM;
-    }
+    if (mlp__ensure_state(net, 0) != MLP_OK) return MLP_ENOMEM;
     memset(&j, 0, sizeof j);
     j.net = net; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
     mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__sgd_task, &j);
@@ -2012,7 +2019,7 @@ static float mlp__nesterov_block(float *w, const float *dw, float *v, size_t n,
         float g = dw[i] + weight_decay * w[i];
         v[i] = momentum * v[i] + g;
         w[i] -= lr * (g + momentum * v[i]);
-        sum += v[i];
+        sum += v[i] + w[i];
     }
     return sum;
 }
@@ -2031,7 +2038,7 @@ static float mlp__adam_block(float *w, const float *dw, float *m, float *s2, siz
         s2[i] = b2 * s2[i] + (1.0f - b2) * g * g;
         if (decoupled) w[i] -= lr * wd * w[i];
         w[i] -= lr * (m[i] / c1) / (sqrtf(s2[i] / c2) + eps);
-        sum += m[i];
+        sum += m[i] + w[i];
     }
     return sum;
 }
@@ -2066,12 +2073,6 @@ static void mlp__max_norm(mlp_net *net, float max)
     }
 }
 
-static int mlp__ensure_state(mlp_net *net, int second)
-{
-    if (!net->velocity && !(net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
-    if (second && !net->second && !(net->second = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
-    return MLP_OK;
-}
 
 MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float lr)
 {
@@ -2638,7 +2639,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
         if (size > end - off) return mlp__fail(MLP_EFORMAT, "layer record %u: %u bytes claimed, %lu left", r, size, (unsigned long)(end - off));
         if (kind == MLP__REC_DENSE) {
             uint32_t n_in, n_out;
-            int d = arch->n_sizes > 0 ? arch->n_sizes - 1 : 0;
+            int d;
             if (size < 8) return mlp__fail(MLP_EFORMAT, "layer record %u: dense record of %u bytes", r, size);
             n_in = mlp__get_u32(p + off);
             n_out = mlp__get_u32(p + off + 4);
@@ -2867,7 +2868,12 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
     cfg->beta1 = mlp__get_f32(p + 68); cfg->beta2 = mlp__get_f32(p + 72); cfg->eps = mlp__get_f32(p + 76);
     cfg->clip_norm = mlp__get_f32(p + 80); cfg->max_norm = mlp__get_f32(p + 84);
     cfg->schedule = (mlp_schedule)mlp__get_u32(p + 88);
-    cfg->warmup_epochs = (int)(mlp__get_u32(p + 92) & 0xFFFFF); cfg->total_epochs = (int)(mlp__get_u32(p + 96) & 0xFFFFF);
+    if (mlp__get_u32(p + 92) > 1000000 || mlp__get_u32(p + 96) > 1000000) {
+        mlp__fail(MLP_EFORMAT, "checkpoint schedule epochs out of range");
+        mlp_free(net);
+        return NULL;
+    }
+    cfg->warmup_epochs = (int)mlp__get_u32(p + 92); cfg->total_epochs = (int)mlp__get_u32(p + 96);
     cfg->lr_scale = mlp__get_f32(p + 100);
     cfg->seed = (uint64_t)mlp__get_u32(p + 20) | ((uint64_t)mlp__get_u32(p + 24) << 32);
     cfg->batch = (int)bs; cfg->lr_step = (int)step;

@@ -389,6 +389,10 @@ static void test_sgd_detects_bad_gradients(void **state)
     net->grads[17] = 0.0f;
     net->grads[net->n_params - 1] = INFINITY; /* a bias, in a vector tail */
     assert_int_equal(mlp_sgd_step(net, 0.1f, 0.9f, 0.0f), MLP_ENUMERIC);
+    net->grads[net->n_params - 1] = 0.0f;
+    memset(net->velocity, 0, net->n_params * sizeof(float));
+    net->grads[5] = 1e30f;                      /* finite gradient, weight overflows */
+    assert_int_equal(mlp_sgd_step(net, 1e30f, 0.0f, 0.0f), MLP_ENUMERIC);
     mlp_free(net);
 }
 
