@@ -1,4 +1,4 @@
-/* mlp.h - v0.1 - multi-layer perceptrons in one C header - public domain-ish (MIT, see end)
+/* mlp.h - v0.2 - multi-layer perceptrons in one C header - public domain-ish (MIT, see end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -80,13 +80,16 @@
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load (+ _memory)
       images:   mlp_digit_preprocess, mlp_normalize_input, mlp_augment_dataset
-      training: mlp_optimizer_step, mlp_add_dropout, mlp_set_training
+      training: mlp_optimizer_step, mlp_add_dropout, mlp_add_batchnorm,
+                mlp_set_training
 
    VERSION HISTORY
       0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader, SIMD GEMM
                         with run-time dispatch and threads, model files and
                         checkpoints, digit preprocessing, Adam/Nesterov,
                         dropout, augmentation
+      0.2  (2026-11-22) batch normalisation (model record kind 4; files
+                        without it read as before)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -177,15 +180,20 @@ typedef enum {
     MLP_INIT_GLOROT,        /* U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))) */
     MLP_INIT_HE             /* U(-sqrt(6/n_in), +sqrt(6/n_in)): variance 2/n_in */
 } mlp_init_kind;
-typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT, MLP_LAYER_DROPOUT } mlp_layer_kind;
+typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT, MLP_LAYER_DROPOUT, MLP_LAYER_BATCHNORM } mlp_layer_kind;
 
 typedef struct mlp_layer {
     mlp_layer_kind kind;
     int n_in, n_out;
     mlp_act act;          /* MLP_LAYER_ACT only */
     float rate;           /* MLP_LAYER_DROPOUT only: fraction of units dropped */
-    float *W, *b;         /* dense only: views into mlp_net.params */
-    float *dW, *db;       /* dense only: views into mlp_net.grads */
+    float *W, *b;         /* views into mlp_net.params: dense: weights and
+                             biases; batchnorm: scale (gamma) and shift (beta) */
+    float *dW, *db;       /* the same views into mlp_net.grads */
+    /* MLP_LAYER_BATCHNORM only: running mean and variance (inference), the
+       batch's 1/sqrt(var + eps) and mean, views into mlp_net.stats */
+    float *run_mean, *run_var, *inv_std, *batch_mean;
+    float eps, momentum;  /* batchnorm: running = (1 - momentum) running + momentum batch */
 } mlp_layer;
 
 /* Read-only for users: create with mlp_create*, release with mlp_free. */
@@ -195,6 +203,8 @@ typedef struct mlp_net {
     mlp_loss loss;
     size_t n_params;
     float *params, *grads, *velocity;  /* velocity (Adam: first moment): allocated by the first step */
+    size_t n_stats;                    /* batchnorm: 4 floats per unit (see mlp_layer) */
+    float *stats;
     float *second;                     /* Adam's second moment, allocated by its first step */
     uint64_t step;                     /* optimizer steps taken (Adam's bias correction) */
     /* workspace for one batch: outputs and output-gradients of every layer */
@@ -203,9 +213,11 @@ typedef struct mlp_net {
     const float *x;                    /* input of the last forward pass */
     float *probs;                      /* mlp_predict's output */
     struct mlp__gemm_ctx *gemm;        /* kernel choice and its buffers */
-    int training;                      /* dropout active (mlp_set_training) */
+    int training;                      /* dropout and batch statistics on (mlp_set_training) */
+    int batch_stats;                   /* the last forward pass normalised with batch statistics */
     mlp_rng dropout_rng;               /* reseeded per batch by mlp_train_epoch */
-    float **mask;                      /* per dropout layer: 0 or 1/(1-rate) per value */
+    float **aux;                       /* per layer, B x n_out: dropout's mask (0 or
+                                          1/(1-rate)), batchnorm's normalised input */
     /* what the input is, stored in model files: network input = raw value *
        input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
        image_h = input width for image models, 0 x 0 otherwise */
@@ -229,6 +241,13 @@ MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
    activation (hidden_rate); 0 leaves a place without. Active only in
    training mode, which mlp_train_epoch switches on for its pass. */
 MLPDEF int      mlp_add_dropout(mlp_net *net, float input_rate, float hidden_rate);
+/* Batch normalisation between every hidden dense layer and its activation:
+   in training mode each unit is normalised with the batch's mean and
+   variance, then scaled and shifted by learned gamma (1) and beta (0); the
+   running averages (momentum 0.1, eps 1e-5) replace the batch statistics
+   in inference. Call before training: it re-lays the parameters (keeping
+   the dense weights) and drops any optimizer state. */
+MLPDEF int      mlp_add_batchnorm(mlp_net *net);
 MLPDEF void     mlp_set_training(mlp_net *net, int training);
 MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* force a GEMM kernel */
 MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
@@ -1436,6 +1455,75 @@ static void mlp__dropout_backward(float *dx, const float *dy, const float *mask,
     for (i = 0; i < n; i++) dx[i] = dy[i] * mask[i];
 }
 
+/* Batch normalisation of B rows of n units (Ioffe and Szegedy, 2015):
+   y = gamma (x - mean) / sqrt(var + eps) + beta. With batch statistics the
+   mean and (biased) variance are the batch's, and the running averages move
+   towards them (the variance unbiased, as in inference it estimates the
+   population's); otherwise the running averages are used. xhat keeps
+   (x - mean) / sqrt(var + eps) for the backward pass. */
+static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats)
+{
+    int i, j, n = L->n_out;
+    float *mean = L->batch_mean, *inv = L->inv_std;
+    if (batch_stats) {
+        float rb = 1.0f / (float)B, unbias = B > 1 ? (float)B / (float)(B - 1) : 1.0f;
+        for (j = 0; j < n; j++) mean[j] = inv[j] = 0.0f;
+        for (i = 0; i < B; i++)
+            for (j = 0; j < n; j++) mean[j] += x[(size_t)i * n + j];
+        for (j = 0; j < n; j++) mean[j] *= rb;
+        for (i = 0; i < B; i++)  /* two passes: no cancellation in E[x^2] - E[x]^2 */
+            for (j = 0; j < n; j++) { float d = x[(size_t)i * n + j] - mean[j]; inv[j] += d * d; }
+        for (j = 0; j < n; j++) {
+            float var = inv[j] * rb;
+            L->run_mean[j] += L->momentum * (mean[j] - L->run_mean[j]);
+            L->run_var[j] += L->momentum * (var * unbias - L->run_var[j]);
+            inv[j] = 1.0f / sqrtf(var + L->eps);
+        }
+    } else {
+        for (j = 0; j < n; j++) { mean[j] = L->run_mean[j]; inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps); }
+    }
+    for (i = 0; i < B; i++) {
+        const float *xi = x + (size_t)i * n;
+        float *hi = xhat + (size_t)i * n, *yi = y + (size_t)i * n;
+        for (j = 0; j < n; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = L->W[j] * hi[j] + L->b[j]; }
+    }
+}
+
+/* dbeta = sum dy, dgamma = sum dy xhat over the batch. With batch
+   statistics every input also moved the mean and variance, which gives
+   dx = gamma inv (dy - (dbeta + xhat dgamma) / B); with fixed statistics
+   dx = gamma inv dy. dx may be NULL (nobody needs it). */
+static void mlp__batchnorm_backward(const mlp_layer *L, float *dx, const float *dy, const float *xhat, int B, int batch_stats)
+{
+    int i, j, n = L->n_out;
+    float *dgamma = L->dW, *dbeta = L->db, rb = 1.0f / (float)B;
+    for (j = 0; j < n; j++) dgamma[j] = dbeta[j] = 0.0f;
+    for (i = 0; i < B; i++)
+        for (j = 0; j < n; j++) {
+            dbeta[j] += dy[(size_t)i * n + j];
+            dgamma[j] += dy[(size_t)i * n + j] * xhat[(size_t)i * n + j];
+        }
+    if (!dx) return;
+    for (i = 0; i < B; i++) {
+        const float *dyi = dy + (size_t)i * n, *hi = xhat + (size_t)i * n;
+        float *dxi = dx + (size_t)i * n;
+        if (batch_stats)
+            for (j = 0; j < n; j++) dxi[j] = L->W[j] * L->inv_std[j] * (dyi[j] - (dbeta[j] + hi[j] * dgamma[j]) * rb);
+        else
+            for (j = 0; j < n; j++) dxi[j] = L->W[j] * L->inv_std[j] * dyi[j];
+    }
+}
+
+/* gamma 1, beta 0: the identity, until training learns otherwise */
+static void mlp__batchnorm_reset(mlp_layer *L)
+{
+    int j;
+    for (j = 0; j < L->n_out; j++) {
+        L->W[j] = 1.0f; L->b[j] = 0.0f;
+        L->run_mean[j] = 0.0f; L->run_var[j] = 1.0f;
+    }
+}
+
 static int mlp__act_valid(int act)
 {
     return act == MLP_ACT_IDENTITY || act == MLP_ACT_RELU ||
@@ -1615,6 +1703,7 @@ MLPDEF int mlp_output_width(const mlp_net *net) { return net ? net->layers[net->
 /* the activation that follows dense layer l (identity if none) */
 static mlp_act mlp__act_after(const mlp_net *net, int l)
 {
+    if (l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_BATCHNORM) l++;
     if (l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_ACT) return net->layers[l + 1].act;
     return MLP_ACT_IDENTITY;
 }
@@ -1631,6 +1720,7 @@ MLPDEF int mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed)
         mlp_layer *L = &net->layers[l];
         mlp_init_kind k = kind;
         float r;
+        if (L->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_reset(L);
         if (L->kind != MLP_LAYER_DENSE) continue;
         if (k == MLP_INIT_AUTO) k = mlp__act_after(net, l) == MLP_ACT_RELU ? MLP_INIT_HE : MLP_INIT_GLOROT;
         r = k == MLP_INIT_UNIFORM_FANIN ? 1.0f / sqrtf((float)L->n_in)
@@ -1640,6 +1730,8 @@ MLPDEF int mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed)
         for (i = 0; i < (size_t)L->n_out; i++) L->b[i] = 0.0f;
     }
     if (net->velocity) memset(net->velocity, 0, net->n_params * sizeof(float));
+    if (net->second) memset(net->second, 0, net->n_params * sizeof(float));
+    net->step = 0;
     return MLP_OK;
 }
 
@@ -1649,37 +1741,60 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->layers);
     MLP_FREE(net->params);
     MLP_FREE(net->grads);
+    MLP_FREE(net->stats);
     MLP_FREE(net->velocity);
     MLP_FREE(net->second);
     MLP_FREE(net->ws);
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
-    MLP_FREE(net->mask);
+    MLP_FREE(net->aux);
     mlp__gemm_ctx_free(net->gemm);
     MLP_FREE(net);
 }
 
-/* Lays the dense layers' W and b out in one parameter block (and the same
-   offsets in the gradient block). */
-static int mlp__alloc_params(mlp_net *net)
+/* Lays every layer's parameters out in one block, W (or gamma) then b (or
+   beta) layer by layer, the gradient block at the same offsets, and the
+   batchnorm statistics in a third. Layers that had parameters keep their
+   values; new batchnorm layers start as the identity. The optimizer state
+   no longer matches the layout and is dropped. */
+static int mlp__layout_params(mlp_net *net)
 {
+    size_t n_params = 0, n_stats = 0, off = 0, st = 0;
+    float *params, *grads, *stats;
     int l;
-    size_t off = 0;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_DENSE) n_params += (size_t)L->n_in * L->n_out + (size_t)L->n_out;
+        if (L->kind == MLP_LAYER_BATCHNORM) { n_params += 2 * (size_t)L->n_out; n_stats += 4 * (size_t)L->n_out; }
+    }
+    params = (float *)mlp__calloc(n_params, sizeof(float), 1);
+    grads = (float *)mlp__calloc(n_params, sizeof(float), 1);
+    stats = n_stats ? (float *)mlp__calloc(n_stats, sizeof(float), 1) : NULL;
+    if (!params || !grads || (n_stats && !stats)) { MLP_FREE(params); MLP_FREE(grads); MLP_FREE(stats); return MLP_ENOMEM; }
     for (l = 0; l < net->n_layers; l++) {
         mlp_layer *L = &net->layers[l];
-        if (L->kind == MLP_LAYER_DENSE) off += (size_t)L->n_in * L->n_out + (size_t)L->n_out;
+        size_t nw = L->kind == MLP_LAYER_DENSE ? (size_t)L->n_in * L->n_out : (size_t)L->n_out, nb = (size_t)L->n_out;
+        int fresh = !L->W;
+        if (L->kind != MLP_LAYER_DENSE && L->kind != MLP_LAYER_BATCHNORM) continue;
+        if (!fresh) { memcpy(params + off, L->W, nw * sizeof(float)); memcpy(params + off + nw, L->b, nb * sizeof(float)); }
+        L->W = params + off; L->dW = grads + off; off += nw;
+        L->b = params + off; L->db = grads + off; off += nb;
+        if (L->kind == MLP_LAYER_BATCHNORM) {
+            float *old_mean = L->run_mean, *old_var = L->run_var;
+            L->run_mean = stats + st; L->run_var = stats + st + nb;
+            L->inv_std = stats + st + 2 * nb; L->batch_mean = stats + st + 3 * nb;
+            st += 4 * nb;
+            if (fresh) mlp__batchnorm_reset(L);
+            else { memcpy(L->run_mean, old_mean, nb * sizeof(float)); memcpy(L->run_var, old_var, nb * sizeof(float)); }
+        }
     }
-    net->n_params = off;
-    net->params = (float *)mlp__calloc(off, sizeof(float), 1);
-    net->grads = (float *)mlp__calloc(off, sizeof(float), 1);
-    if (!net->params || !net->grads) return MLP_ENOMEM;
-    for (off = 0, l = 0; l < net->n_layers; l++) {
-        mlp_layer *L = &net->layers[l];
-        if (L->kind != MLP_LAYER_DENSE) continue;
-        L->W = net->params + off; L->dW = net->grads + off; off += (size_t)L->n_in * L->n_out;
-        L->b = net->params + off; L->db = net->grads + off; off += (size_t)L->n_out;
-    }
+    MLP_FREE(net->params); MLP_FREE(net->grads); MLP_FREE(net->stats);
+    MLP_FREE(net->velocity); MLP_FREE(net->second);
+    net->params = params; net->grads = grads; net->stats = stats;
+    net->n_params = n_params; net->n_stats = n_stats;
+    net->velocity = net->second = NULL;
+    net->step = 0;
     return MLP_OK;
 }
 
@@ -1718,7 +1833,7 @@ MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
     }
     net->n_layers = l;
     net->input_scale = 1.0f;
-    if (mlp__alloc_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
+    if (mlp__layout_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
     mlp_init(net, MLP_INIT_AUTO, seed);
     return net;
 }
@@ -1769,6 +1884,45 @@ MLPDEF int mlp_add_dropout(mlp_net *net, float input_rate, float hidden_rate)
     return MLP_OK;
 }
 
+/* Inserts a batchnorm layer after dense layer d wherever after_dense[d]
+   (dense layers counted from 0) and re-lays the parameters. */
+static int mlp__insert_batchnorm(mlp_net *net, const int *after_dense)
+{
+    int l, n = 0, d = 0, old_n = net->n_layers, rc;
+    mlp_layer *layers, *old = net->layers;
+    for (l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == MLP_LAYER_BATCHNORM) return mlp__fail(MLP_EARG, "the network already has batch normalisation");
+    if (!(layers = (mlp_layer *)mlp__calloc((size_t)(2 * net->n_layers), sizeof(mlp_layer), 1))) return MLP_ENOMEM;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        layers[n++] = *L;
+        if (L->kind == MLP_LAYER_DENSE && after_dense[d++]) {
+            mlp_layer *N = &layers[n++];
+            N->kind = MLP_LAYER_BATCHNORM; N->n_in = N->n_out = L->n_out;
+            N->eps = 1e-5f; N->momentum = 0.1f;
+        }
+    }
+    net->layers = layers; net->n_layers = n;
+    if ((rc = mlp__layout_params(net)) != MLP_OK) { /* the old layout is intact */
+        net->layers = old; net->n_layers = old_n;
+        MLP_FREE(layers);
+        return rc;
+    }
+    MLP_FREE(old);
+    net->ws_batch = 0; /* the workspace layout changed */
+    return MLP_OK;
+}
+
+MLPDEF int mlp_add_batchnorm(mlp_net *net)
+{
+    int l, d = 0, hidden[MLP_MAX_LAYERS];
+    if (!net) return mlp__fail(MLP_EARG, "mlp_add_batchnorm: NULL net");
+    for (l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == MLP_LAYER_DENSE) hidden[d++] = 1;
+    hidden[d - 1] = 0; /* the output layer's logits stay free */
+    return mlp__insert_batchnorm(net, hidden);
+}
+
 /* Makes room for batches of up to B rows: one block holds every layer's
    output and output-gradient, so the training loop never allocates. */
 static int mlp__reserve(mlp_net *net, int B)
@@ -1777,20 +1931,21 @@ static int mlp__reserve(mlp_net *net, int B)
     size_t total = 0, off = 0;
     if (B <= net->ws_batch) return MLP_OK;
     for (l = 0; l < net->n_layers; l++)
-        total += (net->layers[l].kind == MLP_LAYER_DROPOUT ? 3 : 2) * (size_t)net->layers[l].n_out;
-    MLP_FREE(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs); MLP_FREE(net->mask);
+        total += (net->layers[l].kind == MLP_LAYER_DROPOUT || net->layers[l].kind == MLP_LAYER_BATCHNORM ? 3 : 2)
+                 * (size_t)net->layers[l].n_out;
+    MLP_FREE(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs); MLP_FREE(net->aux);
     net->ws_batch = 0;
     net->ws = (float *)mlp__alloc(total, (size_t)B, sizeof(float));
     net->out = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
     net->dout = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
-    net->mask = (float **)mlp__calloc((size_t)net->n_layers, sizeof(float *), 1);
+    net->aux = (float **)mlp__calloc((size_t)net->n_layers, sizeof(float *), 1);
     net->probs = (float *)mlp__alloc((size_t)mlp_output_width(net), (size_t)B, sizeof(float));
-    if (!net->ws || !net->out || !net->dout || !net->mask || !net->probs) return MLP_ENOMEM;
+    if (!net->ws || !net->out || !net->dout || !net->aux || !net->probs) return MLP_ENOMEM;
     for (l = 0; l < net->n_layers; l++) {
         size_t n = (size_t)net->layers[l].n_out * (size_t)B;
         net->out[l] = net->ws + off; off += n;
         net->dout[l] = net->ws + off; off += n;
-        if (net->layers[l].kind == MLP_LAYER_DROPOUT) { net->mask[l] = net->ws + off; off += n; }
+        if (net->layers[l].kind == MLP_LAYER_DROPOUT || net->layers[l].kind == MLP_LAYER_BATCHNORM) { net->aux[l] = net->ws + off; off += n; }
     }
     net->ws_batch = B;
     return MLP_OK;
@@ -1808,12 +1963,15 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
         const mlp_layer *L = &net->layers[l];
         if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->gemm, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
         else if (L->kind == MLP_LAYER_DROPOUT)
-            mlp__dropout_forward(net->out[l], net->mask[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
+            mlp__dropout_forward(net->out[l], net->aux[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
+        else if (L->kind == MLP_LAYER_BATCHNORM)
+            mlp__batchnorm_forward(L, net->out[l], net->aux[l], x, B, net->training);
         else mlp__act_forward(net->gemm->isa, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
     net->x = X;
     net->batch = B;
+    net->batch_stats = net->training;
     return x;
 }
 
@@ -1848,7 +2006,9 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
         if (L->kind == MLP_LAYER_DENSE)
             mlp__dense_backward(net->gemm, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
         else if (dx && L->kind == MLP_LAYER_DROPOUT)
-            mlp__dropout_backward(dx, net->dout[l], net->mask[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
+            mlp__dropout_backward(dx, net->dout[l], net->aux[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
+        else if (L->kind == MLP_LAYER_BATCHNORM)
+            mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats);
         else if (dx)
             mlp__act_backward(net->gemm->isa, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
@@ -1863,6 +2023,13 @@ static int mlp__ensure_state(mlp_net *net, int second)
     if (!net->velocity && !(net->velocity = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
     if (second && !net->second && !(net->second = (float *)mlp__calloc(net->n_params, sizeof(float), 1))) return MLP_ENOMEM;
     return MLP_OK;
+}
+
+/* Weight decay pulls dense weights (part 0) towards 0; biases and
+   batchnorm's scale and shift are left free. */
+static int mlp__decays(const mlp_layer *L, int part)
+{
+    return part == 0 && L->kind == MLP_LAYER_DENSE;
 }
 
 /* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
@@ -1962,9 +2129,9 @@ static void mlp__sgd_task(void *arg, int t, int n)
         const mlp_layer *L = &net->layers[l];
         size_t sizes[2], offs[2];
         int part;
-        if (L->kind != MLP_LAYER_DENSE) continue;
-        sizes[0] = (size_t)L->n_in * L->n_out; offs[0] = (size_t)(L->W - net->params);
-        sizes[1] = (size_t)L->n_out;          offs[1] = (size_t)(L->b - net->params);
+        if (!L->W) continue;
+        sizes[0] = (size_t)(L->b - L->W); offs[0] = (size_t)(L->W - net->params);
+        sizes[1] = (size_t)L->n_out;     offs[1] = (size_t)(L->b - net->params);
         for (part = 0; part < 2; part++) {
             size_t chunks = (sizes[part] + 15) / 16;
             size_t begin = chunks * (size_t)t / (size_t)n * 16, end = chunks * (size_t)(t + 1) / (size_t)n * 16, o = offs[part];
@@ -1973,7 +2140,7 @@ static void mlp__sgd_task(void *arg, int t, int n)
             if (begin >= end) continue;
             sum = mlp__sgd_block(net->gemm->isa, net->params + o + begin, net->grads + o + begin,
                                  net->velocity + o + begin, end - begin, j->lr, j->momentum,
-                                 part == 0 ? j->weight_decay : 0.0f); /* no decay on biases */
+                                 mlp__decays(L, part) ? j->weight_decay : 0.0f);
             if (!isfinite(sum)) j->bad[t] = 1;
         }
     }
@@ -2089,13 +2256,13 @@ MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float l
         c2 = 1.0f - powf(cfg->beta2, (float)net->step);
         for (l = 0; l < net->n_layers && rc == MLP_OK; l++) {
             const mlp_layer *L = &net->layers[l];
-            size_t nw = (size_t)L->n_in * L->n_out, off;
+            size_t nw, off;
             int part;
-            if (L->kind != MLP_LAYER_DENSE) continue;
-            off = (size_t)(L->W - net->params);
-            for (part = 0; part < 2; part++) { /* weights, then biases (no decay) */
+            if (!L->W) continue;
+            nw = (size_t)(L->b - L->W); off = (size_t)(L->W - net->params);
+            for (part = 0; part < 2; part++) { /* weights, then biases */
                 size_t o = off + (part ? nw : 0), n = part ? (size_t)L->n_out : nw;
-                float wd = part ? 0.0f : cfg->weight_decay, sum;
+                float wd = mlp__decays(L, part) ? cfg->weight_decay : 0.0f, sum;
                 sum = cfg->optimizer == MLP_OPT_NESTEROV
                     ? mlp__nesterov_block(net->params + o, net->grads + o, net->velocity + o, n, lr, cfg->momentum, wd)
                     : mlp__adam_block(net->params + o, net->grads + o, net->velocity + o, net->second + o, n, lr,
@@ -2494,7 +2661,7 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
        24    4    u32 input image height (width x height = input width)
        28    4    f32 input scale  \  network input = raw value * scale + offset
        32    4    f32 input offset /  (raw MNIST pixels are 0..255)
-       36    4    u32 number of layer records, L (1 .. 2 * MLP_MAX_LAYERS)
+       36    4    u32 number of layer records, L (1 .. 4 * MLP_MAX_LAYERS)
        40         L records, each: u32 kind, u32 payload bytes P, P bytes:
                     kind 1, dense: u32 n_in, u32 n_out, f32 W[n_in][n_out],
                                    f32 b[n_out];  P = 8 + 4 (n_in n_out + n_out)
@@ -2502,6 +2669,11 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
                                    3 tanh), u32 width;  P = 8
                     kind 3, dropout: f32 rate (0 < rate < 1), u32 width; P = 8;
                                    first (on the input) or after an activation
+                    kind 4, batchnorm: u32 width n, f32 eps, f32 momentum,
+                                   f32 gamma[n], beta[n], running mean[n],
+                                   running variance[n]; P = 12 + 16 n;
+                                   right after a dense layer of width n
+                                   (written since mlp.h 0.2)
                   A later version adds kinds; P lets a reader step over or
                   reject a record it does not know, with a precise message.
       end-4  4    u32 CRC-32 (IEEE, as zlib's crc32) of every byte before it
@@ -2512,6 +2684,7 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
 #define MLP__REC_DENSE 1
 #define MLP__REC_ACT 2
 #define MLP__REC_DROPOUT 3
+#define MLP__REC_BATCHNORM 4
 static const unsigned char mlp__model_magic[8] = {0x89, 'M', 'L', 'P', 0x0D, 0x0A, 0x1A, 0x0A};
 
 MLPDEF uint32_t mlp_crc32(const void *data, size_t n)
@@ -2567,9 +2740,11 @@ MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
     unsigned char *p = (unsigned char *)buf;
     int l;
     if (!net) { mlp__fail(MLP_EARG, "mlp_save_memory: NULL net"); return 0; }
-    for (l = 0; l < net->n_layers; l++)
-        need += 8 + (net->layers[l].kind == MLP_LAYER_DENSE
-                     ? 8 + 4 * ((size_t)net->layers[l].n_in * net->layers[l].n_out + net->layers[l].n_out) : 8);
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        need += 8 + (L->kind == MLP_LAYER_DENSE ? 8 + 4 * ((size_t)L->n_in * L->n_out + L->n_out)
+                     : L->kind == MLP_LAYER_BATCHNORM ? 12 + 16 * (size_t)L->n_out : 8);
+    }
     if (!buf || cap < need) return need;
     memcpy(p, mlp__model_magic, 8);
     mlp__put_u32(p + 8, MLP__MODEL_VERSION);
@@ -2592,6 +2767,18 @@ MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
             off += 16;
             for (i = 0; i < nw; i++, off += 4) mlp__put_f32(p + off, L->W[i]);
             for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, L->b[i]);
+        } else if (L->kind == MLP_LAYER_BATCHNORM) {
+            const float *blocks[4];
+            int k;
+            blocks[0] = L->W; blocks[1] = L->b; blocks[2] = L->run_mean; blocks[3] = L->run_var;
+            mlp__put_u32(p + off, MLP__REC_BATCHNORM);
+            mlp__put_u32(p + off + 4, (uint32_t)(12 + 16 * (size_t)L->n_out));
+            mlp__put_u32(p + off + 8, (uint32_t)L->n_out);
+            mlp__put_f32(p + off + 12, L->eps);
+            mlp__put_f32(p + off + 16, L->momentum);
+            off += 20;
+            for (k = 0; k < 4; k++)
+                for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, blocks[k][i]);
         } else if (L->kind == MLP_LAYER_DROPOUT) {
             mlp__put_u32(p + off, MLP__REC_DROPOUT);
             mlp__put_u32(p + off + 4, 8);
@@ -2617,6 +2804,8 @@ typedef struct mlp__arch {
     int hidden_dropouts, hidden_acts;
     mlp_act acts[MLP_MAX_LAYERS];
     size_t weights_at[MLP_MAX_LAYERS];   /* offset of each dense layer's W */
+    int batchnorm[MLP_MAX_LAYERS];       /* a batchnorm record follows dense layer d */
+    size_t batchnorm_at[MLP_MAX_LAYERS]; /* ... and its payload starts here */
 } mlp__arch;
 
 /* Walks the layer records of a checksummed model, checking every field
@@ -2626,7 +2815,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     size_t off = MLP__MODEL_HEADER;
     uint32_t r;
     int prev_act = 1; /* a model must start with a dense layer */
-    int prev_dropout = 0;
+    int prev_dropout = 0, prev_dense = 0;
     arch->n_sizes = 0;
     arch->input_rate = arch->hidden_rate = 0.0f;
     arch->hidden_dropouts = arch->hidden_acts = 0;
@@ -2656,9 +2845,13 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
             arch->sizes[arch->n_sizes++] = (int)n_out;
             arch->acts[d] = MLP_ACT_IDENTITY;
             arch->weights_at[d] = off + 8;
+            arch->batchnorm[d] = 0;
             if (prev_act && arch->n_sizes > 2) arch->hidden_acts++; /* an activation feeding this layer */
             prev_act = 0;
             prev_dropout = 0;
+            prev_dense = 1;
+            off += size;
+            continue;
         } else if (kind == MLP__REC_ACT) {
             uint32_t fn, width;
             if (size != 8) return mlp__fail(MLP_EFORMAT, "layer record %u: activation record of %u bytes (expected 8)", r, size);
@@ -2670,6 +2863,22 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
                 return mlp__fail(MLP_EFORMAT, "layer record %u: activation width %u does not match %d", r, width, arch->sizes[arch->n_sizes - 1]);
             arch->acts[arch->n_sizes - 2] = fn == 1 ? MLP_ACT_RELU : fn == 2 ? MLP_ACT_SIGMOID : MLP_ACT_TANH;
             prev_act = 1;
+        } else if (kind == MLP__REC_BATCHNORM) {
+            uint32_t width;
+            float eps, momentum;
+            if (size < 12) return mlp__fail(MLP_EFORMAT, "layer record %u: batchnorm record of %u bytes", r, size);
+            width = mlp__get_u32(p + off);
+            eps = mlp__get_f32(p + off + 4);
+            momentum = mlp__get_f32(p + off + 8);
+            if (!prev_dense || width != (uint32_t)arch->sizes[arch->n_sizes - 1])
+                return mlp__fail(MLP_EFORMAT, "layer record %u: batchnorm must follow a dense layer of the same width", r);
+            if ((uint64_t)size != 12 + 16 * (uint64_t)width)
+                return mlp__fail(MLP_EFORMAT, "layer record %u: batchnorm of width %u needs %llu bytes, record has %u", r, width,
+                                 (unsigned long long)(12 + 16 * (uint64_t)width), size);
+            if (!(eps > 0.0f && eps < 1.0f) || !(momentum > 0.0f && momentum <= 1.0f))
+                return mlp__fail(MLP_EFORMAT, "layer record %u: batchnorm eps %g or momentum %g out of range", r, eps, momentum);
+            arch->batchnorm[arch->n_sizes - 2] = 1;
+            arch->batchnorm_at[arch->n_sizes - 2] = off;
         } else if (kind == MLP__REC_DROPOUT) {
             float rate;
             uint32_t width;
@@ -2688,6 +2897,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
         } else {
             return mlp__fail(MLP_EFORMAT, "layer record %u: unknown layer kind %u (written by a newer mlp.h?)", r, kind);
         }
+        prev_dense = 0;
         off += size;
     }
     if (arch->n_sizes < 2) return mlp__fail(MLP_EFORMAT, "no dense layer");
@@ -2732,7 +2942,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     if (flags != 0) { mlp__fail(MLP_EFORMAT, "unknown flags 0x%x", flags); return NULL; }
     if (loss > 1) { mlp__fail(MLP_EFORMAT, "unknown loss %u", loss); return NULL; }
     if (!isfinite(scale) || !isfinite(offset) || scale == 0.0f) { mlp__fail(MLP_EFORMAT, "bad input normalisation (scale %g, offset %g)", scale, offset); return NULL; }
-    if (n_records < 1 || n_records > 2 * MLP_MAX_LAYERS) { mlp__fail(MLP_EFORMAT, "%u layer records (need 1..%d)", n_records, 2 * MLP_MAX_LAYERS); return NULL; }
+    if (n_records < 1 || n_records > 4 * MLP_MAX_LAYERS) { mlp__fail(MLP_EFORMAT, "%u layer records (need 1..%d)", n_records, 4 * MLP_MAX_LAYERS); return NULL; }
     if (img_w > MLP_MAX_WIDTH || img_h > MLP_MAX_WIDTH || (img_w == 0) != (img_h == 0)) { mlp__fail(MLP_EFORMAT, "bad image size %u x %u", img_w, img_h); return NULL; }
     if (mlp__parse_records(p, end, n_records, &arch) != MLP_OK) return NULL;
     if (img_w && (uint64_t)img_w * img_h != (uint64_t)arch.sizes[0]) {
@@ -2744,6 +2954,11 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     if (!net) return NULL;
     net->image_w = (int)img_w; net->image_h = (int)img_h;
     net->input_scale = scale; net->input_offset = offset;
+    for (d = 0; d + 1 < arch.n_sizes && !arch.batchnorm[d]; d++) {}
+    if (d + 1 < arch.n_sizes && mlp__insert_batchnorm(net, arch.batchnorm) != MLP_OK) {
+        mlp_free(net);
+        return NULL;
+    }
     if ((arch.input_rate > 0.0f || arch.hidden_rate > 0.0f) && mlp_add_dropout(net, arch.input_rate, arch.hidden_rate) != MLP_OK) {
         mlp_free(net);
         return NULL;
@@ -2751,6 +2966,22 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     for (l = 0, d = 0; l < net->n_layers; l++) {
         mlp_layer *L = &net->layers[l];
         size_t nw = (size_t)L->n_in * L->n_out, at;
+        if (L->kind == MLP_LAYER_BATCHNORM) {
+            float *blocks[4];
+            int k;
+            at = arch.batchnorm_at[d - 1];
+            L->eps = mlp__get_f32(p + at + 4);
+            L->momentum = mlp__get_f32(p + at + 8);
+            blocks[0] = L->W; blocks[1] = L->b; blocks[2] = L->run_mean; blocks[3] = L->run_var;
+            for (k = 0; k < 4; k++)
+                for (i = 0; i < (size_t)L->n_out; i++) blocks[k][i] = mlp__get_f32(p + at + 12 + 4 * ((size_t)k * L->n_out + i));
+            for (i = 0; i < (size_t)L->n_out; i++)
+                if (!(L->run_var[i] >= 0.0f) || !isfinite(L->run_var[i]) || !isfinite(L->run_mean[i])) {
+                    mlp__fail(MLP_EFORMAT, "batchnorm running statistics of unit %lu are not finite (or the variance < 0)", (unsigned long)i);
+                    mlp_free(net);
+                    return NULL;
+                }
+        }
         if (L->kind != MLP_LAYER_DENSE) continue;
         at = arch.weights_at[d++];
         for (i = 0; i < nw; i++) L->W[i] = mlp__get_f32(p + at + 4 * i);

@@ -20,7 +20,7 @@ typedef struct options {
     const char *layers, *log, *out, *confusion, *checkpoint, *resume;
     mlp_act act;
     mlp_loss loss;
-    int epochs, threads, quiet, val, patience, plateau;
+    int epochs, threads, quiet, val, patience, plateau, batchnorm;
     float min_delta, plateau_factor, dropout, dropout_input;
     mlp_augment aug;
     mlp_init_kind init;
@@ -63,6 +63,7 @@ static void usage(FILE *f)
         "                        after every K epochs without improvement\n"
         "  --dropout X           drop a fraction X of every hidden layer's units in training\n"
         "  --dropout-input X     ... and of the input pixels\n"
+        "  --batchnorm           batch normalisation before every hidden activation\n"
         "  augmentation, a fresh random version of every training image each epoch:\n"
         "  --shift PX --rotate DEG --scale X --shear X   random affine map (+- ranges)\n"
         "  --elastic-alpha A --elastic-sigma S           elastic distortion (Simard: 34, 4)\n"
@@ -130,6 +131,7 @@ static options parse_args(int argc, char **argv)
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(stdout); exit(0); }
         if (!strcmp(f, "--quiet")) { o.quiet = 1; continue; }
+        if (!strcmp(f, "--batchnorm")) { o.batchnorm = 1; continue; }
         if (strncmp(f, "--", 2) != 0) bad_usage(f, NULL, "unexpected argument");
         if (!v) bad_usage(f, NULL, "missing value (or unknown flag)");
         i++;
@@ -210,6 +212,19 @@ static const char *data_path(char *buf, size_t size, const char *dir, const char
     if (override) return override;
     snprintf(buf, size, "%s/%s", dir, name);
     return buf;
+}
+
+/* the learned state: parameters, and batchnorm's running statistics */
+static void keep_weights(float *copy, const mlp_net *net)
+{
+    memcpy(copy, net->params, sizeof(float) * net->n_params);
+    if (net->n_stats) memcpy(copy + net->n_params, net->stats, sizeof(float) * net->n_stats);
+}
+
+static void restore_weights(mlp_net *net, const float *copy)
+{
+    memcpy(net->params, copy, sizeof(float) * net->n_params);
+    if (net->n_stats) memcpy(net->stats, copy + net->n_params, sizeof(float) * net->n_stats);
 }
 
 static int load(mlp_dataset *ds, const mlp_net *net, const char *images, const char *labels)
@@ -383,6 +398,10 @@ int main(int argc, char **argv)
     if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
     if (o.val) val = hold_out(&train, o.val, o.train.seed);
     if (!o.train.total_epochs) o.train.total_epochs = o.epochs; /* the cosine schedule's end */
+    if (!o.resume && o.batchnorm && mlp_add_batchnorm(net) != 0) {
+        fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        goto done;
+    }
     if (!o.resume && (o.dropout > 0 || o.dropout_input > 0) && mlp_add_dropout(net, o.dropout_input, o.dropout) != 0) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
         goto done;
@@ -393,8 +412,8 @@ int main(int argc, char **argv)
         augmented = train;
         if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)train.n * train.dim))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     }
-    if (!(best = (float *)malloc(sizeof(float) * net->n_params))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    memcpy(best, net->params, sizeof(float) * net->n_params);
+    if (!(best = (float *)malloc(sizeof(float) * (net->n_params + net->n_stats)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
+    keep_weights(best, net);
     /* what the model file records about its input */
     net->input_scale = train.scale;
     net->image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
@@ -462,7 +481,7 @@ int main(int argc, char **argv)
             int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
             if (watched < best_loss - o.min_delta) {
                 best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0; best_tr = tr;
-                memcpy(best, net->params, sizeof(float) * net->n_params);
+                keep_weights(best, net);
             } else {
                 bad_epochs++;
                 if (o.plateau && bad_epochs % o.plateau == 0) {
@@ -478,7 +497,7 @@ int main(int argc, char **argv)
         }
     }
     if (o.val && best_epoch && best_epoch < epoch + (epoch < o.epochs)) { /* the weights that did best on validation */
-        memcpy(net->params, best, sizeof(float) * net->n_params);
+        restore_weights(net, best);
         printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
         if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
             if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0 || mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) {

@@ -217,8 +217,21 @@ static double ref_net_loss(const mlp_net *net, const double *params, const float
                     for (k = 0; k < L->n_in; k++) s += a[i * L->n_in + k] * W[k * L->n_out + j];
                     z[i * L->n_out + j] = s;
                 }
+        } else if (L->kind == MLP_LAYER_BATCHNORM) {
+            const double *gamma = params + (L->W - net->params), *beta = params + (L->b - net->params);
+            for (j = 0; j < L->n_out; j++) {
+                double mean = 0, var = 0;
+                if (net->batch_stats) {
+                    for (i = 0; i < B; i++) mean += a[i * L->n_out + j] / B;
+                    for (i = 0; i < B; i++) var += (a[i * L->n_out + j] - mean) * (a[i * L->n_out + j] - mean) / B;
+                } else {
+                    mean = L->run_mean[j]; var = L->run_var[j];
+                }
+                for (i = 0; i < B; i++)
+                    z[i * L->n_out + j] = gamma[j] * (a[i * L->n_out + j] - mean) / sqrt(var + L->eps) + beta[j];
+            }
         } else if (L->kind == MLP_LAYER_DROPOUT) {  /* the mask the library drew */
-            for (i = 0; i < B * L->n_out; i++) z[i] = net->training ? a[i] * net->mask[l][i] : a[i];
+            for (i = 0; i < B * L->n_out; i++) z[i] = net->training ? a[i] * net->aux[l][i] : a[i];
         } else {
             for (i = 0; i < B * L->n_out; i++) z[i] = ref_act(L->act, a[i]);
         }
@@ -312,13 +325,48 @@ static void test_network_dropout(void **state)
     mlp_rng_seed(&net->dropout_rng, 77, 1);
     assert_non_null(mlp_forward(net, X, B));
     assert_int_equal(mlp_backward(net, labels, &L), 0);
-    for (i = 0; i < B * 8; i++) dropped += net->mask[3][i] == 0.0f;
+    for (i = 0; i < B * 8; i++) dropped += net->aux[3][i] == 0.0f;
     assert_true(dropped > 5 && dropped < 35);  /* about half of 40 */
     assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
     check_every_parameter(net, params, X, labels, B);
     mlp_set_training(net, 0); /* inference: dropout is the identity */
     mlp_free(net);
 }
+
+/* BatchNorm with batch statistics: each input moves the batch's mean and
+   variance, so every gradient (dense weights below it, gamma, beta) goes
+   through the full normalisation; then with the running statistics. The
+   reference recomputes the statistics in double from the same batch. */
+static void check_batchnorm(int training)
+{
+    enum { B = 6 };
+    int sizes[4] = {5, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3, 0}, j;
+    mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
+    float X[B * 5], L;
+    double params[5 * 8 + 8 + 2 * 8 + 8 * 7 + 7 + 2 * 7 + 7 * 4 + 4];
+    mlp_rng rng;
+    size_t p;
+    mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 5);
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(net->n_layers, 7); /* dense bn tanh dense bn sigmoid dense */
+    assert_int_equal(net->layers[1].kind, MLP_LAYER_BATCHNORM);
+    assert_int_equal(net->n_params, sizeof params / sizeof params[0]);
+    mlp_rng_seed(&rng, 3, 7);
+    fill_random(X, B * 5, &rng, -1, 1);
+    fill_random(net->params, (int)net->n_params, &rng, -0.8f, 0.8f); /* gamma, beta too */
+    for (j = 0; j < 8; j++) { net->layers[1].run_mean[j] = 0.1f * j - 0.3f; net->layers[1].run_var[j] = 0.2f + 0.05f * j; }
+    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
+    mlp_set_training(net, training);
+    assert_non_null(mlp_forward(net, X, B));
+    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    assert_int_equal(net->batch_stats, training);
+    assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
+    check_every_parameter(net, params, X, labels, B);
+    mlp_free(net);
+}
+
+static void test_network_batchnorm_train(void **state) { (void)state; check_batchnorm(1); }
+static void test_network_batchnorm_eval(void **state) { (void)state; check_batchnorm(0); }
 
 int main(void)
 {
@@ -336,6 +384,8 @@ int main(void)
         cmocka_unit_test(test_network_mse),
         cmocka_unit_test(test_network_relu),
         cmocka_unit_test(test_network_dropout),
+        cmocka_unit_test(test_network_batchnorm_train),
+        cmocka_unit_test(test_network_batchnorm_eval),
     };
     return cmocka_run_group_tests_name("gradients", tests, NULL, NULL);
 }

@@ -307,6 +307,75 @@ static void test_dropout_round_trip(void **state)
     mlp_free(net); mlp_free(back);
 }
 
+/* offset of the payload of the first record of this kind in model[] */
+static size_t find_record(uint32_t kind)
+{
+    size_t off = 40;
+    while (off + 8 <= model_len - 4) {
+        uint32_t k = mlp__get_u32(model + off), size = mlp__get_u32(model + off + 4);
+        if (k == kind) return off + 8;
+        off += 8 + size;
+    }
+    fail_msg("no record of kind %u", kind);
+    return 0;
+}
+
+/* BatchNorm (with dropout beside it) survives a save and load bit for bit,
+   running statistics included, and predicts the same; a damaged record is
+   refused with a message that names the problem. */
+static void test_batchnorm_round_trip(void **state)
+{
+    mlp_net *net = trained_net(), *back;
+    float X[6 * 4];
+    const float *y;
+    float want[3 * 4];
+    size_t n, at;
+    unsigned char *buf;
+    int i, y4[4] = {0, 1, 2, 1};
+    (void)state;
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(mlp_add_dropout(net, 0.0f, 0.3f), 0);
+    for (i = 0; i < 24; i++) X[i] = (float)((i * 5) % 7) / 7.0f;
+    mlp_set_training(net, 1);
+    for (i = 0; i < 5; i++) { /* moves gamma, beta and the running statistics */
+        mlp_forward(net, X, 4);
+        mlp_backward(net, y4, NULL);
+        mlp_sgd_step(net, 0.1f, 0.9f, 0.0f);
+    }
+    mlp_set_training(net, 0);
+    memcpy(want, mlp_forward(net, X, 4), sizeof want);
+    n = mlp_save_memory(net, NULL, 0);
+    buf = malloc(n);
+    mlp_save_memory(net, buf, n);
+    back = mlp_load_memory(buf, n);
+    if (!back) print_error("%s\n", mlp_error());
+    assert_non_null(back);
+    assert_int_equal(back->n_layers, net->n_layers);
+    for (i = 0; i < net->n_layers; i++) assert_int_equal(back->layers[i].kind, net->layers[i].kind);
+    assert_int_equal(back->layers[1].kind, MLP_LAYER_BATCHNORM);
+    assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));
+    assert_true(back->layers[1].eps == 1e-5f && back->layers[1].momentum == 0.1f);
+    assert_memory_equal(back->layers[1].run_mean, net->layers[1].run_mean, 9 * sizeof(float));
+    assert_memory_equal(back->layers[1].run_var, net->layers[1].run_var, 9 * sizeof(float));
+    assert_true(net->layers[1].run_var[0] != 1.0f);
+    y = mlp_forward(back, X, 4);
+    assert_memory_equal(y, want, sizeof want);
+
+    memcpy(model, buf, n); model_len = n;
+    at = find_record(4);
+    put32(at + 4, 0); reseal(); expect_reject("batchnorm eps 0 or momentum");
+    memcpy(model, buf, n);
+    put32(at + 12 + 4 * (3 * 9 + 3), 0xbf800000u); reseal(); expect_reject("running statistics of unit 3");
+    memcpy(model, buf, n);
+    put32(at, 8); reseal(); expect_reject("batchnorm must follow a dense layer of the same width");
+    memcpy(model, buf, n);
+    put32(at - 4, 12 + 16 * 9 - 4); reseal(); expect_reject("batchnorm of width 9 needs");
+    memcpy(model, buf, n);  /* a batchnorm record where an activation should be */
+    put32(find_record(2) - 8, 4); reseal(); expect_reject("batchnorm");
+    free(buf);
+    mlp_free(net); mlp_free(back);
+}
+
 static void test_memory_api(void **state)
 {
     mlp_net *net = trained_net(), *back;
@@ -352,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_save_into_missing_directory),
         cmocka_unit_test(test_disk_full_keeps_previous_file),
         cmocka_unit_test(test_dropout_round_trip),
+        cmocka_unit_test(test_batchnorm_round_trip),
         cmocka_unit_test(test_memory_api),
     };
     return cmocka_run_group_tests_name("model files", tests, setup, teardown);

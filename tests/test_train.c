@@ -405,7 +405,7 @@ static int stop_at_5(void *user, const mlp_batch_info *info)
 
 /* A checkpoint taken mid-epoch, saved and loaded, continues to exactly the
    weights of an uninterrupted run. */
-static void test_checkpoint_resume_bit_identical(void **state)
+static void check_resume(int batchnorm)
 {
     mlp_dataset train;
     mlp_train_config c = mlp_train_defaults(), c2;
@@ -414,12 +414,13 @@ static void test_checkpoint_resume_bit_identical(void **state)
     size_t size;
     unsigned char *buf;
     int epoch, e, b;
-    (void)state;
+    if (batchnorm) assert_int_equal(mlp_add_batchnorm(straight), 0);
     make_blobs(&train, 600, 1);
     c.batch = 32; c.seed = 11; c.lr_decay = 0.5f; c.lr_step = 1;
     for (epoch = 0; epoch < 3; epoch++) assert_int_equal(mlp_train_epoch(straight, &train, &c, epoch, NULL), 0);
 
     first = mlp_create_spec("4-16-8-3", MLP_ACT_RELU, MLP_LOSS_CE, 5);
+    if (batchnorm) assert_int_equal(mlp_add_batchnorm(first), 0);
     c.on_batch = stop_at_5;
     assert_int_equal(mlp_train_epoch(first, &train, &c, 0, NULL), 0);
     assert_int_equal(mlp_train_epoch(first, &train, &c, 1, &ev), MLP_EINTR);
@@ -436,12 +437,69 @@ static void test_checkpoint_resume_bit_identical(void **state)
         assert_int_equal(mlp_train_epoch(resumed, &train, &c2, epoch, NULL), 0);
     }
     assert_memory_equal(resumed->params, straight->params, straight->n_params * sizeof(float));
+    assert_int_equal(resumed->n_stats, straight->n_stats);
+    if (batchnorm) assert_memory_equal(resumed->stats, straight->stats, straight->n_stats * sizeof(float));
     buf[size / 2] ^= 1; /* and a damaged checkpoint is refused */
     assert_null(mlp_checkpoint_load_memory(buf, size, &c2, &e, &b));
     assert_non_null(strstr(mlp_error(), "checksum"));
     free(buf);
     mlp_dataset_free(&train);
     mlp_free(straight); mlp_free(first); mlp_free(resumed);
+}
+
+static void test_checkpoint_resume_bit_identical(void **state) { (void)state; check_resume(0); }
+static void test_checkpoint_resume_batchnorm(void **state) { (void)state; check_resume(1); }
+
+/* BatchNorm in training: it learns the blobs, its running averages end
+   near the statistics of the whole training set, it keeps the dense
+   weights it was given, and weight decay leaves gamma and beta alone. */
+static void test_batchnorm_training(void **state)
+{
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-8-3", MLP_ACT_RELU, MLP_LOSS_CE, 3), *plain;
+    mlp_eval ev;
+    float W0[4 * 16];
+    int epoch, i, j;
+    (void)state;
+    memcpy(W0, net->layers[0].W, sizeof W0);
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(mlp_add_batchnorm(net), MLP_EARG);
+    assert_non_null(strstr(mlp_error(), "already has batch normalisation"));
+    assert_int_equal(net->n_layers, 7);
+    assert_memory_equal(net->layers[0].W, W0, sizeof W0);
+    for (j = 0; j < 16; j++) assert_true(net->layers[1].W[j] == 1.0f && net->layers[1].b[j] == 0.0f && net->layers[1].run_var[j] == 1.0f);
+
+    make_blobs(&train, 600, 1);
+    c.batch = 32; c.lr = 0.1f; c.seed = 3; c.lr_step = 100;
+    for (epoch = 0; epoch < 10; epoch++) assert_int_equal(mlp_train_epoch(net, &train, &c, epoch, NULL), 0);
+    assert_int_equal(mlp_evaluate(net, &train, 600, &ev, NULL), 0); /* inference mode: running statistics */
+    assert_true(ev.accuracy > 0.95);
+    {   /* the whole set's mean and variance of the first dense layer's outputs */
+        const float *z = net->out[0];
+        for (j = 0; j < 16; j++) {
+            double m = 0, v = 0;
+            for (i = 0; i < 600; i++) m += z[i * 16 + j] / 600.0;
+            for (i = 0; i < 600; i++) v += (z[i * 16 + j] - m) * (z[i * 16 + j] - m) / 600.0;
+            if (fabs(net->layers[1].run_mean[j] - m) > 0.25 * sqrt(v) + 1e-3 || fabs(net->layers[1].run_var[j] / v - 1) > 0.35)
+                print_error("unit %d: running %g %g, data %g %g\n", j, net->layers[1].run_mean[j], net->layers[1].run_var[j], m, v);
+            assert_true(fabs(net->layers[1].run_mean[j] - m) <= 0.25 * sqrt(v) + 1e-3);
+            assert_true(fabs(net->layers[1].run_var[j] / v - 1) <= 0.35);
+        }
+    }
+    memset(net->grads, 0, net->n_params * sizeof(float));
+    memcpy(W0, net->layers[1].W, 16 * sizeof(float));
+    {
+        float w = net->layers[0].W[0];
+        assert_int_equal(mlp_sgd_step(net, 0.1f, 0.0f, 0.5f), 0);
+        assert_true(net->layers[0].W[0] == w - 0.1f * 0.5f * w);
+        assert_memory_equal(net->layers[1].W, W0, 16 * sizeof(float));
+    }
+    plain = mlp_create_spec("4-3", MLP_ACT_RELU, MLP_LOSS_CE, 3); /* no hidden layer: nothing to add */
+    assert_int_equal(mlp_add_batchnorm(plain), 0);
+    assert_int_equal(plain->n_layers, 1);
+    mlp_dataset_free(&train);
+    mlp_free(net); mlp_free(plain);
 }
 
 /* Every public function given NULL, zero, negative, mismatched or absurd
@@ -621,6 +679,8 @@ int main(void)
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_sgd_detects_bad_gradients),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
+        cmocka_unit_test(test_checkpoint_resume_batchnorm),
+        cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_dropout_layer),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
