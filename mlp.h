@@ -2111,74 +2111,12 @@ static float mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, si
     return mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
 }
 
-typedef struct mlp__sgd_job {
-    mlp_net *net;
-    float lr, momentum, weight_decay;
-    int bad[MLP_MAX_THREADS];   /* per task: a non-finite update was seen */
-} mlp__sgd_job;
-
-/* Task t updates the t-th slice of every parameter block. Slice bounds are
-   multiples of 16 floats, so every element takes the same (vector or tail)
-   arithmetic whatever the thread count. */
-static void mlp__sgd_task(void *arg, int t, int n)
-{
-    mlp__sgd_job *j = (mlp__sgd_job *)arg;
-    mlp_net *net = j->net;
-    int l;
-    for (l = 0; l < net->n_layers; l++) {
-        const mlp_layer *L = &net->layers[l];
-        size_t sizes[2], offs[2];
-        int part;
-        if (!L->W) continue;
-        sizes[0] = (size_t)(L->b - L->W); offs[0] = (size_t)(L->W - net->params);
-        sizes[1] = (size_t)L->n_out;     offs[1] = (size_t)(L->b - net->params);
-        for (part = 0; part < 2; part++) {
-            size_t chunks = (sizes[part] + 15) / 16;
-            size_t begin = chunks * (size_t)t / (size_t)n * 16, end = chunks * (size_t)(t + 1) / (size_t)n * 16, o = offs[part];
-            float sum;
-            if (end > sizes[part]) end = sizes[part];
-            if (begin >= end) continue;
-            sum = mlp__sgd_block(net->gemm->isa, net->params + o + begin, net->grads + o + begin,
-                                 net->velocity + o + begin, end - begin, j->lr, j->momentum,
-                                 mlp__decays(L, part) ? j->weight_decay : 0.0f);
-            if (!isfinite(sum)) j->bad[t] = 1;
-        }
-    }
-}
-
-MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay)
-{
-    mlp__sgd_job j;
-    int l;
-    if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
-    if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
-        return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
-    if (mlp__ensure_state(net, 0) != MLP_OK) return MLP_ENOMEM;
-    memset(&j, 0, sizeof j);
-    j.net = net; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
-    mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__sgd_task, &j);
-    for (l = 0; l < MLP_MAX_THREADS; l++)
-        if (j.bad[l]) return mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
-    return MLP_OK;
-}
-
-
-static int mlp__check_config(const mlp_train_config *cfg)
-{
-    if (cfg->batch < 1 || cfg->batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, MLP_MAX_BATCH);
-    if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
-        return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
-    if (cfg->optimizer < MLP_OPT_SGD || cfg->optimizer > MLP_OPT_ADAMW) return mlp__fail(MLP_EARG, "unknown optimizer %d", (int)cfg->optimizer);
-    if (cfg->schedule < MLP_SCHEDULE_STEP || cfg->schedule > MLP_SCHEDULE_COSINE) return mlp__fail(MLP_EARG, "unknown schedule %d", (int)cfg->schedule);
-    if ((cfg->optimizer >= MLP_OPT_ADAM) && (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) || !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f)))
-        return mlp__fail(MLP_EARG, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
-    if (!(cfg->clip_norm >= 0.0f) || !(cfg->max_norm >= 0.0f)) return mlp__fail(MLP_EARG, "clip and max norms must be >= 0");
-    return MLP_OK;
-}
+/* The optimizers' per-block update rules. Each returns the sum of the new
+   state and weights, like the SGD blocks above. */
 
 /* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
-static float mlp__nesterov_block(float *w, const float *dw, float *v, size_t n,
-                                 float lr, float momentum, float weight_decay)
+static float mlp__nesterov_scalar(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay)
 {
     size_t i;
     float sum = 0.0f;
@@ -2194,20 +2132,166 @@ static float mlp__nesterov_block(float *w, const float *dw, float *v, size_t n,
 /* Adam: m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
    w -= lr (m / c1) / (sqrt(s / c2) + eps), c = 1 - b^t. AdamW applies the
    weight decay to w directly (w -= lr wd w) instead of adding it to g. */
-static float mlp__adam_block(float *w, const float *dw, float *m, float *s2, size_t n, float lr,
-                             float b1, float b2, float eps, float c1, float c2, float wd, int decoupled)
+typedef struct mlp__adam_param { float lr, b1, b2, eps, c1, c2; int decoupled; } mlp__adam_param;
+
+static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, size_t n,
+                              const mlp__adam_param *a, float wd)
 {
     size_t i;
     float sum = 0.0f;
     for (i = 0; i < n; i++) {
-        float g = decoupled ? dw[i] : dw[i] + wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g;
-        s2[i] = b2 * s2[i] + (1.0f - b2) * g * g;
-        if (decoupled) w[i] -= lr * wd * w[i];
-        w[i] -= lr * (m[i] / c1) / (sqrtf(s2[i] / c2) + eps);
+        float g = a->decoupled ? dw[i] : dw[i] + wd * w[i];
+        m[i] = a->b1 * m[i] + (1.0f - a->b1) * g;
+        s2[i] = a->b2 * s2[i] + (1.0f - a->b2) * g * g;
+        if (a->decoupled) w[i] -= a->lr * wd * w[i];
+        w[i] -= a->lr * (m[i] / a->c1) / (sqrtf(s2[i] / a->c2) + a->eps);
         sum += m[i] + w[i];
     }
     return sum;
+}
+
+#if defined(MLP__X86) && defined(__x86_64__)
+static float mlp__sum16(__m512 acc);
+
+MLP__TARGET("avx512f")
+static float mlp__nesterov_avx512(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay)
+{
+    size_t i = 0;
+    __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
+        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), g);
+        _mm512_storeu_ps(v + i, vi);
+        wi = _mm512_fnmadd_ps(vlr, _mm512_fmadd_ps(vmu, vi, g), wi);
+        _mm512_storeu_ps(w + i, wi);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
+    }
+    return mlp__sum16(acc) + mlp__nesterov_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+}
+
+MLP__TARGET("avx512f")
+static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, size_t n,
+                              const mlp__adam_param *a, float wd)
+{
+    size_t i = 0;
+    __m512 b1 = _mm512_set1_ps(a->b1), b2 = _mm512_set1_ps(a->b2), k1 = _mm512_set1_ps(1.0f - a->b1);
+    __m512 k2 = _mm512_set1_ps(1.0f - a->b2), r1 = _mm512_set1_ps(1.0f / a->c1), r2 = _mm512_set1_ps(1.0f / a->c2);
+    __m512 lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps), vwd = _mm512_set1_ps(wd);
+    __m512 shrink = _mm512_set1_ps(a->decoupled ? 1.0f - a->lr * wd : 1.0f), acc = _mm512_setzero_ps();
+    if (a->decoupled) vwd = _mm512_setzero_ps(); /* the decay goes to w, not to g */
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
+        __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
+        __m512 si = _mm512_fmadd_ps(b2, _mm512_loadu_ps(s2 + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
+        __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(si, r2)), eps);
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(s2 + i, si);
+        wi = _mm512_fnmadd_ps(lr, _mm512_div_ps(_mm512_mul_ps(mi, r1), den), _mm512_mul_ps(shrink, wi));
+        _mm512_storeu_ps(w + i, wi);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(mi, wi));
+    }
+    return mlp__sum16(acc) + mlp__adam_scalar(w + i, dw + i, m + i, s2 + i, n - i, a, wd);
+}
+
+MLP__TARGET("avx512f")
+static float mlp__sum16(__m512 acc)
+{
+    float lanes[16], sum = 0.0f;
+    int k;
+    _mm512_storeu_ps(lanes, acc);
+    for (k = 0; k < 16; k++) sum += lanes[k];
+    return sum;
+}
+#endif
+
+typedef struct mlp__update_job {
+    mlp_net *net;
+    mlp_optimizer optimizer;
+    float lr, momentum, weight_decay;
+    mlp__adam_param adam;
+    int bad[MLP_MAX_THREADS];   /* per task: a non-finite update was seen */
+} mlp__update_job;
+
+static float mlp__update_block(const mlp__update_job *j, size_t o, size_t n, float wd)
+{
+    mlp_net *net = j->net;
+    float *w = net->params + o, *v = net->velocity + o;
+    const float *dw = net->grads + o;
+    mlp_isa isa = net->gemm->isa;
+    if (j->optimizer == MLP_OPT_SGD) return mlp__sgd_block(isa, w, dw, v, n, j->lr, j->momentum, wd);
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (isa == MLP_ISA_AVX512)
+        return j->optimizer == MLP_OPT_NESTEROV ? mlp__nesterov_avx512(w, dw, v, n, j->lr, j->momentum, wd)
+                                                : mlp__adam_avx512(w, dw, v, net->second + o, n, &j->adam, wd);
+#endif
+    return j->optimizer == MLP_OPT_NESTEROV ? mlp__nesterov_scalar(w, dw, v, n, j->lr, j->momentum, wd)
+                                            : mlp__adam_scalar(w, dw, v, net->second + o, n, &j->adam, wd);
+}
+
+/* Task t updates the t-th slice of every parameter block. Slice bounds are
+   multiples of 16 floats, so every element takes the same (vector or tail)
+   arithmetic whatever the thread count. */
+static void mlp__update_task(void *arg, int t, int n)
+{
+    mlp__update_job *j = (mlp__update_job *)arg;
+    mlp_net *net = j->net;
+    int l;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        size_t sizes[2], offs[2];
+        int part;
+        if (!L->W) continue;
+        sizes[0] = (size_t)(L->b - L->W); offs[0] = (size_t)(L->W - net->params);
+        sizes[1] = (size_t)L->n_out;     offs[1] = (size_t)(L->b - net->params);
+        for (part = 0; part < 2; part++) {
+            size_t chunks = (sizes[part] + 15) / 16;
+            size_t begin = chunks * (size_t)t / (size_t)n * 16, end = chunks * (size_t)(t + 1) / (size_t)n * 16;
+            float sum;
+            if (end > sizes[part]) end = sizes[part];
+            if (begin >= end) continue;
+            sum = mlp__update_block(j, offs[part] + begin, end - begin, mlp__decays(L, part) ? j->weight_decay : 0.0f);
+            if (!isfinite(sum)) j->bad[t] = 1;
+        }
+    }
+}
+
+static int mlp__update(mlp_net *net, mlp__update_job *j)
+{
+    int t;
+    j->net = net;
+    mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__update_task, j);
+    for (t = 0; t < MLP_MAX_THREADS; t++)
+        if (j->bad[t]) return mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
+    return MLP_OK;
+}
+
+MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay)
+{
+    mlp__update_job j;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_sgd_step: NULL net");
+    if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
+        return mlp__fail(MLP_EARG, "mlp_sgd_step: lr, momentum and weight decay must be >= 0");
+    if (mlp__ensure_state(net, 0) != MLP_OK) return MLP_ENOMEM;
+    memset(&j, 0, sizeof j);
+    j.optimizer = MLP_OPT_SGD; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
+    return mlp__update(net, &j);
+}
+
+static int mlp__check_config(const mlp_train_config *cfg)
+{
+    if (cfg->batch < 1 || cfg->batch > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "batch size %d is outside 1..%d", cfg->batch, MLP_MAX_BATCH);
+    if (!(cfg->lr >= 0.0f) || !(cfg->momentum >= 0.0f) || !(cfg->weight_decay >= 0.0f) || !(cfg->lr_decay > 0.0f))
+        return mlp__fail(MLP_EARG, "learning rate, momentum and weight decay must be >= 0 and lr decay > 0");
+    if (cfg->optimizer < MLP_OPT_SGD || cfg->optimizer > MLP_OPT_ADAMW) return mlp__fail(MLP_EARG, "unknown optimizer %d", (int)cfg->optimizer);
+    if (cfg->schedule < MLP_SCHEDULE_STEP || cfg->schedule > MLP_SCHEDULE_COSINE) return mlp__fail(MLP_EARG, "unknown schedule %d", (int)cfg->schedule);
+    if ((cfg->optimizer >= MLP_OPT_ADAM) && (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) || !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f)))
+        return mlp__fail(MLP_EARG, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
+    if (!(cfg->clip_norm >= 0.0f) || !(cfg->max_norm >= 0.0f)) return mlp__fail(MLP_EARG, "clip and max norms must be >= 0");
+    return MLP_OK;
 }
 
 /* rescales all gradients so their global L2 norm is at most max */
@@ -2222,55 +2306,54 @@ static void mlp__clip_gradients(mlp_net *net, float max)
     }
 }
 
-/* caps the L2 norm of every unit's incoming weights (column j of W) */
+/* caps the L2 norm of every unit's incoming weights (column j of W). The
+   columns are strided, so their squares are summed row by row, 256 columns
+   at a time: contiguous loads instead of one cache line per weight. */
 static void mlp__max_norm(mlp_net *net, float max)
 {
-    int l, i, j;
+    int l, i, j, j0;
     for (l = 0; l < net->n_layers; l++) {
         mlp_layer *L = &net->layers[l];
         if (L->kind != MLP_LAYER_DENSE) continue;
-        for (j = 0; j < L->n_out; j++) {
-            double ss = 0.0;
-            for (i = 0; i < L->n_in; i++) ss += (double)L->W[(size_t)i * L->n_out + j] * L->W[(size_t)i * L->n_out + j];
-            if (ss > (double)max * max) {
-                float k = (float)(max / sqrt(ss));
-                for (i = 0; i < L->n_in; i++) L->W[(size_t)i * L->n_out + j] *= k;
+        for (j0 = 0; j0 < L->n_out; j0 += 256) {
+            float ss[256];
+            int w = L->n_out - j0 < 256 ? L->n_out - j0 : 256, over = 0;
+            for (j = 0; j < w; j++) ss[j] = 0.0f;
+            for (i = 0; i < L->n_in; i++) {
+                const float *row = L->W + (size_t)i * L->n_out + j0;
+                for (j = 0; j < w; j++) ss[j] += row[j] * row[j];
+            }
+            for (j = 0; j < w; j++) {
+                ss[j] = ss[j] > max * max ? max / sqrtf(ss[j]) : 1.0f;
+                over |= ss[j] != 1.0f;
+            }
+            if (!over) continue;
+            for (i = 0; i < L->n_in; i++) {
+                float *row = L->W + (size_t)i * L->n_out + j0;
+                for (j = 0; j < w; j++) row[j] *= ss[j];
             }
         }
     }
 }
 
-
 MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float lr)
 {
-    int l, rc;
-    float c1, c2;
+    mlp__update_job j;
+    int rc;
     if (!net || !cfg) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
     if ((rc = mlp__check_config(cfg)) != MLP_OK) return rc;
+    if ((rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK) return rc;
     if (cfg->clip_norm > 0.0f) mlp__clip_gradients(net, cfg->clip_norm);
-    if (cfg->optimizer == MLP_OPT_SGD) rc = mlp_sgd_step(net, lr, cfg->momentum, cfg->weight_decay);
-    else {
-        if ((rc = mlp__ensure_state(net, cfg->optimizer != MLP_OPT_NESTEROV)) != MLP_OK) return rc;
+    memset(&j, 0, sizeof j);
+    j.optimizer = cfg->optimizer; j.lr = lr; j.momentum = cfg->momentum; j.weight_decay = cfg->weight_decay;
+    if (cfg->optimizer >= MLP_OPT_ADAM) {
         net->step++;
-        c1 = 1.0f - powf(cfg->beta1, (float)net->step);
-        c2 = 1.0f - powf(cfg->beta2, (float)net->step);
-        for (l = 0; l < net->n_layers && rc == MLP_OK; l++) {
-            const mlp_layer *L = &net->layers[l];
-            size_t nw, off;
-            int part;
-            if (!L->W) continue;
-            nw = (size_t)(L->b - L->W); off = (size_t)(L->W - net->params);
-            for (part = 0; part < 2; part++) { /* weights, then biases */
-                size_t o = off + (part ? nw : 0), n = part ? (size_t)L->n_out : nw;
-                float wd = mlp__decays(L, part) ? cfg->weight_decay : 0.0f, sum;
-                sum = cfg->optimizer == MLP_OPT_NESTEROV
-                    ? mlp__nesterov_block(net->params + o, net->grads + o, net->velocity + o, n, lr, cfg->momentum, wd)
-                    : mlp__adam_block(net->params + o, net->grads + o, net->velocity + o, net->second + o, n, lr,
-                                      cfg->beta1, cfg->beta2, cfg->eps, c1, c2, wd, cfg->optimizer == MLP_OPT_ADAMW);
-                if (!isfinite(sum)) rc = mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
-            }
-        }
+        j.adam.lr = lr; j.adam.b1 = cfg->beta1; j.adam.b2 = cfg->beta2; j.adam.eps = cfg->eps;
+        j.adam.c1 = 1.0f - powf(cfg->beta1, (float)net->step);
+        j.adam.c2 = 1.0f - powf(cfg->beta2, (float)net->step);
+        j.adam.decoupled = cfg->optimizer == MLP_OPT_ADAMW;
     }
+    rc = mlp__update(net, &j);
     if (rc == MLP_OK && cfg->max_norm > 0.0f) mlp__max_norm(net, cfg->max_norm);
     return rc;
 }
@@ -3434,7 +3517,9 @@ static float mlp__sample(const float *img, int w, int h, float x, float y)
     return v;
 }
 
-/* in-place separable Gaussian blur of a w x h field; tmp holds w * h */
+/* in-place separable Gaussian blur of a w x h field (zero outside); tmp
+   holds w * h. Each tap is one branch-free pass over a row (or the whole
+   field), with its bounds clipped once instead of tested per pixel. */
 static void mlp__gaussian_blur(float *f, float *tmp, int w, int h, float sigma)
 {
     float k[64], sum = 0.0f;
@@ -3442,17 +3527,21 @@ static void mlp__gaussian_blur(float *f, float *tmp, int w, int h, float sigma)
     if (r > 31) r = 31;
     for (i = -r; i <= r; i++) sum += k[i + r] = expf(-(float)(i * i) / (2.0f * sigma * sigma));
     for (i = 0; i <= 2 * r; i++) k[i] /= sum;
+    for (x = 0; x < w * h; x++) tmp[x] = 0.0f;
     for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++) {
-            float v = 0.0f;
-            for (i = -r; i <= r; i++) if (x + i >= 0 && x + i < w) v += k[i + r] * f[y * w + x + i];
-            tmp[y * w + x] = v;
+        for (i = -r; i <= r; i++) {
+            int lo = i < 0 ? -i : 0, hi = i > 0 ? w - i : w;
+            float *t = tmp + (size_t)y * w;
+            const float *src = f + (size_t)y * w + i;
+            for (x = lo; x < hi; x++) t[x] += k[i + r] * src[x];
         }
+    for (x = 0; x < w * h; x++) f[x] = 0.0f;
     for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++) {
-            float v = 0.0f;
-            for (i = -r; i <= r; i++) if (y + i >= 0 && y + i < h) v += k[i + r] * tmp[(y + i) * w + x];
-            f[y * w + x] = v;
+        for (i = -r; i <= r; i++) {
+            float *d = f + (size_t)y * w;
+            const float *src = tmp + (size_t)(y + i) * w;
+            if (y + i < 0 || y + i >= h) continue;
+            for (x = 0; x < w; x++) d[x] += k[i + r] * src[x];
         }
 }
 

@@ -259,6 +259,37 @@ static void test_augmentation(void **state)
     mlp_free(net);
 }
 
+/* The elastic field's blur against the direct 2-D sum it stands for:
+   sum over (u, v) of g(u) g(v) f(x + u, y + v), zero outside the field. */
+static void test_gaussian_blur(void **state)
+{
+    enum { W = 13, H = 9 };
+    static const float sigmas[3] = {0.7f, 1.5f, 4.0f};
+    float f[W * H], tmp[W * H];
+    double ref[W * H];
+    mlp_rng rng;
+    int s, x, y, u, v;
+    (void)state;
+    mlp_rng_seed(&rng, 8, 8);
+    for (s = 0; s < 3; s++) {
+        int r = (int)ceil(3.0 * sigmas[s]);
+        double g[64], sum = 0;
+        for (u = -r; u <= r; u++) sum += g[u + r] = exp(-(double)(u * u) / (2.0 * sigmas[s] * sigmas[s]));
+        for (x = 0; x < W * H; x++) f[x] = mlp_rng_float(&rng) - 0.5f;
+        for (y = 0; y < H; y++)
+            for (x = 0; x < W; x++) {
+                double acc = 0;
+                for (v = -r; v <= r; v++)
+                    for (u = -r; u <= r; u++)
+                        if (x + u >= 0 && x + u < W && y + v >= 0 && y + v < H)
+                            acc += g[u + r] * g[v + r] / (sum * sum) * f[(y + v) * W + x + u];
+                ref[y * W + x] = acc;
+            }
+        mlp__gaussian_blur(f, tmp, W, H, sigmas[s]);
+        for (x = 0; x < W * H; x++) assert_true(fabs(f[x] - ref[x]) < 1e-5);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_no_digit),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_augmentation),
+        cmocka_unit_test(test_gaussian_blur),
     };
     return cmocka_run_group_tests_name("preprocessing", tests, NULL, NULL);
 }

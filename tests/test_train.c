@@ -192,6 +192,44 @@ static void test_optimizers_by_hand(void **state)
     mlp_free(net);
 }
 
+/* Every optimizer's vector path against the scalar one, on odd block sizes
+   (17 x 13 weights, 13 biases, 5-unit batchnorm: full vectors and tails),
+   over a few steps with decay, clipping and max-norm on. */
+static void test_optimizer_simd_matches_scalar(void **state)
+{
+    static const mlp_optimizer opts[4] = {MLP_OPT_SGD, MLP_OPT_NESTEROV, MLP_OPT_ADAM, MLP_OPT_ADAMW};
+    int o, step, isa;
+    size_t i;
+    (void)state;
+    for (isa = MLP_ISA_SSE2; isa <= MLP_ISA_NEON; isa++) {
+        if (!mlp_isa_supported((mlp_isa)isa)) continue;
+        for (o = 0; o < 4; o++) {
+            mlp_train_config c = mlp_train_defaults();
+            mlp_net *ref = mlp_create_spec("17-13-5-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
+            mlp_net *vec = mlp_create_spec("17-13-5-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
+            mlp_rng rng;
+            assert_int_equal(mlp_add_batchnorm(ref), 0);
+            assert_int_equal(mlp_add_batchnorm(vec), 0);
+            assert_int_equal(mlp_set_isa(ref, MLP_ISA_SCALAR), 0);
+            assert_int_equal(mlp_set_isa(vec, (mlp_isa)isa), 0);
+            c.optimizer = opts[o]; c.weight_decay = 0.01f; c.clip_norm = 2.0f; c.max_norm = 1.5f;
+            mlp_rng_seed(&rng, 5, (uint64_t)o);
+            for (step = 0; step < 4; step++) {
+                for (i = 0; i < ref->n_params; i++) ref->grads[i] = vec->grads[i] = mlp_rng_float(&rng) - 0.5f;
+                assert_int_equal(mlp_optimizer_step(ref, &c, 0.05f), 0);
+                assert_int_equal(mlp_optimizer_step(vec, &c, 0.05f), 0);
+            }
+            for (i = 0; i < ref->n_params; i++)
+                if (fabsf(ref->params[i] - vec->params[i]) > 1e-5f * (1.0f + fabsf(ref->params[i]))) {
+                    print_error("%s, optimizer %d, parameter %lu: %.9g vs %.9g\n", mlp_isa_name((mlp_isa)isa), o,
+                                (unsigned long)i, ref->params[i], vec->params[i]);
+                    fail();
+                }
+            mlp_free(ref); mlp_free(vec);
+        }
+    }
+}
+
 static void test_adam_trains_and_resumes(void **state)
 {
     mlp_dataset train;
@@ -671,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_sgd_step_math),
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_optimizers_by_hand),
+        cmocka_unit_test(test_optimizer_simd_matches_scalar),
         cmocka_unit_test(test_adam_trains_and_resumes),
         cmocka_unit_test(test_converges),
         cmocka_unit_test(test_xor),
