@@ -3517,16 +3517,24 @@ static float mlp__sample(const float *img, int w, int h, float x, float y)
     return v;
 }
 
-/* in-place separable Gaussian blur of a w x h field (zero outside); tmp
-   holds w * h. Each tap is one branch-free pass over a row (or the whole
-   field), with its bounds clipped once instead of tested per pixel. */
-static void mlp__gaussian_blur(float *f, float *tmp, int w, int h, float sigma)
+/* The normalised Gaussian taps k[0..2r] for sigma; returns r. */
+static int mlp__gaussian_taps(float *k, float sigma)
 {
-    float k[64], sum = 0.0f;
-    int r = (int)ceilf(3.0f * sigma), i, x, y;
+    float sum = 0.0f;
+    int r = (int)ceilf(3.0f * sigma), i;
     if (r > 31) r = 31;
     for (i = -r; i <= r; i++) sum += k[i + r] = expf(-(float)(i * i) / (2.0f * sigma * sigma));
     for (i = 0; i <= 2 * r; i++) k[i] /= sum;
+    return r;
+}
+
+/* in-place separable Gaussian blur of a w x h field (zero outside); tmp
+   holds w * h. Each tap is one branch-free pass over a row, with its
+   bounds clipped once instead of tested per pixel. */
+static void mlp__gaussian_blur_scalar(float *f, float *tmp, int w, int h, float sigma)
+{
+    float k[64];
+    int r = mlp__gaussian_taps(k, sigma), i, x, y;
     for (x = 0; x < w * h; x++) tmp[x] = 0.0f;
     for (y = 0; y < h; y++)
         for (i = -r; i <= r; i++) {
@@ -3545,11 +3553,55 @@ static void mlp__gaussian_blur(float *f, float *tmp, int w, int h, float sigma)
         }
 }
 
+#if defined(MLP__X86) && defined(__x86_64__)
+/* The same with 16 pixels of a row per instruction (MNIST rows are 28
+   wide: two vectors, the second masked); the sums run in the same order. */
+MLP__TARGET("avx512f")
+static void mlp__gaussian_blur_avx512(float *f, float *tmp, int w, int h, float sigma)
+{
+    float k[64];
+    int r = mlp__gaussian_taps(k, sigma), i, x, y;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x += 16) {
+            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
+            __m512 acc = _mm512_setzero_ps();
+            for (i = -r; i <= r; i++) { /* lanes whose x + i falls outside the row stay out */
+                int lo = x + i < 0 ? -(x + i) : 0, hi = w - x - i;
+                __mmask16 mi = m;
+                if (lo >= 16 || hi <= 0) continue;
+                if (lo > 0) mi &= (__mmask16)(0xffffu << lo);
+                if (hi < 16) mi &= (__mmask16)((1u << hi) - 1);
+                acc = _mm512_mask3_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(mi, f + (size_t)y * w + x + i), acc, mi);
+            }
+            _mm512_mask_storeu_ps(tmp + (size_t)y * w + x, m, acc);
+        }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x += 16) {
+            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
+            __m512 acc = _mm512_setzero_ps();
+            for (i = -r; i <= r; i++) {
+                if (y + i < 0 || y + i >= h) continue;
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(m, tmp + (size_t)(y + i) * w + x), acc);
+            }
+            _mm512_mask_storeu_ps(f + (size_t)y * w + x, m, acc);
+        }
+}
+#endif
+
+static void mlp__gaussian_blur(mlp_isa isa, float *f, float *tmp, int w, int h, float sigma)
+{
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (isa == MLP_ISA_AVX512) { mlp__gaussian_blur_avx512(f, tmp, w, h, sigma); return; }
+#endif
+    (void)isa;
+    mlp__gaussian_blur_scalar(f, tmp, w, h, sigma);
+}
+
 static float mlp__uniform_pm(mlp_rng *rng, float range) { return range * (2.0f * mlp_rng_float(rng) - 1.0f); }
 
 /* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field.
    scratch holds 3 w h floats. */
-static void mlp__augment_image(const float *src, float *dst, int w, int h, const mlp_augment *a,
+static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w, int h, const mlp_augment *a,
                                mlp_rng *rng, float *scratch)
 {
     float *dx = scratch, *dy = scratch + w * h, *tmp = scratch + 2 * w * h;
@@ -3560,8 +3612,8 @@ static void mlp__augment_image(const float *src, float *dst, int w, int h, const
     int x, y, elastic = a->elastic_alpha > 0.0f && a->elastic_sigma > 0.0f;
     if (elastic) {
         for (x = 0; x < w * h; x++) { dx[x] = mlp__uniform_pm(rng, 1.0f); dy[x] = mlp__uniform_pm(rng, 1.0f); }
-        mlp__gaussian_blur(dx, tmp, w, h, a->elastic_sigma);
-        mlp__gaussian_blur(dy, tmp, w, h, a->elastic_sigma);
+        mlp__gaussian_blur(isa, dx, tmp, w, h, a->elastic_sigma);
+        mlp__gaussian_blur(isa, dy, tmp, w, h, a->elastic_sigma);
     }
     for (y = 0; y < h; y++)
         for (x = 0; x < w; x++) {
@@ -3579,6 +3631,7 @@ typedef struct mlp__augment_job {
     const mlp_augment *aug;
     uint64_t seed;
     int epoch;
+    mlp_isa isa;
     float *out, *scratch;   /* scratch: 3 w h floats per thread */
 } mlp__augment_job;
 
@@ -3590,7 +3643,7 @@ static void mlp__augment_task(void *arg, int t, int n)
     for (i = begin; i < end; i++) {
         mlp_rng rng;
         mlp_rng_seed(&rng, j->seed ^ 0x6175676dULL, ((uint64_t)j->epoch << 32) | (uint32_t)i);
-        mlp__augment_image(j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
+        mlp__augment_image(j->isa, j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
                            j->aug, &rng, j->scratch + (size_t)t * 3 * w * h);
     }
 }
@@ -3607,6 +3660,7 @@ MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_a
         !(aug->shear >= 0.0f) || !(aug->elastic_alpha >= 0.0f) || !(aug->elastic_sigma >= 0.0f && aug->elastic_sigma <= 10.0f))
         return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma <= 10)");
     j.src = src; j.aug = aug; j.seed = seed; j.epoch = epoch; j.out = out;
+    j.isa = net ? net->gemm->isa : mlp_isa_best();
     j.scratch = (float *)mlp__alloc((size_t)threads * 3, (size_t)src->dim, sizeof(float));
     if (!j.scratch) return MLP_ENOMEM;
     mlp__run(net ? net->gemm : NULL, 1, mlp__augment_task, &j);
