@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,46 @@ static void test_validation_and_early_stopping(void **state)
     expect(cmd, 0, "stopping after epoch 2");   /* the seed notes' "improves by less than eps" */
 }
 
+/* --batchnorm end to end: the saved model holds batchnorm layers, and with
+   --val the restored weights come with their own running statistics, so
+   the model file scores exactly the log's last test_acc. */
+static void test_batchnorm_model(void **state)
+{
+    char cmd[1024], log[128], model[128], line[512], last[512] = "";
+    mlp_dataset test;
+    mlp_eval ev;
+    mlp_net *net;
+    FILE *f;
+    int l, bn = 0;
+    (void)state;
+    data_flags(cmd, sizeof cmd, "--layers 16-12-8-3 --batchnorm --epochs 12 --val 60 --lr 0.2 --lr-decay 1 --log ");
+    snprintf(log, sizeof log, "%s/bn.csv", tmpdir);
+    strcat(cmd, log);
+    expect(cmd, 0, "test accuracy");
+    snprintf(model, sizeof model, "%s/model.mlp", tmpdir);
+    net = mlp_load(model);
+    assert_non_null(net);
+    for (l = 0; l < net->n_layers; l++) bn += net->layers[l].kind == MLP_LAYER_BATCHNORM;
+    assert_int_equal(bn, 2);
+    snprintf(cmd, sizeof cmd, "%s/test-images", tmpdir);
+    snprintf(line, sizeof line, "%s/test-labels", tmpdir);
+    assert_int_equal(mlp_dataset_load(&test, cmd, line), 0);
+    assert_int_equal(mlp_evaluate(net, &test, 90, &ev, NULL), 0);
+    f = fopen(log, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) strcpy(last, line);
+    fclose(f);
+    {   /* epoch,train_loss,train_acc,test_loss,test_acc,... */
+        const char *p = last;
+        int comma;
+        for (comma = 0; comma < 4; comma++) p = strchr(p, ',') + 1;
+        if (fabs(atof(p) - ev.accuracy) > 1e-6) print_error("log %s model %f\n", last, ev.accuracy);
+        assert_true(fabs(atof(p) - ev.accuracy) <= 1e-6);
+    }
+    mlp_dataset_free(&test);
+    mlp_free(net);
+}
+
 int main(void)
 {
     const char *bin = getenv("MLP_TRAIN_MNIST");
@@ -247,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_no_control_characters_in_logs),
         cmocka_unit_test(test_divergence_keeps_previous_model),
         cmocka_unit_test(test_validation_and_early_stopping),
+        cmocka_unit_test(test_batchnorm_model),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -1,7 +1,8 @@
 /* bench.c - the reference workloads of BENCH.md, side by side with OpenBLAS.
    B3: GEMM GFLOP/s at the B1 shapes and 1024^3, each of our kernels and
    OpenBLAS cblas_sgemm (the reference; mlp.h never uses it), 1 and 2 threads.
-   B1: training seconds per epoch, B2: inference throughput and latency.
+   B1: training seconds per epoch, B2: inference throughput and latency,
+   Aug: one epoch of augmentation beside one epoch of the augmented recipe.
    Medians of at least 3 runs; ratios are computed within this one run.
 
    Built and run by `make bench`, which unsets OPENBLAS_CORETYPE and
@@ -202,6 +203,37 @@ static void bench_infer(const mlp_dataset *test, int threads)
     mlp_free(net);
 }
 
+/* #6's cost of augmentation: one epoch of fresh distorted images (the
+   augmented recipe's settings) beside one epoch of training its network
+   (784-800-800-10 with batchnorm, SGD, batch 64); medians of 3. */
+static void bench_augment(const mlp_dataset *train, int threads)
+{
+    mlp_net *net = mlp_create_spec("784-800-800-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    mlp_train_config cfg = mlp_train_defaults();
+    mlp_augment aug;
+    mlp_dataset distorted = *train;
+    double ta[3], tt[3];
+    int r;
+    memset(&aug, 0, sizeof aug);
+    aug.shift = 2; aug.rotate = 8; aug.scale = 0.08f; aug.shear = 0.08f;
+    aug.elastic_alpha = 34; aug.elastic_sigma = 4;
+    cfg.lr = 0.1f; cfg.lr_decay = 1.0f;
+    distorted.x = (float *)malloc(sizeof(float) * (size_t)train->n * train->dim);
+    if (!distorted.x || mlp_add_batchnorm(net) || mlp_set_threads(net, threads)) { fprintf(stderr, "bench: %s\n", mlp_error()); exit(1); }
+    for (r = 0; r < 3; r++) {
+        double t0 = now();
+        mlp_augment_dataset(net, train, &aug, 1, r, distorted.x);
+        ta[r] = now() - t0;
+        t0 = now();
+        mlp_train_epoch(net, &distorted, &cfg, r, NULL);
+        tt[r] = now() - t0;
+    }
+    printf("Aug       %d thread%s  augmentation %5.2f s/epoch   training 784-800-800-10 (batchnorm) %5.2f s/epoch   (%.0f%%)\n",
+           threads, threads > 1 ? "s" : " ", median(ta, 3), median(tt, 3), 100.0 * median(ta, 3) / median(tt, 3));
+    free(distorted.x);
+    mlp_free(net);
+}
+
 int main(int argc, char **argv)
 {
     double ob_epoch[3] = {0, 0, 0};
@@ -209,12 +241,13 @@ int main(int argc, char **argv)
     mlp_dataset train, test;
     int threads;
     printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
-           only_training ? "training only" : "BENCH.md B1-B3", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
+           only_training ? "training only" : "BENCH.md B1-B3, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_gemm(threads, &ob_epoch[threads]);
     if (load_mnist(&train, &test)) return 1;
     printf("\n");
     for (threads = 1; threads <= 2; threads++) bench_train(&train, &test, threads, ob_epoch[threads]);
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_infer(&test, threads);
+    if (!only_training) for (threads = 1; threads <= 2; threads++) bench_augment(&train, threads);
     mlp_dataset_free(&train);
     mlp_dataset_free(&test);
     return 0;
