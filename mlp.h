@@ -701,7 +701,11 @@ static void mlp__gemm_scalar(int trans_a, int trans_b, int M, int N, int K, floa
 typedef void (*mlp__micro_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
                               float alpha, float beta);
 
-typedef struct mlp__kernel { mlp__micro_fn micro; int mr, nr; } mlp__kernel;
+/* An instruction set's own packing of op(A) untransposed and op(B)
+   transposed (the strided reads), or NULL for the plain loops below. */
+typedef void (*mlp__pack_fn)(float *dst, const float *src, int ld, int k0, int i0, int kc, int m);
+
+typedef struct mlp__kernel { mlp__micro_fn micro; int mr, nr; mlp__pack_fn pack_a_rows, pack_b_cols; } mlp__kernel;
 
 /* Packs rows [0, m) x columns [0, kc) of op(A) (starting at i0, k0) into
    panels of mr rows: panel p holds, for each k, mr consecutive values. */
@@ -778,10 +782,12 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
         for (pc = 0; pc < K; pc += MLP__KC) {
             int kc = K - pc < MLP__KC ? K - pc : MLP__KC;
             float beta_k = pc == 0 ? beta : 1.0f; /* later K blocks accumulate */
-            mlp__pack_b(pack_b, trans_b, B, ldb, pc, jc, kc, nc, kern->nr);
+            if (trans_b && kern->pack_b_cols) kern->pack_b_cols(pack_b, B, ldb, pc, jc, kc, nc);
+            else mlp__pack_b(pack_b, trans_b, B, ldb, pc, jc, kc, nc, kern->nr);
             for (ic = 0; ic < M; ic += MLP__MC) {
                 int mc = M - ic < MLP__MC ? M - ic : MLP__MC;
-                mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
+                if (!trans_a && kern->pack_a_rows) kern->pack_a_rows(pack_a, A, lda, pc, ic, kc, mc);
+                else mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
                 for (jr = 0; jr < nc; jr += kern->nr)
                     for (ir = 0; ir < mc; ir += kern->mr)
                         mlp__tile(kern, kc, pack_a + (size_t)ir * kc, pack_b + (size_t)jr * kc,
@@ -892,6 +898,47 @@ static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, 
 #endif
 
 #if defined(MLP__X86) && defined(__x86_64__)
+/* AVX-512 packing where the plain loops would store one float at a time
+   with a stride: gathers read the strided values and whole vectors are
+   stored. Panel layouts as in mlp__pack_a / mlp__pack_b. */
+
+/* op(A) = A (rows contiguous), mr = 8: one gather takes k and k + 1 of
+   eight rows, which is 16 consecutive floats of the panel. */
+MLP__TARGET("avx512f")
+static void mlp__pack_a_rows_avx512(float *dst, const float *A, int lda, int k0, int i0, int kc, int m)
+{
+    __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7),
+                                                      _mm512_set1_epi32(lda)),
+                                   _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    int p, k;
+    for (p = 0; p < m; p += 8, dst += (size_t)8 * kc) {
+        const float *src = A + (size_t)(i0 + p) * lda + k0;
+        if (m - p < 8) { mlp__pack_a(dst, 0, A, lda, i0 + p, k0, m - p, kc, 8); continue; }
+        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, _mm512_i32gather_ps(idx, src + k, 4));
+        for (; k < kc; k++) {
+            int r;
+            for (r = 0; r < 8; r++) dst[(size_t)k * 8 + r] = src[(size_t)r * lda + k];
+        }
+    }
+}
+
+/* op(B) = B^T (column j of op(B) is row j of B), nr = 32: one gather per
+   16 columns and k. */
+MLP__TARGET("avx512f")
+static void mlp__pack_b_cols_avx512(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
+{
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(ldb));
+    int p, k;
+    for (p = 0; p < n; p += 32, dst += (size_t)32 * kc) {
+        const float *b0 = B + (size_t)(j0 + p) * ldb + k0, *b1 = b0 + (size_t)16 * ldb;
+        if (n - p < 32) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 32); continue; }
+        for (k = 0; k < kc; k++) {
+            _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_i32gather_ps(idx, b0 + k, 4));
+            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, _mm512_i32gather_ps(idx, b1 + k, 4));
+        }
+    }
+}
+
 /* AVX-512F, narrow: 8 x 16 tile for products at most 16 columns wide (the
    10-class output layer), where a 32-wide tile would be two-thirds padding */
 MLP__TARGET("avx512f")
@@ -917,8 +964,10 @@ static void mlp__micro_avx512_narrow(int kc, const float *a, const float *b, flo
 }
 
 /* A few rows times an untransposed B (inference at batch 1): packing B would
-   copy the whole weight matrix to use it once, so stream it instead, 64
-   output columns at a time kept in registers. */
+   copy the whole weight matrix to use it once, so stream it instead, row k
+   of B at a time. Up to 256 columns stay in 16 accumulators: 16 independent
+   FMA chains hide the FMA latency, and each row of B is read contiguously. */
+#define MLP__VEC16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 MLP__TARGET("avx512f")
 static void mlp__gemv_avx512(int M, int N, int K, float alpha, const float *A, int lda,
                              const float *B, int ldb, float beta, float *C, int ldc)
@@ -927,30 +976,64 @@ static void mlp__gemv_avx512(int M, int N, int K, float alpha, const float *A, i
     for (i = 0; i < M; i++) {
         const float *a = A + (size_t)i * lda;
         float *c = C + (size_t)i * ldc;
-        for (j = 0; j < N; j += 64) {
-            int q, left = N - j;
-            __mmask16 m[4];
-            __m512 acc[4], zero = _mm512_setzero_ps();
-            for (q = 0; q < 4; q++) {
-                int w = left - 16 * q;
-                m[q] = w >= 16 ? (__mmask16)0xffff : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1);
-            }
-            acc[0] = acc[1] = acc[2] = acc[3] = zero;
+        for (j = 0; j < N; j += 256) {
+            __m512 zero = _mm512_setzero_ps();
+#define MLP__MASK(q) __mmask16 m##q = N - j - 16 * q >= 16 ? (__mmask16)0xffff \
+    : N - j - 16 * q <= 0 ? (__mmask16)0 : (__mmask16)((1u << (N - j - 16 * q)) - 1); __m512 acc##q = zero;
+#define MLP__FMA(q) if (m##q) acc##q = _mm512_fmadd_ps(ak, _mm512_maskz_loadu_ps(m##q, b + 16 * q), acc##q);
+#define MLP__OUT(q) if (m##q) { __m512 x = _mm512_mul_ps(_mm512_set1_ps(alpha), acc##q); \
+    if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m##q, c + j + 16 * q), x); \
+    _mm512_mask_storeu_ps(c + j + 16 * q, m##q, x); }
+            MLP__VEC16(MLP__MASK)
             for (k = 0; k < K; k++) {
                 const float *b = B + (size_t)k * ldb + j;
                 __m512 ak = _mm512_set1_ps(a[k]);
-                acc[0] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[0], b), acc[0]);
-                acc[1] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[1], b + 16), acc[1]);
-                acc[2] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[2], b + 32), acc[2]);
-                acc[3] = _mm512_fmadd_ps(ak, _mm512_mask_loadu_ps(zero, m[3], b + 48), acc[3]);
+                MLP__VEC16(MLP__FMA)
             }
-            for (q = 0; q < 4; q++) {
-                __m512 x = _mm512_mul_ps(_mm512_set1_ps(alpha), acc[q]);
-                if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_mask_loadu_ps(zero, m[q], c + j + 16 * q), x);
-                _mm512_mask_storeu_ps(c + j + 16 * q, m[q], x);
-            }
+            MLP__VEC16(MLP__OUT)
+#undef MLP__MASK
+#undef MLP__FMA
+#undef MLP__OUT
         }
     }
+}
+
+/* Products at most 16 columns wide with B untransposed (the 10-class output
+   layer's forward pass and weight gradient): packing would copy about as
+   much as the product computes, so read A and B in place. Eight rows of C
+   at a time, one masked vector each: eight independent FMA chains. A's
+   element (i, k) is A[i * sa_i + k * sa_k], which covers A and A^T. */
+MLP__TARGET("avx512f")
+static void mlp__narrow_avx512(int M, int N, int K, float alpha, const float *A, size_t sa_i, size_t sa_k,
+                               const float *B, int ldb, float beta, float *C, int ldc)
+{
+    __mmask16 m = (__mmask16)((1u << N) - 1);
+    __m512 zero = _mm512_setzero_ps(), valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    int i = 0, k;
+#define MLP__DECL(r) __m512 c##r = zero;
+#define MLP__STEP(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r * sa_i]), bk, c##r);
+#define MLP__STORE(r) { float *cr = C + (size_t)(i + r) * ldc; __m512 x = _mm512_mul_ps(valpha, c##r); \
+    if (beta != 0.0f) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m, cr), x); \
+    _mm512_mask_storeu_ps(cr, m, x); }
+    for (; i + 8 <= M; i += 8) {
+        MLP__ROWS8(MLP__DECL)
+        for (k = 0; k < K; k++) {
+            const float *a = A + (size_t)i * sa_i + (size_t)k * sa_k;
+            __m512 bk = _mm512_maskz_loadu_ps(m, B + (size_t)k * ldb);
+            MLP__ROWS8(MLP__STEP)
+        }
+        MLP__ROWS8(MLP__STORE)
+    }
+    for (; i < M; i++) { /* the last rows, one chain each */
+        __m512 c0 = zero;
+        for (k = 0; k < K; k++)
+            c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)i * sa_i + (size_t)k * sa_k]),
+                                 _mm512_maskz_loadu_ps(m, B + (size_t)k * ldb), c0);
+        MLP__STORE(0)
+    }
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
 }
 #endif
 
@@ -1031,23 +1114,22 @@ MLPDEF mlp_isa mlp_isa_best(void)
     return MLP_ISA_SCALAR;
 }
 
-/* The micro-kernel for isa, or NULL for the scalar path. */
 /* The micro-kernel for isa and an N columns wide product (N <= 0: the
    widest), or NULL for the scalar path. */
 static const mlp__kernel *mlp__kernel_for(mlp_isa isa, int N)
 {
 #if defined(MLP__X86) && defined(__x86_64__)
-    static const mlp__kernel sse2 = {mlp__micro_sse2, 4, 8};
-    static const mlp__kernel avx2 = {mlp__micro_avx2, 6, 16};
-    static const mlp__kernel avx512 = {mlp__micro_avx512, 8, 32};
-    static const mlp__kernel avx512_narrow = {mlp__micro_avx512_narrow, 8, 16};
+    static const mlp__kernel sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL};
+    static const mlp__kernel avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL};
+    static const mlp__kernel avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512};
+    static const mlp__kernel avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL};
     if (isa == MLP_ISA_SSE2) return &sse2;
     if (isa == MLP_ISA_AVX2) return &avx2;
     if (isa == MLP_ISA_AVX512) return N > 0 && N <= 16 ? &avx512_narrow : &avx512;
 #endif
     (void)N;
 #if defined(MLP__NEON)
-    static const mlp__kernel neon = {mlp__micro_neon, 8, 8};
+    static const mlp__kernel neon = {mlp__micro_neon, 8, 8, NULL, NULL};
     if (isa == MLP_ISA_NEON) return &neon;
 #endif
     (void)isa;
@@ -1252,7 +1334,7 @@ static mlp__gemm_ctx *mlp__gemm_ctx_new(mlp_isa isa, int n_threads)
 
 /* Work below this many multiply-adds runs on one thread: waking another
    costs more than it saves. */
-#define MLP__PARALLEL_MIN_FMA (1 << 16)
+#define MLP__PARALLEL_MIN_FMA (1 << 18)
 
 typedef struct mlp__gemm_job {
     const mlp__gemm_ctx *g;
@@ -1286,6 +1368,61 @@ static void mlp__gemm_task(void *arg, int t, int n)
                           j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
 }
 
+#if defined(MLP__X86) && defined(__x86_64__)
+/* A narrow product with A transposed (the output layer's weight gradient
+   x^T dz): row i of C runs down column i of x, so 16 rows of C are one
+   contiguous vector of x's row k, and each of the N <= 16 columns gets its
+   own accumulator: every lane useful, N independent chains. */
+MLP__TARGET("avx512f")
+static void mlp__narrow_ta_avx512(int M, int N, int K, float alpha, const float *A, int lda,
+                                  const float *B, int ldb, float beta, float *C, int ldc)
+{
+    float out[16][16];
+    int i, j, k, r;
+    for (i = 0; i < M; i += 16) {
+        __mmask16 m = M - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (M - i)) - 1);
+        int rows = M - i < 16 ? M - i : 16;
+#define MLP__DECL(q) __m512 acc##q = _mm512_setzero_ps();
+#define MLP__STEP(q) if (q < N) acc##q = _mm512_fmadd_ps(xk, _mm512_set1_ps(bk[q]), acc##q);
+#define MLP__KEEP(q) if (q < N) _mm512_storeu_ps(out[q], acc##q);
+        MLP__VEC16(MLP__DECL)
+        for (k = 0; k < K; k++) {
+            __m512 xk = _mm512_maskz_loadu_ps(m, A + (size_t)k * lda + i);
+            const float *bk = B + (size_t)k * ldb;
+            MLP__VEC16(MLP__STEP)
+        }
+        MLP__VEC16(MLP__KEEP)
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__KEEP
+        for (r = 0; r < rows; r++) {
+            float *c = C + (size_t)(i + r) * ldc;
+            for (j = 0; j < N; j++) c[j] = beta == 0.0f ? alpha * out[j][r] : alpha * out[j][r] + beta * c[j];
+        }
+    }
+}
+
+/* Task t of n takes a range of whole row blocks of a narrow product (8
+   rows, or 16 with A transposed): each row's arithmetic is the same
+   whichever task computes it. */
+static void mlp__narrow_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int rows = j->trans_a ? 16 : 8;
+    int blocks = (j->M + rows - 1) / rows, begin = (int)((long)blocks * t / n) * rows, end = (int)((long)blocks * (t + 1) / n) * rows;
+    size_t sa_i = j->trans_a ? 1 : (size_t)j->lda, sa_k = j->trans_a ? (size_t)j->lda : 1;
+    if (end > j->M) end = j->M;
+    if (begin >= end) return;
+    if (j->trans_a) {
+        mlp__narrow_ta_avx512(end - begin, j->N, j->K, j->alpha, j->A + begin, j->lda, j->B, j->ldb, j->beta,
+                              j->C + (size_t)begin * j->ldc, j->ldc);
+        return;
+    }
+    mlp__narrow_avx512(end - begin, j->N, j->K, j->alpha, j->A + (size_t)begin * sa_i, sa_i, sa_k,
+                       j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
+}
+#endif
+
 /* The single entry point every layer uses (g == NULL: the scalar kernel). */
 static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
                       int M, int N, int K, float alpha, const float *A, int lda,
@@ -1298,6 +1435,12 @@ static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
 #if defined(MLP__X86) && defined(__x86_64__)
     if (kern && g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
         mlp__gemv_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (kern && g->isa == MLP_ISA_AVX512 && N <= 16 && !trans_b) {
+        j.g = g; j.trans_a = trans_a; j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
+        j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+        mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
         return;
     }
 #endif

@@ -106,6 +106,33 @@ static void test_b1_shapes(void **state)
     }
 }
 
+/* The streaming paths: one or two rows (inference at batch 1) across
+   every 16-lane and 256-column boundary, and narrow products (N <= 16, the
+   output layer) with A plain or transposed; beta, padding and misaligned
+   pointers included. */
+static void test_batch1_and_narrow_paths(void **state)
+{
+    static const int wide[] = {1, 15, 16, 17, 63, 64, 65, 100, 255, 256, 257, 300, 513};
+    static const int deep[] = {1, 7, 64, 300};
+    int s, n, k, m, t;
+    (void)state;
+    for (s = 0; s < n_isas; s++)
+        for (n = 0; n < (int)(sizeof wide / sizeof wide[0]); n++)
+            for (k = 0; k < 4; k++)
+                for (m = 1; m <= 2; m++) {
+                    assert_true(check(isas[s], 0, 0, m, wide[n], deep[k], 1.0f, 0.0f, 0, 0));
+                    assert_true(check(isas[s], 0, 0, m, wide[n], deep[k], 0.5f, 1.0f, 3, 1));
+                }
+    for (s = 0; s < n_isas; s++)
+        for (n = 1; n <= 17; n++)
+            for (k = 0; k < 4; k++)
+                for (t = 0; t < 2; t++)
+                    for (m = 1; m <= 25; m += 3) {
+                        assert_true(check(isas[s], t, 0, m, n, deep[k], 1.0f, 0.0f, 0, 0));
+                        assert_true(check(isas[s], t, 0, m + 64, n, deep[k], -0.5f, 1.0f, 2, 1));
+                    }
+}
+
 static void test_alpha_beta_padding_alignment(void **state)
 {
     int s, t;
@@ -152,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_every_size_to_70),
         cmocka_unit_test(test_small_cube),
         cmocka_unit_test(test_random_large_shapes),
+        cmocka_unit_test(test_batch1_and_narrow_paths),
         cmocka_unit_test(test_b1_shapes),
         cmocka_unit_test(test_alpha_beta_padding_alignment),
         cmocka_unit_test(test_beta_zero_ignores_nan),

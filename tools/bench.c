@@ -116,6 +116,50 @@ static double gemm_row(const shape *s, mlp_net *net, int threads)
     return ob;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* The core's own ceiling: 12 independent AVX-512 FMA chains, nothing else
+   (enough chains to cover the FMA latency on two FMA ports). */
+__attribute__((target("avx512f"), noinline)) static double fma_peak_avx512(long iters)
+{
+    __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f), s;
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
+    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
+    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+    float out[16];
+    double t = now();
+    long n;
+    for (n = 0; n < iters; n++) {
+#define FMA_STEP(x) x = _mm512_fmadd_ps(x, b, c);
+        FMA_STEP(a0) FMA_STEP(a1) FMA_STEP(a2) FMA_STEP(a3) FMA_STEP(a4) FMA_STEP(a5)
+        FMA_STEP(a6) FMA_STEP(a7) FMA_STEP(a8) FMA_STEP(a9) FMA_STEP(a10) FMA_STEP(a11)
+#undef FMA_STEP
+    }
+    t = now() - t;
+    s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    _mm512_storeu_ps(out, s);
+    if (out[0] == 1234.5f) printf(" ");
+    return (double)iters * 12 * 32 / t / 1e9;
+}
+#endif
+
+/* single-core FMA peak, GFLOP/s (0 where we have no AVX-512 probe) */
+static double fma_peak(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    double t[5];
+    int r;
+    if (!mlp_isa_supported(MLP_ISA_AVX512)) return 0;
+    double best = 0;
+    for (r = 0; r < 5; r++) t[r] = fma_peak_avx512(50000000);
+    for (r = 0; r < 5; r++) if (t[r] > best) best = t[r];
+    return best; /* a ceiling: the best of 5, not the median */
+#else
+    return 0;
+#endif
+}
+
 /* B3; also returns, per thread count, the seconds OpenBLAS would spend on
    one B1 epoch's products (938 batches of the shapes above) */
 static void bench_gemm(int threads, double *openblas_epoch)
@@ -236,12 +280,16 @@ static void bench_augment(const mlp_dataset *train, int threads)
 
 int main(int argc, char **argv)
 {
-    double ob_epoch[3] = {0, 0, 0};
+    double ob_epoch[3] = {0, 0, 0}, peak;
     int only_training = argc > 1 && !strcmp(argv[1], "--training");
     mlp_dataset train, test;
     int threads;
     printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
            only_training ? "training only" : "BENCH.md B1-B3, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
+    peak = fma_peak();
+    if (peak > 0)
+        printf("this core's AVX-512 FMA peak: %.1f GFLOP/s (12 independent FMA chains); B1 at that rate: %.3f s/epoch\n",
+               peak, 60.4 / peak);
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_gemm(threads, &ob_epoch[threads]);
     if (load_mnist(&train, &test)) return 1;
     printf("\n");
