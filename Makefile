@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests tools fonts experiments figures recipe-plain recipe-augment valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings tools fonts experiments figures recipe-plain recipe-augment valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,9 +35,16 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
+
+# mlp.h warning-free as C99 and C++11 under gcc and clang, at -O0 and -O2
+test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every compiler found
+	@set -e; for cc in gcc clang g++ clang++; do command -v $$cc > /dev/null || continue; \
+	    case $$cc in *++) std="-x c++ -std=c++11";; *) std="-std=c99";; esac; \
+	    for o in -O0 -O2; do echo "== $$cc $$std $$o"; \
+	        $$cc $$std -Wall -Wextra -Wpedantic -Werror $$o -o $(B)/compile_check tests/compile_check.c -lm -lpthread; done; done
 
 test-unit: all ## run the tests that need no download
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$(B)/$$t; done

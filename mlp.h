@@ -914,7 +914,7 @@ static void mlp__pack_a_rows_avx512(float *dst, const float *A, int lda, int k0,
     for (p = 0; p < m; p += 8, dst += (size_t)8 * kc) {
         const float *src = A + (size_t)(i0 + p) * lda + k0;
         if (m - p < 8) { mlp__pack_a(dst, 0, A, lda, i0 + p, k0, m - p, kc, 8); continue; }
-        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, _mm512_i32gather_ps(idx, src + k, 4));
+        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, src + k, 4));
         for (; k < kc; k++) {
             int r;
             for (r = 0; r < 8; r++) dst[(size_t)k * 8 + r] = src[(size_t)r * lda + k];
@@ -933,8 +933,8 @@ static void mlp__pack_b_cols_avx512(float *dst, const float *B, int ldb, int k0,
         const float *b0 = B + (size_t)(j0 + p) * ldb + k0, *b1 = b0 + (size_t)16 * ldb;
         if (n - p < 32) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 32); continue; }
         for (k = 0; k < kc; k++) {
-            _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_i32gather_ps(idx, b0 + k, 4));
-            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, _mm512_i32gather_ps(idx, b1 + k, 4));
+            _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, b0 + k, 4));
+            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, b1 + k, 4));
         }
     }
 }
@@ -1369,13 +1369,30 @@ static void mlp__gemm_task(void *arg, int t, int n)
 }
 
 #if defined(MLP__X86) && defined(__x86_64__)
+/* Task t of n takes a range of 16-column blocks of a batch-1 product: each
+   core streams its own part of every weight row, from its own L2. */
+static void mlp__gemv_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int blocks = (j->N + 15) / 16, begin = (int)((long)blocks * t / n) * 16, end = (int)((long)blocks * (t + 1) / n) * 16;
+    if (end > j->N) end = j->N;
+    if (begin >= end) return;
+    mlp__gemv_avx512(j->M, end - begin, j->K, j->alpha, j->A, j->lda, j->B + begin, j->ldb, j->beta, j->C + begin, j->ldc);
+}
+
 /* A narrow product with A transposed (the output layer's weight gradient
    x^T dz): row i of C runs down column i of x, so 16 rows of C are one
    contiguous vector of x's row k, and each of the N <= 16 columns gets its
-   own accumulator: every lane useful, N independent chains. */
+   own accumulator: every lane useful, N independent chains. Inlined once
+   per N (the switch below), so the per-column tests fold away. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MLP__ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define MLP__ALWAYS_INLINE
+#endif
 MLP__TARGET("avx512f")
-static void mlp__narrow_ta_avx512(int M, int N, int K, float alpha, const float *A, int lda,
-                                  const float *B, int ldb, float beta, float *C, int ldc)
+static MLP__ALWAYS_INLINE void mlp__narrow_ta_n(const int N, int M, int K, float alpha, const float *A, int lda,
+                                                const float *B, int ldb, float beta, float *C, int ldc)
 {
     float out[16][16];
     int i, j, k, r;
@@ -1399,6 +1416,18 @@ static void mlp__narrow_ta_avx512(int M, int N, int K, float alpha, const float 
             float *c = C + (size_t)(i + r) * ldc;
             for (j = 0; j < N; j++) c[j] = beta == 0.0f ? alpha * out[j][r] : alpha * out[j][r] + beta * c[j];
         }
+    }
+}
+
+MLP__TARGET("avx512f")
+static void mlp__narrow_ta_avx512(int M, int N, int K, float alpha, const float *A, int lda,
+                                  const float *B, int ldb, float beta, float *C, int ldc)
+{
+    switch (N) {
+#define MLP__CASE(q) case q + 1: mlp__narrow_ta_n(q + 1, M, K, alpha, A, lda, B, ldb, beta, C, ldc); break;
+    MLP__VEC16(MLP__CASE)
+#undef MLP__CASE
+    default: break;
     }
 }
 
@@ -1434,7 +1463,9 @@ static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
     if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
 #if defined(MLP__X86) && defined(__x86_64__)
     if (kern && g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
-        mlp__gemv_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        j.g = g; j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
+        j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+        mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
         return;
     }
     if (kern && g->isa == MLP_ISA_AVX512 && N <= 16 && !trans_b) {
@@ -2294,7 +2325,15 @@ static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, si
 }
 
 #if defined(MLP__X86) && defined(__x86_64__)
-static float mlp__sum16(__m512 acc);
+MLP__TARGET("avx512f")
+static float mlp__sum16(__m512 acc)
+{
+    float lanes[16], sum = 0.0f;
+    int k;
+    _mm512_storeu_ps(lanes, acc);
+    for (k = 0; k < 16; k++) sum += lanes[k];
+    return sum;
+}
 
 MLP__TARGET("avx512f")
 static float mlp__nesterov_avx512(float *w, const float *dw, float *v, size_t n,
@@ -2330,7 +2369,7 @@ static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, si
         __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
         __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
         __m512 si = _mm512_fmadd_ps(b2, _mm512_loadu_ps(s2 + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
-        __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(si, r2)), eps);
+        __m512 den = _mm512_add_ps(_mm512_mask_sqrt_ps(_mm512_setzero_ps(), (__mmask16)0xffff, _mm512_mul_ps(si, r2)), eps);
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(s2 + i, si);
         wi = _mm512_fnmadd_ps(lr, _mm512_div_ps(_mm512_mul_ps(mi, r1), den), _mm512_mul_ps(shrink, wi));
@@ -2340,15 +2379,6 @@ static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, si
     return mlp__sum16(acc) + mlp__adam_scalar(w + i, dw + i, m + i, s2 + i, n - i, a, wd);
 }
 
-MLP__TARGET("avx512f")
-static float mlp__sum16(__m512 acc)
-{
-    float lanes[16], sum = 0.0f;
-    int k;
-    _mm512_storeu_ps(lanes, acc);
-    for (k = 0; k < 16; k++) sum += lanes[k];
-    return sum;
-}
 #endif
 
 typedef struct mlp__update_job {
