@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings tools fonts experiments figures recipe-plain recipe-augment valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings tools fonts experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -134,6 +134,10 @@ recipe-plain: examples data ## MNIST without augmentation: build/recipe-plain.cs
 recipe-augment: examples data ## MNIST with affine + elastic augmentation: build/recipe-augment.csv
 	$(RECIPE) --epochs 100 --shift 2 --rotate 8 --scale 0.08 --shear 0.08 \
 	    --elastic-alpha 34 --elastic-sigma 4 --log $(B)/recipe-augment.csv --out $(B)/recipe-augment.mlp
+
+recipe-augment-long: examples data ## the augmented recipe, wider and longer (about 25 min): build/recipe-augment-long.csv
+	$(RECIPE) --layers 784-1024-1024-10 --epochs 200 --shift 2 --rotate 8 --scale 0.08 --shear 0.08 \
+	    --elastic-alpha 34 --elastic-sigma 4 --log $(B)/recipe-augment-long.csv --out $(B)/recipe-augment-long.mlp
 
 # The README's pictures (examples/figures/), regenerated from scratch.
 FIG := examples/figures
