@@ -12,11 +12,13 @@
 
    WHAT IT IS
       Tensor helpers, matrix multiply, activations (ReLU, sigmoid, tanh,
-      identity), losses (softmax cross-entropy, Euclidean), dense layers,
-      backpropagation over mini-batches, SGD with momentum / weight decay /
-      step decay, evaluation (loss, accuracy, confusion matrix) and a strict
-      IDX (MNIST) file loader. Standard C99 library only; no global mutable
-      state but a per-thread last-error message.
+      identity), losses (softmax cross-entropy, Euclidean), dense, batch
+      normalisation and dropout layers, backpropagation over mini-batches,
+      SGD with momentum / Nesterov / Adam / AdamW, learning-rate schedules,
+      evaluation (loss, accuracy, confusion matrix), data augmentation, a
+      strict IDX (MNIST) file loader and model files. Standard C99 library
+      only (+ pthreads); no global mutable state but a per-thread last-error
+      message.
 
    QUICK START (XOR, the whole program; see examples/xor.c)
       float X[8] = {0,0, 0,1, 1,0, 1,1};
@@ -902,6 +904,14 @@ static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, 
    with a stride: gathers read the strided values and whole vectors are
    stored. Panel layouts as in mlp__pack_a / mlp__pack_b. */
 
+/* 16 floats at p + idx[lane] (the masked form: gcc 12 in C++ warns about
+   the plain one's undefined source) */
+MLP__TARGET("avx512f")
+static __m512 mlp__gather16(__m512i idx, const float *p)
+{
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, p, 4);
+}
+
 /* op(A) = A (rows contiguous), mr = 8: one gather takes k and k + 1 of
    eight rows, which is 16 consecutive floats of the panel. */
 MLP__TARGET("avx512f")
@@ -914,7 +924,7 @@ static void mlp__pack_a_rows_avx512(float *dst, const float *A, int lda, int k0,
     for (p = 0; p < m; p += 8, dst += (size_t)8 * kc) {
         const float *src = A + (size_t)(i0 + p) * lda + k0;
         if (m - p < 8) { mlp__pack_a(dst, 0, A, lda, i0 + p, k0, m - p, kc, 8); continue; }
-        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, src + k, 4));
+        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, mlp__gather16(idx, src + k));
         for (; k < kc; k++) {
             int r;
             for (r = 0; r < 8; r++) dst[(size_t)k * 8 + r] = src[(size_t)r * lda + k];
@@ -927,14 +937,15 @@ static void mlp__pack_a_rows_avx512(float *dst, const float *A, int lda, int k0,
 MLP__TARGET("avx512f")
 static void mlp__pack_b_cols_avx512(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
 {
-    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(ldb));
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(ldb));
     int p, k;
     for (p = 0; p < n; p += 32, dst += (size_t)32 * kc) {
         const float *b0 = B + (size_t)(j0 + p) * ldb + k0, *b1 = b0 + (size_t)16 * ldb;
         if (n - p < 32) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 32); continue; }
         for (k = 0; k < kc; k++) {
-            _mm512_storeu_ps(dst + (size_t)k * 32, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, b0 + k, 4));
-            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, b1 + k, 4));
+            _mm512_storeu_ps(dst + (size_t)k * 32, mlp__gather16(idx, b0 + k));
+            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, mlp__gather16(idx, b1 + k));
         }
     }
 }
