@@ -2260,6 +2260,17 @@ static float mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
     return sum;
 }
 
+/* the sum of a vector's 16 lanes */
+MLP__TARGET("avx512f")
+static float mlp__sum16(__m512 acc)
+{
+    float lanes[16], sum = 0.0f;
+    int k;
+    _mm512_storeu_ps(lanes, acc);
+    for (k = 0; k < 16; k++) sum += lanes[k];
+    return sum;
+}
+
 MLP__TARGET("avx512f")
 static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
                              float lr, float momentum, float weight_decay)
@@ -2275,13 +2286,7 @@ static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
         _mm512_storeu_ps(w + i, wi);
         acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
     }
-    {
-        float lanes[16], sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
-        int k;
-        _mm512_storeu_ps(lanes, acc);
-        for (k = 0; k < 16; k++) sum += lanes[k];
-        return sum;
-    }
+    return mlp__sum16(acc) + mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
 }
 #endif
 
@@ -2336,16 +2341,6 @@ static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, si
 }
 
 #if defined(MLP__X86) && defined(__x86_64__)
-MLP__TARGET("avx512f")
-static float mlp__sum16(__m512 acc)
-{
-    float lanes[16], sum = 0.0f;
-    int k;
-    _mm512_storeu_ps(lanes, acc);
-    for (k = 0; k < 16; k++) sum += lanes[k];
-    return sum;
-}
-
 MLP__TARGET("avx512f")
 static float mlp__nesterov_avx512(float *w, const float *dw, float *v, size_t n,
                                   float lr, float momentum, float weight_decay)

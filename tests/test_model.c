@@ -283,6 +283,21 @@ static void test_disk_full_keeps_previous_file(void **state)
     mlp_free(small); mlp_free(big);
 }
 
+/* net through mlp_save_memory and mlp_load_memory; *buf (malloc'd) keeps
+   the bytes for further edits */
+static mlp_net *save_and_load(const mlp_net *net, unsigned char **buf, size_t *n)
+{
+    mlp_net *back;
+    *n = mlp_save_memory(net, NULL, 0);
+    *buf = malloc(*n);
+    assert_int_equal(mlp_save_memory(net, *buf, *n), *n);
+    back = mlp_load_memory(*buf, *n);
+    if (!back) print_error("%s\n", mlp_error());
+    assert_non_null(back);
+    assert_int_equal(back->n_layers, net->n_layers);
+    return back;
+}
+
 static void test_dropout_round_trip(void **state)
 {
     mlp_net *net = trained_net(), *back;
@@ -290,13 +305,7 @@ static void test_dropout_round_trip(void **state)
     unsigned char *buf;
     (void)state;
     assert_int_equal(mlp_add_dropout(net, 0.2f, 0.5f), 0);
-    n = mlp_save_memory(net, NULL, 0);
-    buf = malloc(n);
-    mlp_save_memory(net, buf, n);
-    back = mlp_load_memory(buf, n);
-    if (!back) print_error("%s\n", mlp_error());
-    assert_non_null(back);
-    assert_int_equal(back->n_layers, net->n_layers);
+    back = save_and_load(net, &buf, &n);
     assert_int_equal(back->layers[0].kind, MLP_LAYER_DROPOUT);
     assert_true(back->layers[0].rate == 0.2f && back->layers[3].rate == 0.5f);
     assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));
@@ -344,13 +353,7 @@ static void test_batchnorm_round_trip(void **state)
     }
     mlp_set_training(net, 0);
     memcpy(want, mlp_forward(net, X, 4), sizeof want);
-    n = mlp_save_memory(net, NULL, 0);
-    buf = malloc(n);
-    mlp_save_memory(net, buf, n);
-    back = mlp_load_memory(buf, n);
-    if (!back) print_error("%s\n", mlp_error());
-    assert_non_null(back);
-    assert_int_equal(back->n_layers, net->n_layers);
+    back = save_and_load(net, &buf, &n);
     for (i = 0; i < net->n_layers; i++) assert_int_equal(back->layers[i].kind, net->layers[i].kind);
     assert_int_equal(back->layers[1].kind, MLP_LAYER_BATCHNORM);
     assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));
