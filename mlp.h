@@ -193,7 +193,8 @@ typedef struct mlp_layer {
                              biases; batchnorm: scale (gamma) and shift (beta) */
     float *dW, *db;       /* the same views into mlp_net.grads */
     /* MLP_LAYER_BATCHNORM only: running mean and variance (inference), the
-       batch's 1/sqrt(var + eps) and mean, views into mlp_net.stats */
+       batch's 1/sqrt(var + eps) and mean (scratch of the forward pass),
+       views into mlp_net.stats */
     float *run_mean, *run_var, *inv_std, *batch_mean;
     float eps, momentum;  /* batchnorm: running = (1 - momentum) running + momentum batch */
 } mlp_layer;
@@ -1472,20 +1473,6 @@ static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
     const mlp__kernel *kern = g ? mlp__kernel_for(g->isa, N) : NULL;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (kern && g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
-        j.g = g; j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
-        j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
-        mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
-        return;
-    }
-    if (kern && g->isa == MLP_ISA_AVX512 && N <= 16 && !trans_b) {
-        j.g = g; j.trans_a = trans_a; j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
-        j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
-        mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
-        return;
-    }
-#endif
     if (!kern || !g->pack_a[0]) {
         mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -1493,6 +1480,16 @@ static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
     j.g = g; j.kern = kern; j.trans_a = trans_a; j.trans_b = trans_b;
     j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
     j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+#if defined(MLP__X86) && defined(__x86_64__)
+    if (g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
+        mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
+        return;
+    }
+    if (g->isa == MLP_ISA_AVX512 && N <= 16 && !trans_b) {
+        mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
+        return;
+    }
+#endif
     j.split_n = N >= g->n_threads * kern->nr * 2 || N >= M;
     mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
 }
@@ -1649,7 +1646,7 @@ static void mlp__dropout_backward(float *dx, const float *dy, const float *mask,
 static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats)
 {
     int i, j, n = L->n_out;
-    float *mean = L->batch_mean, *inv = L->inv_std;
+    float *mean = batch_stats ? L->batch_mean : L->run_mean, *inv = L->inv_std;
     if (batch_stats) {
         float rb = 1.0f / (float)B, unbias = B > 1 ? (float)B / (float)(B - 1) : 1.0f;
         for (j = 0; j < n; j++) mean[j] = inv[j] = 0.0f;
@@ -1665,7 +1662,7 @@ static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, co
             inv[j] = 1.0f / sqrtf(var + L->eps);
         }
     } else {
-        for (j = 0; j < n; j++) { mean[j] = L->run_mean[j]; inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps); }
+        for (j = 0; j < n; j++) inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps);
     }
     for (i = 0; i < B; i++) {
         const float *xi = x + (size_t)i * n;
@@ -2234,6 +2231,21 @@ static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
     return sum;
 }
 
+/* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
+static float mlp__nesterov_scalar(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        float g = dw[i] + weight_decay * w[i];
+        v[i] = momentum * v[i] + g;
+        w[i] -= lr * (g + momentum * v[i]);
+        sum += v[i] + w[i];
+    }
+    return sum;
+}
+
 #if defined(MLP__X86) && defined(__x86_64__)
 /* The update streams three arrays larger than L2 once per batch: it is
    memory-bound, so wide loads matter more than anything else here. */
@@ -2271,22 +2283,26 @@ static float mlp__sum16(__m512 acc)
     return sum;
 }
 
+/* Momentum SGD, or Nesterov's variant (w -= lr (g + mu v) instead of
+   w -= lr v); g = dw + weight_decay w, v = mu v + g in both. */
 MLP__TARGET("avx512f")
-static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
-                             float lr, float momentum, float weight_decay)
+static float mlp__momentum_avx512(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay, int nesterov)
 {
     size_t i = 0;
     __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
     __m512 acc = _mm512_setzero_ps();
     for (; i + 16 <= n; i += 16) {
         __m512 wi = _mm512_loadu_ps(w + i);
-        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i)));
+        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
+        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), g);
         _mm512_storeu_ps(v + i, vi);
-        wi = _mm512_fnmadd_ps(vlr, vi, wi);
+        wi = _mm512_fnmadd_ps(vlr, nesterov ? _mm512_fmadd_ps(vmu, vi, g) : vi, wi);
         _mm512_storeu_ps(w + i, wi);
         acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
     }
-    return mlp__sum16(acc) + mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+    return mlp__sum16(acc) + (nesterov ? mlp__nesterov_scalar : mlp__sgd_scalar)(w + i, dw + i, v + i, n - i,
+                                                                              lr, momentum, weight_decay);
 }
 #endif
 
@@ -2294,32 +2310,15 @@ static float mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, si
                             float lr, float momentum, float weight_decay)
 {
 #if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) return mlp__sgd_avx512(w, dw, v, n, lr, momentum, weight_decay);
+    if (isa == MLP_ISA_AVX512) return mlp__momentum_avx512(w, dw, v, n, lr, momentum, weight_decay, 0);
     if (isa == MLP_ISA_AVX2) return mlp__sgd_avx2(w, dw, v, n, lr, momentum, weight_decay);
 #endif
     (void)isa;
     return mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
 }
 
-/* The optimizers' per-block update rules. Each returns the sum of the new
-   state and weights, like the SGD blocks above. */
-
-/* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
-static float mlp__nesterov_scalar(float *w, const float *dw, float *v, size_t n,
-                                  float lr, float momentum, float weight_decay)
-{
-    size_t i;
-    float sum = 0.0f;
-    for (i = 0; i < n; i++) {
-        float g = dw[i] + weight_decay * w[i];
-        v[i] = momentum * v[i] + g;
-        w[i] -= lr * (g + momentum * v[i]);
-        sum += v[i] + w[i];
-    }
-    return sum;
-}
-
-/* Adam: m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
+/* Adam (returns the sum of the new first moment and weights, like the
+   momentum blocks above): m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
    w -= lr (m / c1) / (sqrt(s / c2) + eps), c = 1 - b^t. AdamW applies the
    weight decay to w directly (w -= lr wd w) instead of adding it to g. */
 typedef struct mlp__adam_param { float lr, b1, b2, eps, c1, c2; int decoupled; } mlp__adam_param;
@@ -2341,25 +2340,6 @@ static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, si
 }
 
 #if defined(MLP__X86) && defined(__x86_64__)
-MLP__TARGET("avx512f")
-static float mlp__nesterov_avx512(float *w, const float *dw, float *v, size_t n,
-                                  float lr, float momentum, float weight_decay)
-{
-    size_t i = 0;
-    __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        __m512 wi = _mm512_loadu_ps(w + i);
-        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
-        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), g);
-        _mm512_storeu_ps(v + i, vi);
-        wi = _mm512_fnmadd_ps(vlr, _mm512_fmadd_ps(vmu, vi, g), wi);
-        _mm512_storeu_ps(w + i, wi);
-        acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
-    }
-    return mlp__sum16(acc) + mlp__nesterov_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
-}
-
 MLP__TARGET("avx512f")
 static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, size_t n,
                               const mlp__adam_param *a, float wd)
@@ -2404,7 +2384,7 @@ static float mlp__update_block(const mlp__update_job *j, size_t o, size_t n, flo
     if (j->optimizer == MLP_OPT_SGD) return mlp__sgd_block(isa, w, dw, v, n, j->lr, j->momentum, wd);
 #if defined(MLP__X86) && defined(__x86_64__)
     if (isa == MLP_ISA_AVX512)
-        return j->optimizer == MLP_OPT_NESTEROV ? mlp__nesterov_avx512(w, dw, v, n, j->lr, j->momentum, wd)
+        return j->optimizer == MLP_OPT_NESTEROV ? mlp__momentum_avx512(w, dw, v, n, j->lr, j->momentum, wd, 1)
                                                 : mlp__adam_avx512(w, dw, v, net->second + o, n, &j->adam, wd);
 #endif
     return j->optimizer == MLP_OPT_NESTEROV ? mlp__nesterov_scalar(w, dw, v, n, j->lr, j->momentum, wd)

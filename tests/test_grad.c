@@ -254,26 +254,36 @@ static void check_every_parameter(const mlp_net *net, double *params, const floa
     }
 }
 
-static void check_network(mlp_loss loss)
+/* forward and backward through net on (X, labels), then the loss and every
+   parameter's gradient against the double-precision reference */
+static void check_net_gradients(mlp_net *net, const float *X, const int *labels, int B)
 {
-    enum { B = 5 };
-    int sizes[4] = {6, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3};
-    mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
-    float X[B * 6], L;
-    double params[6 * 8 + 8 + 8 * 7 + 7 + 7 * 4 + 4];
-    mlp_rng rng;
+    double *params = malloc(net->n_params * sizeof(double));
+    float L;
     size_t p;
-    mlp_net *net = mlp_create(4, sizes, acts, loss, 5);
-    assert_non_null(net);
-    assert_int_equal(net->n_params, sizeof params / sizeof params[0]);
-    mlp_rng_seed(&rng, 1, 2);
-    fill_random(X, B * 6, &rng, -1, 1);
-    fill_random(net->params, (int)net->n_params, &rng, -0.8f, 0.8f); /* biases too */
+    assert_non_null(params);
     for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
     assert_non_null(mlp_forward(net, X, B));
     assert_int_equal(mlp_backward(net, labels, &L), 0);
     assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
     check_every_parameter(net, params, X, labels, B);
+    free(params);
+}
+
+static void check_network(mlp_loss loss)
+{
+    enum { B = 5 };
+    int sizes[4] = {6, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3};
+    mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
+    float X[B * 6];
+    mlp_rng rng;
+    mlp_net *net = mlp_create(4, sizes, acts, loss, 5);
+    assert_non_null(net);
+    assert_int_equal(net->n_params, 6 * 8 + 8 + 8 * 7 + 7 + 7 * 4 + 4);
+    mlp_rng_seed(&rng, 1, 2);
+    fill_random(X, B * 6, &rng, -1, 1);
+    fill_random(net->params, (int)net->n_params, &rng, -0.8f, 0.8f); /* biases too */
+    check_net_gradients(net, X, labels, B);
     mlp_free(net);
 }
 
@@ -287,19 +297,14 @@ static void test_network_relu(void **state)
     enum { B = 4 };
     int sizes[4] = {5, 8, 6, 3}, labels[B] = {2, 0, 1, 2};
     mlp_act acts[3] = {MLP_ACT_RELU, MLP_ACT_RELU, MLP_ACT_IDENTITY};
-    float X[B * 5], L;
-    double params[5 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3];
+    float X[B * 5];
     mlp_rng rng;
-    size_t p;
     mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 9);
     (void)state;
     assert_non_null(net);
     mlp_rng_seed(&rng, 4, 4);
     fill_random(X, B * 5, &rng, -1, 1);
-    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
-    assert_non_null(mlp_forward(net, X, B));
-    assert_int_equal(mlp_backward(net, labels, &L), 0);
-    check_every_parameter(net, params, X, labels, B);
+    check_net_gradients(net, X, labels, B);
     mlp_free(net);
 }
 
@@ -310,25 +315,19 @@ static void test_network_dropout(void **state)
     enum { B = 5 };
     int sizes[4] = {6, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3}, dropped = 0, i;
     mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
-    float X[B * 6], L;
-    double params[6 * 8 + 8 + 8 * 7 + 7 + 7 * 4 + 4];
+    float X[B * 6];
     mlp_rng rng;
-    size_t p;
     mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 5);
     (void)state;
     assert_int_equal(mlp_add_dropout(net, 0.2f, 0.5f), 0);
     assert_int_equal(net->n_layers, 8); /* drop dense tanh drop dense sigmoid drop dense */
     mlp_rng_seed(&rng, 1, 2);
     fill_random(X, B * 6, &rng, -1, 1);
-    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
     mlp_set_training(net, 1);
     mlp_rng_seed(&net->dropout_rng, 77, 1);
-    assert_non_null(mlp_forward(net, X, B));
-    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    check_net_gradients(net, X, labels, B);
     for (i = 0; i < B * 8; i++) dropped += net->aux[3][i] == 0.0f;
     assert_true(dropped > 5 && dropped < 35);  /* about half of 40 */
-    assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
-    check_every_parameter(net, params, X, labels, B);
     mlp_set_training(net, 0); /* inference: dropout is the identity */
     mlp_free(net);
 }
@@ -342,26 +341,20 @@ static void check_batchnorm(int training)
     enum { B = 6 };
     int sizes[4] = {5, 8, 7, 4}, labels[B] = {0, 3, 1, 2, 3, 0}, j;
     mlp_act acts[3] = {MLP_ACT_TANH, MLP_ACT_SIGMOID, MLP_ACT_IDENTITY};
-    float X[B * 5], L;
-    double params[5 * 8 + 8 + 2 * 8 + 8 * 7 + 7 + 2 * 7 + 7 * 4 + 4];
+    float X[B * 5];
     mlp_rng rng;
-    size_t p;
     mlp_net *net = mlp_create(4, sizes, acts, MLP_LOSS_CE, 5);
     assert_int_equal(mlp_add_batchnorm(net), 0);
     assert_int_equal(net->n_layers, 7); /* dense bn tanh dense bn sigmoid dense */
     assert_int_equal(net->layers[1].kind, MLP_LAYER_BATCHNORM);
-    assert_int_equal(net->n_params, sizeof params / sizeof params[0]);
+    assert_int_equal(net->n_params, 5 * 8 + 8 + 2 * 8 + 8 * 7 + 7 + 2 * 7 + 7 * 4 + 4);
     mlp_rng_seed(&rng, 3, 7);
     fill_random(X, B * 5, &rng, -1, 1);
     fill_random(net->params, (int)net->n_params, &rng, -0.8f, 0.8f); /* gamma, beta too */
     for (j = 0; j < 8; j++) { net->layers[1].run_mean[j] = 0.1f * j - 0.3f; net->layers[1].run_var[j] = 0.2f + 0.05f * j; }
-    for (p = 0; p < net->n_params; p++) params[p] = net->params[p];
     mlp_set_training(net, training);
-    assert_non_null(mlp_forward(net, X, B));
-    assert_int_equal(mlp_backward(net, labels, &L), 0);
+    check_net_gradients(net, X, labels, B);
     assert_int_equal(net->batch_stats, training);
-    assert_true(fabs(L - ref_net_loss(net, params, X, labels, B)) < 1e-5);
-    check_every_parameter(net, params, X, labels, B);
     mlp_free(net);
 }
 
