@@ -3,6 +3,7 @@
 
    cc -O2 -o classify examples/classify.c -lm
    ./classify model.mlp my_digit.png            ->  my_digit.png: 7 (99.3%)
+   ./classify --number model.mlp house.png      ->  house.png: 2026 (per digit 99.1% 97.3% 99.8% 98.0%)
 
    PNGs are decoded by stb_image (Debian: apt-get install libstb-dev); every
    size, bit depth and colour type is accepted, and mlp_digit_preprocess turns
@@ -29,7 +30,7 @@
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
-typedef struct options { int top, json, raw, show; } options;
+typedef struct options { int top, json, raw, show, number; } options;
 
 static void usage(FILE *f)
 {
@@ -39,7 +40,12 @@ static void usage(FILE *f)
         "  --json     one JSON object per image: file, digit, confidence, probs\n"
         "  --raw      the image already is a 28x28 MNIST-style input (bright ink on\n"
         "             black): no preprocessing\n"
-        "  --show     print the 28x28 input the network sees, as ASCII art\n"
+        "  --number   the picture holds a whole number: read its digits left to right\n"
+        "             (--json adds each digit's box: x, y, width, height in pixels)\n"
+        "  --show     print every preprocessing stage and the 28x28 input the network\n"
+        "             sees, as ASCII art, to see why a digit was misread\n"
+        "Pictures with no digit, only specks, or a digit cut by the edge are refused\n"
+        "with a message rather than guessed.\n"
         "Exit status: 0 all classified, 1 some file failed, 2 bad usage.\n");
 }
 
@@ -95,35 +101,49 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
     return px;
 }
 
-/* The network's raw 0..255 input for one image file; 0 or -1 (*why set) */
-static int image_input(const char *path, const mlp_net *net, const options *o, float *raw, const char **why)
+/* ASCII art of a stage image (0 paper .. 1 ink), at most 64 characters wide */
+static void show_stage(void *user, const char *stage, const float *img, int w, int h)
 {
-    int w, h, i, rc = 0;
+    static const char ramp[] = " .:-=+*#%@";
+    int step = (w + 31) / 32, x, y;
+    (void)user;
+    printf("-- %s, %dx%d%s\n", stage, w, h, step > 1 ? " (shrunk)" : "");
+    for (y = 0; y < h; y += 2 * step) { /* a character is about twice as tall as wide */
+        for (x = 0; x < w; x += step) {
+            float v = 0.0f;
+            int i, j, n = 0;
+            for (j = y; j < y + 2 * step && j < h; j++)
+                for (i = x; i < x + step && i < w; i++) { v += img[j * w + i]; n++; }
+            v = v / (float)n * 10.0f;
+            putchar(ramp[v < 0.0f ? 0 : v > 9.0f ? 9 : (int)v]);
+            putchar(ramp[v < 0.0f ? 0 : v > 9.0f ? 9 : (int)v]);
+        }
+        putchar('\n');
+    }
+}
+
+/* The network's raw 0..255 input for one image file (up to max digits with
+   --number); the number of digits, or -1 with *why set */
+static int image_input(const char *path, const mlp_net *net, const options *o, float *raw,
+                       mlp_digit_box *boxes, int max, const char **why)
+{
+    int w, h, i, rc = 1;
     float *px = load_png(path, &w, &h, why);
     if (!px) return -1;
     if (o->raw) {
         if (w != net->image_w || h != net->image_h) { *why = "--raw needs an image exactly the model's input size"; rc = -1; }
         else for (i = 0; i < w * h; i++) raw[i] = px[2 * i];
+        boxes[0].x = boxes[0].y = 0; boxes[0].w = w; boxes[0].h = h;
     } else {
+        mlp_stage_fn show = o->show ? show_stage : NULL;
         for (i = 0; i < w * h * 2; i++) px[i] /= 255.0f;
-        if (mlp_digit_preprocess(px, w, h, 2, raw) != 0) { *why = mlp_error(); rc = -1; }
+        rc = o->number ? mlp_number_preprocess(px, w, h, 2, raw, boxes, max, show, NULL)
+                       : mlp_digit_preprocess_ex(px, w, h, 2, raw, boxes, show, NULL);
+        if (rc < 0) *why = mlp_error();
+        else if (!o->number) rc = 1;
     }
     free(px);
-    return rc;
-}
-
-static void show(const float *raw, int w, int h)
-{
-    static const char ramp[] = " .:-=+*#%@";
-    int x, y;
-    for (y = 0; y < h; y++) {
-        for (x = 0; x < w; x++) {
-            int level = (int)(raw[y * w + x] / 256.0f * 10.0f);
-            putchar(ramp[level < 0 ? 0 : level > 9 ? 9 : level]);
-            putchar(ramp[level < 0 ? 0 : level > 9 ? 9 : level]);
-        }
-        putchar('\n');
-    }
+    return rc < 0 ? -1 : rc;
 }
 
 static void json_string(const char *s)
@@ -140,7 +160,7 @@ static void json_string(const char *s)
 
 static void report(const char *path, const float *p, int n, const options *o)
 {
-    int order[256], i, j;
+    int order[256] = {0}, i, j;
     for (i = 0; i < n; i++) order[i] = i;
     for (i = 1; i < n; i++) /* insertion sort by probability, most likely first */
         for (j = i; j > 0 && p[order[j]] > p[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
@@ -156,12 +176,39 @@ static void report(const char *path, const float *p, int n, const options *o)
     printf("\n");
 }
 
+/* --number: the digits read, each with its probability and box */
+static void report_number(const char *path, const float *p, int n_out, int n,
+                          const mlp_digit_box *box, const options *o)
+{
+    int i, k, digit[MLP_MAX_DIGITS];
+    for (k = 0; k < n; k++)
+        for (digit[k] = 0, i = 1; i < n_out; i++) if (p[k * n_out + i] > p[k * n_out + digit[k]]) digit[k] = i;
+    if (o->json) {
+        printf("{\"file\":"); json_string(path);
+        printf(",\"number\":\"");
+        for (k = 0; k < n; k++) printf("%d", digit[k]);
+        printf("\",\"digits\":[");
+        for (k = 0; k < n; k++)
+            printf("%s{\"digit\":%d,\"confidence\":%.6g,\"box\":[%d,%d,%d,%d]}", k ? "," : "", digit[k],
+                   p[k * n_out + digit[k]], box[k].x, box[k].y, box[k].w, box[k].h);
+        printf("]}\n");
+        return;
+    }
+    printf("%s: ", path);
+    for (k = 0; k < n; k++) printf("%d", digit[k]);
+    printf(" (per digit");
+    for (k = 0; k < n; k++) printf(" %.1f%%", 100.0 * p[k * n_out + digit[k]]);
+    printf(")\n");
+}
+
 int main(int argc, char **argv)
 {
-    options o = {1, 0, 0, 0};
+    options o = {1, 0, 0, 0, 0};
     int i, failed = 0, n_args = 0, only_files = 0;
     char **args = (char **)malloc(sizeof(char *) * (size_t)argc); /* MODEL IMAGE... */
     float *raw, *x;
+    mlp_digit_box *boxes;
+    int per, max;
     mlp_net *net;
     for (i = 1; args && i < argc; i++) {  /* options may come anywhere; "--" ends them */
         if (only_files || strncmp(argv[i], "--", 2) != 0) args[n_args++] = argv[i];
@@ -170,6 +217,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--json")) o.json = 1;
         else if (!strcmp(argv[i], "--raw")) o.raw = 1;
         else if (!strcmp(argv[i], "--show")) o.show = 1;
+        else if (!strcmp(argv[i], "--number")) o.number = 1;
         else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
             char *end;
             long k = strtol(argv[++i], &end, 10);
@@ -192,22 +240,34 @@ int main(int argc, char **argv)
         free(args);
         return 1;
     }
-    raw = (float *)malloc(sizeof(float) * (size_t)mlp_input_width(net));
-    x = (float *)malloc(sizeof(float) * (size_t)mlp_input_width(net));
-    for (i = 1; raw && x && i < n_args; i++) {
+    per = mlp_input_width(net);
+    max = o.number && !o.raw ? MLP_MAX_DIGITS : 1;
+    raw = (float *)malloc(sizeof(float) * (size_t)per * (size_t)max);
+    x = (float *)malloc(sizeof(float) * (size_t)per * (size_t)max);
+    boxes = (mlp_digit_box *)malloc(sizeof(mlp_digit_box) * (size_t)max);
+    for (i = 1; raw && x && boxes && i < n_args; i++) {
         const char *why = NULL;
         const float *p;
-        if (image_input(args[i], net, &o, raw, &why) != 0) {
+        int n = image_input(args[i], net, &o, raw, boxes, max, &why), k;
+        if (n < 0) {
             fprintf(stderr, "classify: %s: %s\n", args[i], why ? why : "unreadable");
             failed = 1;
             continue;
         }
-        if (o.show) show(raw, net->image_w, net->image_h);
-        mlp_normalize_input(net, raw, x);
-        if (!(p = mlp_predict(net, x, 1))) { fprintf(stderr, "classify: %s: %s\n", args[i], mlp_error()); failed = 1; continue; }
-        report(args[i], p, mlp_output_width(net), &o);
+        for (k = 0; k < n; k++) {
+            if (o.show && o.raw) { /* the network's input, 0..1 for the picture */
+                int j;
+                for (j = 0; j < per; j++) x[j] = raw[k * per + j] / 255.0f;
+                show_stage(NULL, "what the network sees", x, net->image_w, net->image_h);
+            }
+            mlp_normalize_input(net, raw + (size_t)k * per, x + (size_t)k * per);
+        }
+        if (!(p = mlp_predict(net, x, n))) { fprintf(stderr, "classify: %s: %s\n", args[i], mlp_error()); failed = 1; continue; }
+        if (o.number) report_number(args[i], p, mlp_output_width(net), n, boxes, &o);
+        else report(args[i], p, mlp_output_width(net), &o);
     }
-    if (!raw || !x) { fprintf(stderr, "classify: out of memory\n"); failed = 1; }
+    if (!raw || !x || !boxes) { fprintf(stderr, "classify: out of memory\n"); failed = 1; }
+    free(boxes);
     free(args);
     free(raw);
     free(x);
