@@ -347,7 +347,8 @@ MLPDEF uint32_t mlp_crc32(const void *data, size_t n);
 MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels, float *out);
 
 typedef struct mlp_digit_box { int x, y, w, h; } mlp_digit_box; /* in the picture's pixels */
-/* Called with each stage's image (w x h floats, 0 paper .. 1 ink) so a
+/* Called with each stage's image (w x h floats, 0 paper .. 1 ink; the
+   first two stages, named "(gray)", are the picture's gray levels) so a
    program can show why a digit was misread; stage names say what the image
    is. The image is valid during the call only. */
 typedef void (*mlp_stage_fn)(void *user, const char *stage, const float *img, int w, int h);
@@ -373,6 +374,12 @@ MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x);
 typedef struct mlp_augment {
     float shift, rotate, scale, shear;
     float elastic_alpha, elastic_sigma;
+    /* What preprocessing leaves of a photo or a font: strokes thickened or
+       thinned by up to `thickness` pixels (a morphological step with a
+       plus-shaped pen, fractions blended), a Gaussian blur of sigma up to
+       `blur` pixels (peak kept), and with probability `specks` one to three
+       stray specks. */
+    float thickness, blur, specks;
 } mlp_augment;
 /* Writes an augmented copy of every image of src (image_w x image_h) to
    out (src->n x src->dim floats). Image i's randomness comes from (seed,
@@ -3521,19 +3528,20 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
    flows through them:
 
      composite  -> working page   alpha over a contrasting paper, resampled so
-                                  the longer side is 128..320 pixels
-     polarity                     ink made dark on bright paper
-     background                   paper brightness estimated locally and divided
-                                  out: lighting gradients and shadows vanish
+                                  the shorter side is at least 128 pixels
+                                  and the area at most 320 x 320
      denoise                      3x3 median: sensor noise and salt-and-pepper
+     polarity, background         light ink on dark paper turned around; paper
+                                  brightness estimated locally and divided
+                                  out: lighting gradients and shadows vanish
      threshold, components        the digit's connected pieces kept, specks and
                                   far marks dropped
      strokes                      stroke width brought into MNIST's range
      crop, scale, centre          longer side 20 pixels, centre of mass where
                                   MNIST's lies
 
-   Everything after the first resampling works on at most 320 x 320 pixels,
-   so time and memory are bounded whatever the picture's size. */
+   Everything after the first resampling works on at most 2 x 320 x 320
+   pixels, so time and memory are bounded whatever the picture's size. */
 
 /* Mean centre of mass of the 60,000 MNIST training digits, (x, y) in pixel
    coordinates (pixel centres at integers), measured with mlp.h's own loader:
@@ -3542,9 +3550,8 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
 #define MLP__MNIST_COM_Y 14.00f
 #define MLP__DIGIT_BOX 20
 #define MLP__INK_FLOOR 0.15f     /* fraction of the peak ink below which a pixel is paper */
-#define MLP__PAGE_MIN 128        /* working page: longer side at least this (a median */
-#define MLP__PAGE_MAX 320        /* filter must not eat thin strokes), at most this */
-#define MLP__GRID 16             /* background cells along the longer side */
+#define MLP__PAGE_MIN 128        /* working page: shorter side at least this (a median */
+#define MLP__PAGE_MAX 320        /* filter must not eat thin strokes), area about this^2 */
 #define MLP__MIN_CONTRAST 0.06f  /* ink darker than the paper by less is no ink */
 #define MLP__CANVAS 64           /* stroke normalisation canvas: the digit's longer side */
 #define MLP__CANVAS_PAD 8
@@ -3632,105 +3639,84 @@ static void mlp__fill_page(mlp__page *p, const float *pixels, int w, int h, int 
         }
 }
 
-/* The paper's level: the median of the border pixels. */
-static float mlp__border_median(const float *v, int w, int h)
+/* A running max (or min) over windows of 2r + 1 along one line of n values
+   spaced `stride` apart, in three passes whatever r is (van Herk 1992,
+   Gil and Werman 1993): per block of 2r + 1, prefix and suffix extremes;
+   a window then spans at most two blocks. buf holds 3 (n + 2r + 1) floats;
+   outside the line counts as nothing. */
+static void mlp__running_extreme(float *v, int n, int stride, int r, int take_max, float *buf)
+{
+    int k = 2 * r + 1, len = n + 2 * r, i;
+    float none = take_max ? -1e30f : 1e30f, *pad = buf, *pre = buf + len + 1, *suf = pre + len + 1;
+    for (i = 0; i < len; i++) pad[i] = i < r || i >= r + n ? none : v[(size_t)(i - r) * stride];
+    for (i = 0; i < len; i++)
+        pre[i] = i % k == 0 ? pad[i] : take_max ? mlp__maxf(pre[i - 1], pad[i]) : mlp__minf(pre[i - 1], pad[i]);
+    for (i = len - 1; i >= 0; i--)
+        suf[i] = i % k == k - 1 || i == len - 1 ? pad[i] : take_max ? mlp__maxf(suf[i + 1], pad[i]) : mlp__minf(suf[i + 1], pad[i]);
+    for (i = 0; i < n; i++) /* window pad[i .. i + 2r] */
+        v[(size_t)i * stride] = take_max ? mlp__maxf(suf[i], pre[i + 2 * r]) : mlp__minf(suf[i], pre[i + 2 * r]);
+}
+
+/* max (or min) over the (2r + 1)^2 square around each pixel: rows, then columns */
+static void mlp__square_extreme(float *v, int w, int h, int r, int take_max, float *buf)
+{
+    int x, y;
+    for (y = 0; y < h; y++) mlp__running_extreme(v + (size_t)y * w, w, 1, r, take_max, buf);
+    for (x = 0; x < w; x++) mlp__running_extreme(v + x, h, w, r, take_max, buf);
+}
+
+/* Light ink on dark paper (chalk, a screen, MNIST itself) is turned around,
+   so every later stage sees dark ink on bright paper. The ink is on the
+   side of the paper level (the border's median) that strays further from
+   it: comparing the paper with 0.5 instead read dark ink on dark-coloured
+   paper backwards. Lighting gradients stray to both sides about equally; a
+   shadow over half the border can still mislead it. */
+static int mlp__ink_is_bright(const float *v, int w, int h)
 {
     int hist[256] = {0}, n = 0, x, y, seen = 0, b;
+    float paper, margin = 0.08f;
+    double darker = 0.0, brighter = 0.0;
     for (x = 0; x < w; x++) { hist[(int)(v[x] * 255.0f + 0.5f)]++; hist[(int)(v[(size_t)(h - 1) * w + x] * 255.0f + 0.5f)]++; n += 2; }
     for (y = 1; y + 1 < h; y++) { hist[(int)(v[(size_t)y * w] * 255.0f + 0.5f)]++; hist[(int)(v[(size_t)y * w + w - 1] * 255.0f + 0.5f)]++; n += 2; }
     for (b = 0; b < 256; b++) if ((seen += hist[b]) * 2 >= n) break;
-    return (float)b / 255.0f;
-}
-
-/* Light ink on dark paper (chalk, a screen, MNIST itself) is inverted, so
-   every later stage sees dark ink on bright paper. The ink is on the side
-   of the paper level (the border's median) that strays further from it:
-   comparing the paper with 0.5 instead read dark ink on dark-coloured paper
-   backwards. Lighting gradients stray to both sides about equally. */
-static void mlp__make_paper_bright(mlp__page *p)
-{
-    int i, n = p->w * p->h;
-    float paper = mlp__border_median(p->gray, p->w, p->h), margin = 0.08f;
-    double darker = 0.0, brighter = 0.0;
-    for (i = 0; i < n; i++) {
-        float d = p->gray[i] - paper;
+    paper = (float)b / 255.0f;
+    for (x = 0; x < w * h; x++) {
+        float d = v[x] - paper;
         if (d > margin) brighter += d - margin;
         if (-d > margin) darker += -d - margin;
     }
-    if (darker > brighter || (darker == brighter && paper >= 0.5f)) return;
-    for (i = 0; i < n; i++) p->gray[i] = 1.0f - p->gray[i];
-}
-
-/* q-quantile of the values of the box (x0, y0)-(x1, y1), by a 64-bin
-   histogram: precise enough for a paper level. */
-static float mlp__box_quantile(const float *v, int w, int x0, int y0, int x1, int y1, float q)
-{
-    int hist[64] = {0}, x, y, n = (x1 - x0) * (y1 - y0), seen = 0, b;
-    for (y = y0; y < y1; y++)
-        for (x = x0; x < x1; x++) hist[(int)(v[y * w + x] * 63.0f + 0.5f)]++;
-    for (b = 0; b < 63; b++) if ((float)(seen += hist[b]) >= q * (float)n) break;
-    return (float)b / 63.0f;
-}
-
-/* g = op over the (2r+1)^2 neighbourhood of each cell, op max or min */
-static void mlp__grid_filter(float *dst, const float *src, int gw, int gh, int r, int take_max)
-{
-    int x, y, i, j;
-    for (y = 0; y < gh; y++)
-        for (x = 0; x < gw; x++) {
-            float v = src[y * gw + x];
-            for (j = y - r; j <= y + r; j++)
-                for (i = x - r; i <= x + r; i++)
-                    if (i >= 0 && j >= 0 && i < gw && j < gh)
-                        v = take_max ? mlp__maxf(v, src[j * gw + i]) : mlp__minf(v, src[j * gw + i]);
-            dst[y * gw + x] = v;
-        }
+    return brighter > darker || (brighter == darker && paper < 0.5f);
 }
 
 /* Fixes: one global background level, which left a lighting gradient or a
-   shadow as "ink". The paper's brightness is estimated per cell of a coarse
-   grid (a high quantile, so ink covering a quarter of a cell does not count),
-   cells covered by ink are filled from their neighbours by a closing
-   (max, then min: a smooth gradient passes through unchanged), and the grid is
-   interpolated back to every pixel. Dividing by it removes the lighting:
-   a pixel's ink is how much darker than the paper under the same light it is. */
+   shadow as "ink". The paper under each pixel is the morphological closing
+   of the picture (the max over a square a quarter of the page's shorter
+   side wide, then the min over the same square): it fills in every dark
+   stroke narrower than the square, while slopes of light and the edges of
+   shadows pass through it unchanged. Dividing by it removes the lighting: a
+   pixel's ink is how much darker than the paper under the same light it is. */
 static int mlp__remove_background(mlp__page *p, mlp_stage_fn show, void *user)
 {
-    int gw, gh, cell, x, y, r = 2;
-    float *grid, *tmp;
-    cell = (p->w > p->h ? p->w : p->h) / MLP__GRID;
-    if (cell < 4) cell = 4;
-    gw = (p->w + cell - 1) / cell; gh = (p->h + cell - 1) / cell;
-    if (!(grid = (float *)mlp__alloc((size_t)gw * gh, 2, sizeof(float)))) return MLP_ENOMEM;
-    tmp = grid + gw * gh;
-    for (y = 0; y < gh; y++)
-        for (x = 0; x < gw; x++)
-            grid[y * gw + x] = mlp__box_quantile(p->gray, p->w, x * cell, y * cell,
-                                                 x * cell + cell < p->w ? x * cell + cell : p->w,
-                                                 y * cell + cell < p->h ? y * cell + cell : p->h, 0.75f);
-    mlp__grid_filter(tmp, grid, gw, gh, r, 1);
-    mlp__grid_filter(grid, tmp, gw, gh, r, 0);
-    for (y = 0; y < p->h; y++) {
-        float fy = mlp__minf(mlp__maxf(((float)y + 0.5f) / (float)cell - 0.5f, 0.0f), (float)(gh - 1));
-        int iy = (int)fy, jy = iy + 1 < gh ? iy + 1 : iy;
-        float ty = fy - (float)iy;
-        for (x = 0; x < p->w; x++) {
-            float fx = mlp__minf(mlp__maxf(((float)x + 0.5f) / (float)cell - 0.5f, 0.0f), (float)(gw - 1));
-            int ix = (int)fx, jx = ix + 1 < gw ? ix + 1 : ix;
-            float tx = fx - (float)ix;
-            float paper = (1 - ty) * ((1 - tx) * grid[iy * gw + ix] + tx * grid[iy * gw + jx]) +
-                          ty * ((1 - tx) * grid[jy * gw + ix] + tx * grid[jy * gw + jx]);
-            float d = (paper - p->gray[y * p->w + x]) / mlp__maxf(paper, 0.05f);
-            p->ink[y * p->w + x] = d > 0.0f ? mlp__minf(d, 1.0f) : 0.0f;
-            if (show) p->gray[y * p->w + x] = paper; /* for the picture of this stage only */
-        }
+    int x, n = p->w * p->h, r = (p->w < p->h ? p->w : p->h) / 8, longer = p->w > p->h ? p->w : p->h;
+    float *paper, *buf;
+    if (r < 2) r = 2;
+    paper = (float *)mlp__alloc((size_t)n + 3 * ((size_t)longer + 2 * r + 1), 1, sizeof(float));
+    if (!paper) return MLP_ENOMEM;
+    buf = paper + n;
+    if (mlp__ink_is_bright(p->gray, p->w, p->h)) for (x = 0; x < n; x++) p->gray[x] = 1.0f - p->gray[x];
+    for (x = 0; x < n; x++) paper[x] = p->gray[x];
+    mlp__square_extreme(paper, p->w, p->h, r, 1, buf);
+    mlp__square_extreme(paper, p->w, p->h, r, 0, buf);
+    for (x = 0; x < n; x++) {
+        float d = (paper[x] - p->gray[x]) / mlp__maxf(paper[x], 0.05f);
+        p->ink[x] = d > 0.0f ? mlp__minf(d, 1.0f) : 0.0f;
     }
-    MLP_FREE(grid);
     if (show) { /* stage images are 0 on paper, 1 on ink: the darkness of the paper */
-        for (x = 0; x < p->w * p->h; x++) p->gray[x] = 1.0f - p->gray[x];
-        show(user, "background (how dark the paper is)", p->gray, p->w, p->h);
+        for (x = 0; x < n; x++) paper[x] = 1.0f - paper[x];
+        show(user, "background (how dark the paper is)", paper, p->w, p->h);
         show(user, "ink (background divided out)", p->ink, p->w, p->h);
     }
+    MLP_FREE(paper);
     return MLP_OK;
 }
 
@@ -3770,22 +3756,25 @@ static void mlp__median3x3(float *dst, const float *src, int w, int h)
         }
 }
 
-/* The ink threshold: a fraction of the strongest ink, but above the noise
-   (4 robust standard deviations of the paper's ink values, estimated by
-   their median absolute value) and above a minimum contrast. Returns the
-   peak ink. */
+/* The ink threshold: a fraction of the strongest ink, but well above what
+   the paper itself shows (its typical ink level, the median, plus 4 robust
+   standard deviations, from the median absolute deviation: noise left
+   after the median filter) and above a minimum contrast. Returns the peak. */
 static float mlp__ink_threshold(mlp__page *p)
 {
-    int hist[1024] = {0}, i, n = p->w * p->h, seen = 0, b;
-    float peak = 0.0f, noise;
+    int hist[1024] = {0}, dev[1024] = {0}, i, n = p->w * p->h, seen = 0, b, level;
+    float peak = 0.0f, spread;
     for (i = 0; i < n; i++) {
         hist[(int)(p->ink[i] * 1023.0f + 0.5f)]++;
         if (p->ink[i] > peak) peak = p->ink[i];
     }
-    for (b = 0; b < 1023; b++) if ((seen += hist[b]) * 2 >= n) break;
-    noise = 1.4826f * (float)b / 1023.0f;
-    p->threshold = mlp__maxf(mlp__maxf(0.35f * peak, 4.0f * noise), MLP__MIN_CONTRAST);
-    return peak;
+    for (level = 0; level < 1023; level++) if ((seen += hist[level]) * 2 >= n) break;
+    for (b = 0; b < 1024; b++) dev[b > level ? b - level : level - b] += hist[b];
+    for (seen = 0, b = 0; b < 1023; b++) if ((seen += dev[b]) * 2 >= n) break;
+    spread = 1.4826f * (float)b / 1023.0f;
+    p->threshold = mlp__maxf(mlp__maxf(0.35f * peak, (float)level / 1023.0f + 4.0f * spread),
+                             (float)level / 1023.0f + MLP__MIN_CONTRAST);
+    return peak - (float)level / 1023.0f;
 }
 
 /* union-find root with path halving; a root is the smallest index of its
@@ -3884,9 +3873,9 @@ static int mlp__select_digit(mlp__component *c, int count, int *box)
 static const char *mlp__not_a_digit(const mlp__page *p, const mlp__component *c, int count, const int *box)
 {
     int i, area = 0, border = 0, bw = box[2] - box[0] + 1, bh = box[3] - box[1] + 1;
-    int longest = bw > bh ? bw : bh, page = p->w > p->h ? p->w : p->h;
+    int longest = bw > bh ? bw : bh, page = p->w < p->h ? p->w : p->h;
     for (i = 0; i < count; i++) if (c[i].keep) { area += c[i].area; border += c[i].on_border; }
-    if (area < 24 || longest < 10 || longest * 16 < page) return "no digit found (only specks: nothing digit-sized)";
+    if (area < 24 || longest < 10 || longest * 10 < page) return "no digit found (only specks: nothing digit-sized)";
     if (bw > 3 * bh) return "no digit found (a line or a smudge, not a digit)";
     if (border >= 2) return "the digit is cut by the picture's edge (leave a margin around it)";
     return NULL;
@@ -3990,7 +3979,11 @@ static void mlp__redraw_strokes(float *canvas, int cw, int ch, float width, unsi
     unsigned char *b = scratch, *mark = scratch + cw * ch;
     float r = 0.5f * (width - 1.0f); /* the skeleton pixel, then r on each side */
     int x, y, i, j, reach = (int)ceilf(r + 1.0f);
-    for (x = 0; x < cw * ch; x++) b[x] = canvas[x] >= 0.5f;
+    float peak = 0.0f;
+    for (x = 0; x < cw * ch; x++) peak = mlp__maxf(peak, canvas[x]);
+    /* a quarter of the peak: a hairline shrunk onto the canvas is faint, and
+       must stay connected */
+    for (x = 0; x < cw * ch; x++) b[x] = canvas[x] >= 0.25f * peak;
     while (mlp__thin_step(b, mark, cw, ch, 0) + mlp__thin_step(b, mark, cw, ch, 1) > 0) {}
     for (x = 0; x < cw * ch; x++) canvas[x] = 0.0f;
     for (y = 0; y < ch; y++)
@@ -4125,20 +4118,27 @@ static void mlp__page_free(mlp__page *p)
    components not yet found. */
 static int mlp__page_make(mlp__page *p, const float *pixels, int w, int h, int channels, mlp_stage_fn show, void *user)
 {
-    int longer = w > h ? w : h, n, rc;
+    int longer = w > h ? w : h, shorter = w < h ? w : h, n, rc;
     float peak, *tmp;
     p->buffer = NULL; p->label = NULL;
     if (!pixels) return mlp__fail(MLP_EARG, "digit preprocessing: NULL pixels");
     if (channels != 1 && channels != 2) return mlp__fail(MLP_EARG, "digit preprocessing: %d channels (need 1 or 2)", channels);
     if (w < 1 || h < 1 || w > MLP_MAX_IMAGE_SIDE || h > MLP_MAX_IMAGE_SIDE)
         return mlp__fail(MLP_EARG, "image size %d x %d outside 1..%d", w, h, MLP_MAX_IMAGE_SIDE);
-    p->scale = longer > MLP__PAGE_MAX ? (float)MLP__PAGE_MAX / (float)longer
-             : longer < MLP__PAGE_MIN ? (float)MLP__PAGE_MIN / (float)longer : 1.0f;
+    /* the shorter side enlarged to MLP__PAGE_MIN, the area capped at
+       MLP__PAGE_MAX^2 (a long strip of digits keeps its height), no side
+       beyond 4 MLP__PAGE_MAX */
+    p->scale = shorter < MLP__PAGE_MIN ? (float)MLP__PAGE_MIN / (float)shorter : 1.0f;
+    p->scale = mlp__minf(p->scale, (float)MLP__PAGE_MAX / sqrtf((float)w * (float)h));
+    p->scale = mlp__minf(p->scale, 4.0f * (float)MLP__PAGE_MAX / (float)longer);
     p->w = (int)ceilf((float)w * p->scale - 1e-3f); p->h = (int)ceilf((float)h * p->scale - 1e-3f);
     if (p->w < 1) p->w = 1;
     if (p->h < 1) p->h = 1;
-    if (p->w > MLP__PAGE_MAX) p->w = MLP__PAGE_MAX;
-    if (p->h > MLP__PAGE_MAX) p->h = MLP__PAGE_MAX;
+    if (p->w > 4 * MLP__PAGE_MAX) p->w = 4 * MLP__PAGE_MAX;
+    if (p->h > 4 * MLP__PAGE_MAX) p->h = 4 * MLP__PAGE_MAX;
+    if ((size_t)p->w * p->h > (size_t)2 * MLP__PAGE_MAX * MLP__PAGE_MAX) { /* rounding up, at worst */
+        if (p->w > p->h) p->w = 2 * MLP__PAGE_MAX * MLP__PAGE_MAX / p->h; else p->h = 2 * MLP__PAGE_MAX * MLP__PAGE_MAX / p->w;
+    }
     n = p->w * p->h;
     p->buffer = p->gray = (float *)mlp__alloc((size_t)n, 2, sizeof(float));
     p->label = (int *)mlp__alloc((size_t)(p->w + 2) * (p->h + 2), 2, sizeof(int));
@@ -4146,16 +4146,11 @@ static int mlp__page_make(mlp__page *p, const float *pixels, int w, int h, int c
     p->ink = p->gray + n;
     p->dist = p->label + (size_t)(p->w + 2) * (p->h + 2);
     mlp__fill_page(p, pixels, w, h, channels);
-    mlp__make_paper_bright(p);
-    if (show) {
-        int i;
-        for (i = 0; i < n; i++) p->ink[i] = 1.0f - p->gray[i];
-        show(user, "picture (ink dark on bright paper, shown as ink)", p->ink, p->w, p->h);
-    }
-    if ((rc = mlp__remove_background(p, show, user)) != 0) { mlp__page_free(p); return rc; }
-    mlp__median3x3(p->gray, p->ink, p->w, p->h);
+    if (show) show(user, "picture (gray)", p->gray, p->w, p->h);
+    mlp__median3x3(p->ink, p->gray, p->w, p->h);
     tmp = p->gray; p->gray = p->ink; p->ink = tmp;
-    if (show) show(user, "denoised", p->ink, p->w, p->h);
+    if (show) show(user, "denoised (gray)", p->gray, p->w, p->h);
+    if ((rc = mlp__remove_background(p, show, user)) != 0) { mlp__page_free(p); return rc; }
     peak = mlp__ink_threshold(p);
     if (peak < MLP__MIN_CONTRAST) { mlp__page_free(p); return mlp__fail(MLP_EFORMAT, "no digit found (the image is blank)"); }
     return MLP_OK;
@@ -4445,6 +4440,63 @@ static float mlp__uniform_pm(mlp_rng *rng, float range) { return range * (2.0f *
 
 /* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field.
    scratch holds 3 w h floats. */
+/* dst = the max (dilate) or min (erode) of each pixel and its four
+   neighbours, 0 outside: one pixel of pen width more or less */
+static void mlp__plus_morph(float *dst, const float *src, int w, int h, int dilate)
+{
+    int x, y;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            float v = src[y * w + x], n[4];
+            int i;
+            n[0] = x > 0 ? src[y * w + x - 1] : 0.0f;
+            n[1] = x + 1 < w ? src[y * w + x + 1] : 0.0f;
+            n[2] = y > 0 ? src[(y - 1) * w + x] : 0.0f;
+            n[3] = y + 1 < h ? src[(y + 1) * w + x] : 0.0f;
+            for (i = 0; i < 4; i++) v = dilate ? mlp__maxf(v, n[i]) : mlp__minf(v, n[i]);
+            dst[y * w + x] = v;
+        }
+}
+
+/* Strokes thicker or thinner by |amount| pixels (sign: thicker), whole
+   steps of the plus-shaped pen, then the fraction blended in. img and tmp
+   hold w h floats. */
+static void mlp__change_thickness(float *img, float *tmp, int w, int h, float amount)
+{
+    int dilate = amount > 0.0f, i;
+    float left = fabsf(amount);
+    while (left > 0.0f) {
+        float part = mlp__minf(left, 1.0f);
+        mlp__plus_morph(tmp, img, w, h, dilate);
+        for (i = 0; i < w * h; i++) img[i] += part * (tmp[i] - img[i]);
+        left -= 1.0f;
+    }
+}
+
+/* Gaussian blur that keeps the image's peak (preprocessing stretches the
+   ink to full scale again) */
+static void mlp__blur_keep_peak(mlp_isa isa, float *img, float *tmp, int w, int h, float sigma)
+{
+    float before = 0.0f, after = 0.0f;
+    int i;
+    for (i = 0; i < w * h; i++) before = mlp__maxf(before, img[i]);
+    mlp__gaussian_blur(isa, img, tmp, w, h, sigma);
+    for (i = 0; i < w * h; i++) after = mlp__maxf(after, img[i]);
+    if (after > 0.0f) for (i = 0; i < w * h; i++) img[i] *= before / after;
+}
+
+/* one to three specks of one or two pixels, of random strength */
+static void mlp__add_specks(float *img, int w, int h, mlp_rng *rng)
+{
+    int n = 1 + (int)mlp_rng_below(rng, 3), k;
+    for (k = 0; k < n; k++) {
+        int x = (int)mlp_rng_below(rng, (uint32_t)w), y = (int)mlp_rng_below(rng, (uint32_t)h), wide = (int)mlp_rng_below(rng, 2);
+        float v = 0.3f + 0.7f * mlp_rng_float(rng);
+        img[y * w + x] = mlp__maxf(img[y * w + x], v);
+        if (wide && x + 1 < w) img[y * w + x + 1] = mlp__maxf(img[y * w + x + 1], v);
+    }
+}
+
 static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w, int h, const mlp_augment *a,
                                mlp_rng *rng, float *scratch)
 {
@@ -4468,6 +4520,14 @@ static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w,
             if (elastic) { sx += a->elastic_alpha * dx[y * w + x]; sy += a->elastic_alpha * dy[y * w + x]; }
             dst[y * w + x] = mlp__sample(src, w, h, sx + cx, sy + cy);
         }
+    /* drawn after the geometry, so the ranges above keep their meaning and
+       images without these options come out exactly as before */
+    if (a->thickness > 0.0f) mlp__change_thickness(dst, tmp, w, h, mlp__uniform_pm(rng, a->thickness));
+    if (a->blur > 0.0f) {
+        float sigma = a->blur * mlp_rng_float(rng);
+        if (sigma > 0.2f) mlp__blur_keep_peak(isa, dst, tmp, w, h, sigma);
+    }
+    if (a->specks > 0.0f && mlp_rng_float(rng) < a->specks) mlp__add_specks(dst, w, h, rng);
 }
 
 typedef struct mlp__augment_job {
@@ -4501,8 +4561,11 @@ MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_a
     if (src->image_w < 1 || src->image_h < 1 || src->image_w * src->image_h != src->dim)
         return mlp__fail(MLP_EARG, "mlp_augment_dataset: the data set holds no images");
     if (!(aug->shift >= 0.0f) || !(aug->rotate >= 0.0f) || !(aug->scale >= 0.0f && aug->scale < 1.0f) ||
-        !(aug->shear >= 0.0f) || !(aug->elastic_alpha >= 0.0f) || !(aug->elastic_sigma >= 0.0f && aug->elastic_sigma <= 10.0f))
-        return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma <= 10)");
+        !(aug->shear >= 0.0f) || !(aug->elastic_alpha >= 0.0f) || !(aug->elastic_sigma >= 0.0f && aug->elastic_sigma <= 10.0f) ||
+        !(aug->thickness >= 0.0f && aug->thickness <= 3.0f) || !(aug->blur >= 0.0f && aug->blur <= 10.0f) ||
+        !(aug->specks >= 0.0f && aug->specks <= 1.0f))
+        return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma and blur <= 10, "
+                                   "thickness <= 3, specks <= 1)");
     j.src = src; j.aug = aug; j.seed = seed; j.epoch = epoch; j.out = out;
     j.isa = net ? net->gemm->isa : mlp_isa_best();
     j.scratch = (float *)mlp__alloc((size_t)threads * 3, (size_t)src->dim, sizeof(float));

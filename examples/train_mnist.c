@@ -67,6 +67,9 @@ static void usage(FILE *f)
         "  augmentation, a fresh random version of every training image each epoch:\n"
         "  --shift PX --rotate DEG --scale X --shear X   random affine map (+- ranges)\n"
         "  --elastic-alpha A --elastic-sigma S           elastic distortion (Simard: 34, 4)\n"
+        "  --thickness PX --blur SIGMA --specks P        strokes thicker/thinner by up to PX,\n"
+        "                                                blur up to SIGMA, stray specks with\n"
+        "                                                probability P (photos, fonts)\n"
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
@@ -199,6 +202,9 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--shear")) o.aug.shear = parse_float(f, v, 0, 2);
         else if (!strcmp(f, "--elastic-alpha")) o.aug.elastic_alpha = parse_float(f, v, 0, 1000);
         else if (!strcmp(f, "--elastic-sigma")) o.aug.elastic_sigma = parse_float(f, v, 0.1, 10);
+        else if (!strcmp(f, "--thickness")) o.aug.thickness = parse_float(f, v, 0, 3);
+        else if (!strcmp(f, "--blur")) o.aug.blur = parse_float(f, v, 0, 10);
+        else if (!strcmp(f, "--specks")) o.aug.specks = parse_float(f, v, 0, 1);
         else if (!strcmp(f, "--threads")) o.threads = (int)parse_int(f, v, 1, MLP_MAX_THREADS);
         else if (!strcmp(f, "--seed")) o.train.seed = (uint64_t)parse_int(f, v, 0, 2147483647L);
         else bad_usage(f, NULL, "unknown flag");
@@ -406,7 +412,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
         goto done;
     }
-    augmenting = o.aug.shift > 0 || o.aug.rotate > 0 || o.aug.scale > 0 || o.aug.shear > 0 || o.aug.elastic_alpha > 0;
+    augmenting = o.aug.shift > 0 || o.aug.rotate > 0 || o.aug.scale > 0 || o.aug.shear > 0 || o.aug.elastic_alpha > 0 ||
+                 o.aug.thickness > 0 || o.aug.blur > 0 || o.aug.specks > 0;
     if (augmenting && !train.image_w) { fprintf(stderr, "train_mnist: augmentation needs images (n x height x width IDX)\n"); rc = 2; goto done; }
     if (augmenting) {
         augmented = train;
