@@ -203,9 +203,56 @@ static void test_output_formats(void **state)
     assert_int_equal(lines, 3); /* three digits with probabilities on one line */
     snprintf(cmd, sizeof cmd, CLASSIFY " --show %s %s", model_path, in_dir("gray8.png"));
     assert_int_equal(run(cmd), 0);
-    for (lines = 0, s = output; (s = strchr(s, '\n')); s++) lines++;
-    assert_int_equal(lines, 29); /* 28 rows of art, then the result */
+    /* every stage, in the order the picture flows through them, then the result */
+    {
+        static const char *stages[] = {"-- picture (gray)", "-- denoised (gray)", "-- background", "-- ink",
+                                       "-- digit (kept components)", "-- input (28 x 28), 28x28", "gray8.png: "};
+        const char *at = output;
+        int k;
+        for (k = 0; k < 7; k++) {
+            if (!(s = strstr(at, stages[k]))) fail_msg("--show: no \"%s\" after the previous stage in:\n%s", stages[k], output);
+            at = s;
+        }
+        /* the 28x28 input: its title, 14 rows of art (two pixel rows a line), then the result */
+        for (lines = 0, s = strstr(output, "-- input (28 x 28)"); (s = strchr(s, '\n')); s++) lines++;
+        assert_int_equal(lines, 16);
+    }
     assert_non_null(strstr(output, "@@"));
+}
+
+/* --number: the test digit three times in a row reads as three of the
+   digit the library predicts for it alone, boxed left to right */
+static void test_number(void **state)
+{
+    enum { GAP = 20, NW = 3 * W + 2 * GAP };
+    unsigned char rows[NW * H];
+    char cmd[512], want[64];
+    float probs[10];
+    int x, y, k, d = expected_digit(probs), bx[3];
+    (void)state;
+    for (y = 0; y < H; y++)
+        for (x = 0; x < NW; x++) {
+            int tile = x / (W + GAP), tx = x % (W + GAP);
+            rows[y * NW + x] = (unsigned char)(255.0f * (tile < 3 && tx < W ? gray_at(tx, y) : 0.95f) + 0.5f);
+        }
+    write_png(in_dir("number.png"), NW, H, 8, 0, rows, NW, NULL, 0);
+    snprintf(cmd, sizeof cmd, CLASSIFY " --number %s %s", model_path, in_dir("number.png"));
+    assert_int_equal(run(cmd), 0);
+    snprintf(want, sizeof want, "number.png: %d%d%d (per digit ", d, d, d);
+    if (!strstr(output, want)) fail_msg("expected \"%s\" in: %s", want, output);
+    snprintf(cmd, sizeof cmd, CLASSIFY " --number --json %s %s", model_path, in_dir("number.png"));
+    assert_int_equal(run(cmd), 0);
+    snprintf(want, sizeof want, "\"number\":\"%d%d%d\"", d, d, d);
+    assert_non_null(strstr(output, want));
+    {   /* boxes: the L's ink starts 12 pixels into each tile */
+        const char *s = output;
+        for (k = 0; k < 3; k++) {
+            assert_non_null(s = strstr(s, "\"box\":["));
+            s += 7;
+            bx[k] = atoi(s);
+            assert_true(abs(bx[k] - (k * (W + GAP) + 12)) <= 1);
+        }
+    }
 }
 
 static void test_bad_files(void **state)
@@ -274,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_png_flavour),
         cmocka_unit_test(test_output_formats),
+        cmocka_unit_test(test_number),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_usage_and_model_errors),
     };

@@ -278,12 +278,62 @@ static void bench_augment(const mlp_dataset *train, int threads)
     mlp_free(net);
 }
 
+/* A 400 x 300 photo-like picture: test digit `first` (and the next ones
+   for a number) enlarged 6x, dark on paper lit from one side, with noise. */
+static void make_picture(float *px, int w, int h, const mlp_dataset *test, int first, int digits)
+{
+    mlp_rng rng;
+    int x, y, k;
+    mlp_rng_seed(&rng, 3, 3);
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            float light = 1.0f - 0.4f * (float)x / (float)w, ink = 0.0f;
+            for (k = 0; k < digits; k++) { /* digit k's 168-pixel tile (ink in its middle 120), tiles 130 apart */
+                int left = w / 2 - 65 * digits + 130 * k - 19, top = h / 2 - 84;
+                if (x >= left && x < left + 168 && y >= top && y < top + 168)
+                    ink = mlp__maxf(ink, test->x[(size_t)(first + k) * 784 + (y - top) / 6 * 28 + (x - left) / 6]);
+            }
+            px[y * w + x] = light * (0.9f - 0.8f * ink) + 0.04f * (mlp_rng_float(&rng) - 0.5f);
+        }
+}
+
+/* Preprocessing time for a 400 x 300 picture: one digit, and a 3-digit
+   number; medians of 5 timings of 50 pictures each. */
+static void bench_preprocess(const mlp_dataset *test)
+{
+    enum { W = 400, H = 300, REPS = 50 };
+    float *px = malloc(sizeof(float) * W * H), out[3 * 784];
+    double t1[5], t3[5];
+    int r, i, ok = 1;
+    for (r = 0; r < 5; r++) {
+        double t;
+        make_picture(px, W, H, test, 0, 1);
+        t = now();
+        for (i = 0; i < REPS; i++) ok &= mlp_digit_preprocess(px, W, H, 1, out) == 0;
+        t1[r] = (now() - t) / REPS;
+        make_picture(px, W, H, test, 1, 3);
+        t = now();
+        for (i = 0; i < REPS; i++) ok &= mlp_number_preprocess(px, W, H, 1, out, NULL, 3, NULL, NULL) == 3;
+        t3[r] = (now() - t) / REPS;
+    }
+    printf("Pre       400x300 picture: one digit %.2f ms, a 3-digit number %.2f ms (mlp_digit_preprocess, "
+           "mlp_number_preprocess)%s\n", 1e3 * median(t1, 5), 1e3 * median(t3, 5), ok ? "" : "  (FAILED to read)");
+    free(px);
+}
+
 int main(int argc, char **argv)
 {
     double ob_epoch[3] = {0, 0, 0}, peak;
     int only_training = argc > 1 && !strcmp(argv[1], "--training");
     mlp_dataset train, test;
     int threads;
+    if (argc > 1 && !strcmp(argv[1], "--preprocess")) { /* that line alone */
+        if (load_mnist(&train, &test)) return 1;
+        bench_preprocess(&test);
+        mlp_dataset_free(&train);
+        mlp_dataset_free(&test);
+        return 0;
+    }
     printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
            only_training ? "training only" : "BENCH.md B1-B3, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
     peak = fma_peak();
@@ -296,6 +346,7 @@ int main(int argc, char **argv)
     for (threads = 1; threads <= 2; threads++) bench_train(&train, &test, threads, ob_epoch[threads]);
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_infer(&test, threads);
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_augment(&train, threads);
+    if (!only_training) bench_preprocess(&test);
     mlp_dataset_free(&train);
     mlp_dataset_free(&test);
     return 0;
