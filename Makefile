@@ -91,7 +91,7 @@ $(B)/bench: tools/bench.c mlp.h | $(B)
 $(B)/bench-native: tools/bench.c mlp.h | $(B)
 	$(CC) $(WARN) -O2 -march=native -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
 
-bench: $(B)/bench $(B)/bench-native data ## BENCH.md B1-B3 beside OpenBLAS (plain -O2 build, then B1 with -march=native)
+bench: $(B)/bench $(B)/bench-native data ## tools/BENCH.md B1-B4 beside OpenBLAS (plain -O2 build, then B1 with -march=native)
 	$(BENCH_ENV) ./$(B)/bench
 	@echo; echo "== the same B1 built with -march=native:"
 	$(BENCH_ENV) ./$(B)/bench-native --training

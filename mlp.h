@@ -3581,6 +3581,52 @@ typedef struct mlp__component {
     int keep;
 } mlp__component;
 
+/* Resamples the box (x0, y0, bw, bh) of src (width w) to dst (dw x dh):
+   area averaging when shrinking (each output pixel is the mean of the source
+   area it covers), bilinear interpolation when enlarging. */
+static float mlp__area_sample(const float *src, int w, float fx0, float fx1, float fy0, float fy1)
+{
+    int x, y;
+    double sum = 0.0, area = 0.0;
+    for (y = (int)fy0; (float)y < fy1; y++) {
+        float wy = (fy1 < (float)(y + 1) ? fy1 : (float)(y + 1)) - (fy0 > (float)y ? fy0 : (float)y);
+        for (x = (int)fx0; (float)x < fx1; x++) {
+            float wx = (fx1 < (float)(x + 1) ? fx1 : (float)(x + 1)) - (fx0 > (float)x ? fx0 : (float)x);
+            sum += (double)src[(size_t)y * w + x] * wx * wy;
+            area += (double)wx * wy;
+        }
+    }
+    return area > 0.0 ? (float)(sum / area) : 0.0f;
+}
+
+static float mlp__bilinear(const float *src, int w, int x0, int y0, int bw, int bh, float fx, float fy)
+{
+    int ix, iy, jx, jy;
+    float tx, ty;
+    if (fx < 0.0f) fx = 0.0f;
+    if (fy < 0.0f) fy = 0.0f;
+    if (fx > (float)(bw - 1)) fx = (float)(bw - 1);
+    if (fy > (float)(bh - 1)) fy = (float)(bh - 1);
+    ix = (int)fx; iy = (int)fy; tx = fx - (float)ix; ty = fy - (float)iy;
+    jx = ix + 1 < bw ? ix + 1 : ix; jy = iy + 1 < bh ? iy + 1 : iy;
+    return (1 - ty) * ((1 - tx) * src[(size_t)(y0 + iy) * w + x0 + ix] + tx * src[(size_t)(y0 + iy) * w + x0 + jx]) +
+           ty * ((1 - tx) * src[(size_t)(y0 + jy) * w + x0 + ix] + tx * src[(size_t)(y0 + jy) * w + x0 + jx]);
+}
+
+static void mlp__resample(float *dst, int dstride, int dw, int dh, const float *src, int w, int x0, int y0, int bw, int bh)
+{
+    int x, y;
+    float sx = (float)bw / (float)dw, sy = (float)bh / (float)dh;
+    for (y = 0; y < dh; y++)
+        for (x = 0; x < dw; x++)
+            dst[y * dstride + x] = sx >= 1.0f && sy >= 1.0f
+                /* (x + 1) * sx may round past the crop: clamp, or the last
+                   row read could be the one below the image */
+                ? mlp__area_sample(src, w, x0 + x * sx, mlp__minf(x0 + (x + 1) * sx, (float)(x0 + bw)),
+                                   y0 + y * sy, mlp__minf(y0 + (y + 1) * sy, (float)(y0 + bh)))
+                : mlp__bilinear(src, w, x0, y0, bw, bh, (x + 0.5f) * sx - 0.5f, (y + 0.5f) * sy - 0.5f);
+}
+
 /* The paper behind transparent pixels: chosen to contrast with the ink, so
    that a drawing on a transparent background keeps its ink. */
 static float mlp__alpha_paper(const float *pixels, size_t n)
@@ -3601,68 +3647,75 @@ static float mlp__composite_at(const float *pixels, size_t i, int channels, floa
 }
 
 /* Composites the picture and resamples it to the page: area averaging when
-   shrinking (every picture pixel counted once, so a huge picture costs one
-   pass), bilinear when enlarging (a tiny drawing's strokes must be several
-   pixels wide before the median filter sees them). */
+   shrinking, composited on the fly (every picture pixel counted once, and no
+   copy of a huge picture), bilinear when enlarging (a tiny drawing's strokes
+   must be several pixels wide before the median filter sees them). */
 static void mlp__fill_page(mlp__page *p, const float *pixels, int w, int h, int channels)
 {
     float paper = channels == 2 ? mlp__alpha_paper(pixels, (size_t)w * h) : 1.0f;
+    float *scratch = p->ink; /* n floats, free until the median filter */
     int x, y, n = p->w * p->h;
-    if (p->scale <= 1.0f) {
-        float *count = p->ink; /* scratch: picture pixels per page pixel */
-        for (x = 0; x < n; x++) p->gray[x] = count[x] = 0.0f;
-        for (y = 0; y < h; y++) {
-            int py = (int)((int64_t)y * p->h / h); /* every page pixel gets picture pixels */
-            for (x = 0; x < w; x++) {
-                int px = (int)((int64_t)x * p->w / w);
-                p->gray[py * p->w + px] += mlp__composite_at(pixels, (size_t)y * w + x, channels, paper);
-                count[py * p->w + px] += 1.0f;
-            }
-        }
-        for (x = 0; x < n; x++) p->gray[x] = count[x] > 0.0f ? p->gray[x] / count[x] : paper;
+    if (p->scale > 1.0f) { /* the picture is smaller than the page: composite, then enlarge */
+        for (x = 0; x < w * h; x++) scratch[x] = mlp__composite_at(pixels, (size_t)x, channels, paper);
+        mlp__resample(p->gray, p->w, p->w, p->h, scratch, w, 0, 0, w, h);
         return;
     }
-    for (y = 0; y < p->h; y++)
-        for (x = 0; x < p->w; x++) {
-            float fx = mlp__maxf(0.0f, ((float)x + 0.5f) / p->scale - 0.5f), fy = mlp__maxf(0.0f, ((float)y + 0.5f) / p->scale - 0.5f);
-            int ix = (int)fx, iy = (int)fy, jx, jy;
-            float tx, ty;
-            if (ix > w - 1) ix = w - 1;
-            if (iy > h - 1) iy = h - 1;
-            jx = ix + 1 < w ? ix + 1 : ix; jy = iy + 1 < h ? iy + 1 : iy;
-            tx = mlp__minf(fx - (float)ix, 1.0f); ty = mlp__minf(fy - (float)iy, 1.0f);
-            p->gray[y * p->w + x] =
-                (1 - ty) * ((1 - tx) * mlp__composite_at(pixels, (size_t)iy * w + ix, channels, paper) +
-                            tx * mlp__composite_at(pixels, (size_t)iy * w + jx, channels, paper)) +
-                ty * ((1 - tx) * mlp__composite_at(pixels, (size_t)jy * w + ix, channels, paper) +
-                      tx * mlp__composite_at(pixels, (size_t)jy * w + jx, channels, paper));
+    for (x = 0; x < n; x++) p->gray[x] = scratch[x] = 0.0f; /* scratch: picture pixels per page pixel */
+    for (y = 0; y < h; y++) {
+        int py = (int)((int64_t)y * p->h / h); /* every page pixel gets picture pixels */
+        for (x = 0; x < w; x++) {
+            int px = (int)((int64_t)x * p->w / w);
+            p->gray[py * p->w + px] += mlp__composite_at(pixels, (size_t)y * w + x, channels, paper);
+            scratch[py * p->w + px] += 1.0f;
         }
+    }
+    for (x = 0; x < n; x++) p->gray[x] /= scratch[x];
 }
 
-/* A running max (or min) over windows of 2r + 1 along one line of n values
-   spaced `stride` apart, in three passes whatever r is (van Herk 1992,
-   Gil and Werman 1993): per block of 2r + 1, prefix and suffix extremes;
-   a window then spans at most two blocks. buf holds 3 (n + 2r + 1) floats;
-   outside the line counts as nothing. */
-static void mlp__running_extreme(float *v, int n, int stride, int r, int take_max, float *buf)
+/* A running max over windows of 2r + 1 along a line of n values, in three
+   passes whatever r is (van Herk 1992, Gil and Werman 1993): per block of
+   2r + 1, prefix and suffix maxima; a window then spans at most two
+   blocks. buf holds 3 (n + 2r + 1) floats; outside the line counts as
+   nothing. */
+static void mlp__running_max(float *v, int n, int r, float *buf)
 {
     int k = 2 * r + 1, len = n + 2 * r, i;
-    float none = take_max ? -1e30f : 1e30f, *pad = buf, *pre = buf + len + 1, *suf = pre + len + 1;
-    for (i = 0; i < len; i++) pad[i] = i < r || i >= r + n ? none : v[(size_t)(i - r) * stride];
-    for (i = 0; i < len; i++)
-        pre[i] = i % k == 0 ? pad[i] : take_max ? mlp__maxf(pre[i - 1], pad[i]) : mlp__minf(pre[i - 1], pad[i]);
-    for (i = len - 1; i >= 0; i--)
-        suf[i] = i % k == k - 1 || i == len - 1 ? pad[i] : take_max ? mlp__maxf(suf[i + 1], pad[i]) : mlp__minf(suf[i + 1], pad[i]);
-    for (i = 0; i < n; i++) /* window pad[i .. i + 2r] */
-        v[(size_t)i * stride] = take_max ? mlp__maxf(suf[i], pre[i + 2 * r]) : mlp__minf(suf[i], pre[i + 2 * r]);
+    float *pad = buf, *pre = buf + len + 1, *suf = pre + len + 1;
+    int start, end;
+    for (i = 0; i < len; i++) pad[i] = i < r || i >= r + n ? -1e30f : v[i - r];
+    for (start = 0; start < len; start += k) {
+        end = start + k < len ? start + k : len;
+        pre[start] = pad[start];
+        for (i = start + 1; i < end; i++) pre[i] = mlp__maxf(pre[i - 1], pad[i]);
+        suf[end - 1] = pad[end - 1];
+        for (i = end - 2; i >= start; i--) suf[i] = mlp__maxf(suf[i + 1], pad[i]);
+    }
+    for (i = 0; i < n; i++) v[i] = mlp__maxf(suf[i], pre[i + 2 * r]); /* window pad[i .. i + 2r] */
 }
 
-/* max (or min) over the (2r + 1)^2 square around each pixel: rows, then columns */
-static void mlp__square_extreme(float *v, int w, int h, int r, int take_max, float *buf)
+/* dst (h x w) = src (w x h) transposed, in tiles that stay in the cache */
+static void mlp__transpose(float *dst, const float *src, int w, int h)
 {
-    int x, y;
-    for (y = 0; y < h; y++) mlp__running_extreme(v + (size_t)y * w, w, 1, r, take_max, buf);
-    for (x = 0; x < w; x++) mlp__running_extreme(v + x, h, w, r, take_max, buf);
+    int x0, y0, x, y;
+    for (y0 = 0; y0 < h; y0 += 16)
+        for (x0 = 0; x0 < w; x0 += 16)
+            for (y = y0; y < y0 + 16 && y < h; y++)
+                for (x = x0; x < x0 + 16 && x < w; x++) dst[(size_t)x * h + y] = src[(size_t)y * w + x];
+}
+
+/* The max (take_max) or min over the (2r + 1)^2 square around each pixel:
+   rows, then the rows of the transpose (columns read in place would stride
+   through memory). A min is the max of the negated values. tmp holds w h
+   floats, buf 3 (max(w, h) + 2r + 1). */
+static void mlp__square_extreme(float *v, int w, int h, int r, int take_max, float *tmp, float *buf)
+{
+    int x, y, n = w * h;
+    if (!take_max) for (x = 0; x < n; x++) v[x] = -v[x];
+    for (y = 0; y < h; y++) mlp__running_max(v + (size_t)y * w, w, r, buf);
+    mlp__transpose(tmp, v, w, h);
+    for (x = 0; x < w; x++) mlp__running_max(tmp + (size_t)x * h, h, r, buf);
+    mlp__transpose(v, tmp, h, w);
+    if (!take_max) for (x = 0; x < n; x++) v[x] = -v[x];
 }
 
 /* Light ink on dark paper (chalk, a screen, MNIST itself) is turned around,
@@ -3698,15 +3751,15 @@ static int mlp__ink_is_bright(const float *v, int w, int h)
 static int mlp__remove_background(mlp__page *p, mlp_stage_fn show, void *user)
 {
     int x, n = p->w * p->h, r = (p->w < p->h ? p->w : p->h) / 8, longer = p->w > p->h ? p->w : p->h;
-    float *paper, *buf;
+    float *paper, *tmp, *buf;
     if (r < 2) r = 2;
-    paper = (float *)mlp__alloc((size_t)n + 3 * ((size_t)longer + 2 * r + 1), 1, sizeof(float));
+    paper = (float *)mlp__alloc((size_t)2 * n + 3 * ((size_t)longer + 2 * r + 1), 1, sizeof(float));
     if (!paper) return MLP_ENOMEM;
-    buf = paper + n;
+    tmp = paper + n; buf = tmp + n;
     if (mlp__ink_is_bright(p->gray, p->w, p->h)) for (x = 0; x < n; x++) p->gray[x] = 1.0f - p->gray[x];
     for (x = 0; x < n; x++) paper[x] = p->gray[x];
-    mlp__square_extreme(paper, p->w, p->h, r, 1, buf);
-    mlp__square_extreme(paper, p->w, p->h, r, 0, buf);
+    mlp__square_extreme(paper, p->w, p->h, r, 1, tmp, buf);
+    mlp__square_extreme(paper, p->w, p->h, r, 0, tmp, buf);
     for (x = 0; x < n; x++) {
         float d = (paper[x] - p->gray[x]) / mlp__maxf(paper[x], 0.05f);
         p->ink[x] = d > 0.0f ? mlp__minf(d, 1.0f) : 0.0f;
@@ -3746,12 +3799,18 @@ static void mlp__median3x3(float *dst, const float *src, int w, int h)
     for (y = 0; y < h; y++)
         for (x = 0; x < w; x++) {
             int k = 0;
-            for (j = -1; j <= 1; j++)
-                for (i = -1; i <= 1; i++) {
-                    int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
-                    int yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
-                    v[k++] = src[yy * w + xx];
-                }
+            if (x > 0 && y > 0 && x + 1 < w && y + 1 < h) { /* inside: no clamping */
+                const float *s = src + (size_t)(y - 1) * w + x - 1;
+                v[0] = s[0]; v[1] = s[1]; v[2] = s[2]; s += w;
+                v[3] = s[0]; v[4] = s[1]; v[5] = s[2]; s += w;
+                v[6] = s[0]; v[7] = s[1]; v[8] = s[2];
+            } else /* on the edge: the nearest pixel stands in for the missing ones */
+                for (j = -1; j <= 1; j++)
+                    for (i = -1; i <= 1; i++) {
+                        int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
+                        int yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
+                        v[k++] = src[yy * w + xx];
+                    }
             dst[y * w + x] = mlp__median9(v);
         }
 }
@@ -3759,7 +3818,8 @@ static void mlp__median3x3(float *dst, const float *src, int w, int h)
 /* The ink threshold: a fraction of the strongest ink, but well above what
    the paper itself shows (its typical ink level, the median, plus 4 robust
    standard deviations, from the median absolute deviation: noise left
-   after the median filter) and above a minimum contrast. Returns the peak. */
+   after the median filter) and above a minimum contrast. Returns how far
+   the strongest ink stands above that typical level. */
 static float mlp__ink_threshold(mlp__page *p)
 {
     int hist[1024] = {0}, dev[1024] = {0}, i, n = p->w * p->h, seen = 0, b, level;
@@ -3872,11 +3932,10 @@ static int mlp__select_digit(mlp__component *c, int count, int *box)
 /* Why the kept components are not a digit to read, or NULL if they are. */
 static const char *mlp__not_a_digit(const mlp__page *p, const mlp__component *c, int count, const int *box)
 {
-    int i, area = 0, border = 0, bw = box[2] - box[0] + 1, bh = box[3] - box[1] + 1;
+    int i, area = 0, bw = box[2] - box[0] + 1, bh = box[3] - box[1] + 1;
     int longest = bw > bh ? bw : bh, page = p->w < p->h ? p->w : p->h;
-    for (i = 0; i < count; i++) if (c[i].keep) { area += c[i].area; border += c[i].on_border; }
+    for (i = 0; i < count; i++) if (c[i].keep) area += c[i].area;
     if (area < 24 || longest < 10 || longest * 10 < page) return "no digit found (only specks: nothing digit-sized)";
-    (void)border;
     if (bw > 3 * bh) return "no digit found (a line or a smudge, not a digit)";
     return NULL;
 }
@@ -4000,52 +4059,6 @@ static void mlp__redraw_strokes(float *canvas, int cw, int ch, float width, unsi
         }
 }
 
-/* Resamples the box (x0, y0, bw, bh) of src (width w) to dst (dw x dh):
-   area averaging when shrinking (each output pixel is the mean of the source
-   area it covers), bilinear interpolation when enlarging. */
-static float mlp__area_sample(const float *src, int w, float fx0, float fx1, float fy0, float fy1)
-{
-    int x, y;
-    double sum = 0.0, area = 0.0;
-    for (y = (int)fy0; (float)y < fy1; y++) {
-        float wy = (fy1 < (float)(y + 1) ? fy1 : (float)(y + 1)) - (fy0 > (float)y ? fy0 : (float)y);
-        for (x = (int)fx0; (float)x < fx1; x++) {
-            float wx = (fx1 < (float)(x + 1) ? fx1 : (float)(x + 1)) - (fx0 > (float)x ? fx0 : (float)x);
-            sum += (double)src[(size_t)y * w + x] * wx * wy;
-            area += (double)wx * wy;
-        }
-    }
-    return area > 0.0 ? (float)(sum / area) : 0.0f;
-}
-
-static float mlp__bilinear(const float *src, int w, int x0, int y0, int bw, int bh, float fx, float fy)
-{
-    int ix, iy, jx, jy;
-    float tx, ty;
-    if (fx < 0.0f) fx = 0.0f;
-    if (fy < 0.0f) fy = 0.0f;
-    if (fx > (float)(bw - 1)) fx = (float)(bw - 1);
-    if (fy > (float)(bh - 1)) fy = (float)(bh - 1);
-    ix = (int)fx; iy = (int)fy; tx = fx - (float)ix; ty = fy - (float)iy;
-    jx = ix + 1 < bw ? ix + 1 : ix; jy = iy + 1 < bh ? iy + 1 : iy;
-    return (1 - ty) * ((1 - tx) * src[(size_t)(y0 + iy) * w + x0 + ix] + tx * src[(size_t)(y0 + iy) * w + x0 + jx]) +
-           ty * ((1 - tx) * src[(size_t)(y0 + jy) * w + x0 + ix] + tx * src[(size_t)(y0 + jy) * w + x0 + jx]);
-}
-
-static void mlp__resample(float *dst, int dstride, int dw, int dh, const float *src, int w, int x0, int y0, int bw, int bh)
-{
-    int x, y;
-    float sx = (float)bw / (float)dw, sy = (float)bh / (float)dh;
-    for (y = 0; y < dh; y++)
-        for (x = 0; x < dw; x++)
-            dst[y * dstride + x] = sx >= 1.0f && sy >= 1.0f
-                /* (x + 1) * sx may round past the crop: clamp, or the last
-                   row read could be the one below the image */
-                ? mlp__area_sample(src, w, x0 + x * sx, mlp__minf(x0 + (x + 1) * sx, (float)(x0 + bw)),
-                                   y0 + y * sy, mlp__minf(y0 + (y + 1) * sy, (float)(y0 + bh)))
-                : mlp__bilinear(src, w, x0, y0, bw, bh, (x + 0.5f) * sx - 0.5f, (y + 0.5f) * sy - 0.5f);
-}
-
 /* (dw, dh): the box bw x bh scaled so its longer side is `side`, aspect kept */
 static void mlp__fit(int bw, int bh, int side, int *dw, int *dh)
 {
@@ -4102,7 +4115,7 @@ static int mlp__place_digit(float *out, const float *v, int w, const int *box)
 
 /* Relative stroke width (stroke width / the digit's longer side) of MNIST's
    training digits through this pipeline: median 0.107, 5% below 0.065, 5%
-   above 0.18 (tools/stroke_width prints the distribution). Digits outside
+   above 0.18 (tests/test_mnist.c measures it again). Digits outside
    [LOW, HIGH] are redrawn at TARGET. */
 #define MLP__STROKE_LOW 0.06f
 #define MLP__STROKE_HIGH 0.20f
@@ -4446,8 +4459,6 @@ static void mlp__gaussian_blur(mlp_isa isa, float *f, float *tmp, int w, int h, 
 
 static float mlp__uniform_pm(mlp_rng *rng, float range) { return range * (2.0f * mlp_rng_float(rng) - 1.0f); }
 
-/* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field.
-   scratch holds 3 w h floats. */
 /* dst = the max (dilate) or min (erode) of each pixel and its four
    neighbours, 0 outside: one pixel of pen width more or less */
 static void mlp__plus_morph(float *dst, const float *src, int w, int h, int dilate)
@@ -4505,6 +4516,9 @@ static void mlp__add_specks(float *img, int w, int h, mlp_rng *rng)
     }
 }
 
+/* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field,
+   then strokes, blur and specks.
+   scratch holds 3 w h floats. */
 static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w, int h, const mlp_augment *a,
                                mlp_rng *rng, float *scratch)
 {

@@ -3,7 +3,8 @@
    images exported with idx2png and read by classify --raw give exactly the
    predictions of the IDX path, and the same images inverted (dark on white)
    and enlarged to 140x140 are classified 97% right without --raw. Also
-   checks MNIST's mean centre of mass, which preprocessing aligns to. Needs
+   checks MNIST's mean centre of mass and stroke widths, which preprocessing
+   aligns to. Needs
    build/idx2png and build/classify (measured: 0.9765). Data from tools/fetch_mnist.sh (dir: $MLP_MNIST_DIR or
    data/mnist). Skipped when the data is absent, unless MLP_REQUIRE_MNIST=1
    (as in CI), which turns absence into a failure. */
@@ -155,6 +156,47 @@ static void test_mnist_centre_of_mass(void **state)
     mlp_idx_free(&idx);
 }
 
+/* MLP__STROKE_LOW/HIGH/TARGET come from MNIST's own stroke widths through
+   the preprocessing page (each of 5000 training digits as a dark-on-white
+   28x28 picture): the median must be near the target and at least 90% of
+   MNIST must lie inside the band, or MNIST-style pictures would be redrawn. */
+static void test_mnist_stroke_width(void **state)
+{
+    const char *dir = getenv("MLP_MNIST_DIR");
+    char path[512];
+    mlp_idx idx;
+    int i, k, n = 0, inside = 0, below_target = 0;
+    (void)state;
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir ? dir : "data/mnist");
+    if (mlp_idx_load(&idx, path) != 0) skip();
+    for (i = 0; i < 5000; i++) {
+        float px[784];
+        mlp__page p;
+        mlp__component *c = NULL;
+        int box[4], b[4], count;
+        for (k = 0; k < 784; k++) px[k] = 1.0f - idx.data[(size_t)i * 784 + k] / 255.0f;
+        if (mlp__page_make(&p, px, 28, 28, 1, NULL, NULL) != 0) continue;
+        count = mlp__find_components(&p, &c);
+        if (count > 0 && mlp__select_digit(c, count, box)) {
+            float s;
+            mlp__digit_ink(p.gray, &p, c, box);
+            mlp__ink_box(p.gray, p.w, p.h, b);
+            s = mlp__stroke_width(p.gray, p.w, b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1, p.dist) /
+                (float)(b[2] - b[0] > b[3] - b[1] ? b[2] - b[0] + 1 : b[3] - b[1] + 1);
+            n++;
+            inside += s >= MLP__STROKE_LOW && s <= MLP__STROKE_HIGH;
+            below_target += s < MLP__STROKE_TARGET;
+        }
+        MLP_FREE(c);
+        mlp__page_free(&p);
+    }
+    mlp_idx_free(&idx);
+    print_message("MNIST stroke widths: %d/%d inside the band, %d below the target\n", inside, n, below_target);
+    assert_true(n > 4900);
+    assert_true(inside >= 0.9 * n);
+    assert_true(below_target >= 0.4 * n && below_target <= 0.65 * n); /* the target is near the median */
+}
+
 /* Ctrl-C mid-epoch through the real program: exit 130 with a checkpoint,
    and resuming it gives the same model file, byte for byte, as a run that
    was never interrupted. A second Ctrl-C exits at once and leaves no file
@@ -232,6 +274,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mnist_two_epochs),
         cmocka_unit_test(test_mnist_centre_of_mass),
+        cmocka_unit_test(test_mnist_stroke_width),
         cmocka_unit_test(test_ctrl_c_and_resume),
     };
     return cmocka_run_group_tests_name("mnist", tests, NULL, NULL);

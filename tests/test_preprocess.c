@@ -1,5 +1,5 @@
-/* Digit preprocessing: a bar whose result is known by hand, a golden 28x28
-   output (tests/data/golden-ring.pgm), and invariance: the same digit
+/* Digit preprocessing: a bar and a ring whose results are known by hand,
+   and invariance: the same digit
    translated, scaled 2-10x, inverted, drawn on a transparent background,
    lit unevenly, shadowed, noisy, with specks and stray marks, or drawn with
    a hairline or a bold pen gives nearly the same 28x28 input; pictures
@@ -113,13 +113,21 @@ static void test_rectangle_by_hand(void **state)
     free(c.px);
 }
 
-/* PGM P2 golden file; regenerate with MLP_WRITE_GOLDEN=1 after a deliberate change */
-static void test_golden_ring(void **state)
+/* An elliptical ring on gray paper with faint noise, the expected result
+   derived by hand: the ring's outer box is 62.4 x 48 pixels (radius 24 =
+   20 + 4, x stretched 1.3), so it becomes 20 x 15.4 pixels; its stroke is
+   0.13 of its width, inside MNIST's range, so only scaled; its ink is full
+   for |d - 20| <= 3 with a one-pixel ramp on each side, as much as a full
+   band from radius 16.5 to 23.5: pi 1.3 (23.5^2 - 16.5^2) = 1143 pixels,
+   times (20 / 62.4)^2 = 117 after scaling (less a little: preprocessing
+   drops the faintest 15% of an anti-aliased edge); it is hollow and
+   left-right symmetric. */
+static void test_ring_by_hand(void **state)
 {
     canvas c = blank(90, 70, 1, 0.9f, 1.0f);
     float out[SIDE * SIDE];
-    int x, y, v, i;
-    FILE *f;
+    int x, y, x0 = SIDE, x1 = -1, y0 = SIDE, y1 = -1;
+    double ink = 0, asym = 0, cx, cy;
     (void)state;
     for (y = 0; y < 70; y++)
         for (x = 0; x < 90; x++) {
@@ -128,22 +136,25 @@ static void test_golden_ring(void **state)
             c.px[y * 90 + x] = 0.9f - 0.8f * cov + 0.02f * (float)((x * 7 + y * 13) % 5) / 5.0f; /* faint noise */
         }
     run(&c, out);
-    if (getenv("MLP_WRITE_GOLDEN")) {
-        f = fopen("tests/data/golden-ring.pgm", "w");
-        fprintf(f, "P2\n# mlp_digit_preprocess of the ring in tests/test_preprocess.c\n%d %d\n255\n", SIDE, SIDE);
-        for (i = 0; i < SIDE * SIDE; i++) fprintf(f, "%d%c", (int)lroundf(out[i]), i % SIDE == SIDE - 1 ? '\n' : ' ');
-        fclose(f);
-    }
-    f = fopen("tests/data/golden-ring.pgm", "r");
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "P2 # %*[^\n] %d %d %d", &x, &y, &v), 3);
-    assert_int_equal(x, SIDE);
-    for (i = 0; i < SIDE * SIDE; i++) {
-        assert_int_equal(fscanf(f, "%d", &v), 1);
-        if (abs(v - (int)lroundf(out[i])) > 1) print_error("pixel %d: %d, golden %d\n", i, (int)lroundf(out[i]), v);
-        assert_true(abs(v - (int)lroundf(out[i])) <= 1);
-    }
-    fclose(f);
+    for (y = 0; y < SIDE; y++)
+        for (x = 0; x < SIDE; x++)
+            if (out[y * SIDE + x] > 0) {
+                ink += out[y * SIDE + x] / 255.0;
+                if (x < x0) x0 = x;
+                if (x > x1) x1 = x;
+                if (y < y0) y0 = y;
+                if (y > y1) y1 = y;
+            }
+    print_message("ring: %d x %d, ink %.1f\n", x1 - x0 + 1, y1 - y0 + 1, ink);
+    assert_int_equal(x1 - x0 + 1, 20);
+    assert_true(y1 - y0 + 1 >= 15 && y1 - y0 + 1 <= 16);
+    assert_true(fabs(ink - 117.0) < 0.12 * 117.0);
+    assert_true(out[((y0 + y1) / 2) * SIDE + (x0 + x1) / 2] == 0.0f); /* hollow */
+    for (y = y0; y <= y1; y++)
+        for (x = x0; x <= x1; x++) asym += fabs(out[y * SIDE + x] - out[y * SIDE + (x0 + x1 - x)]) / 255.0;
+    assert_true(asym < 0.1 * 2 * ink);
+    centre_of_mass(out, &cx, &cy);
+    assert_true(fabs(cx - 14.01) <= 0.5 && fabs(cy - 14.00) <= 0.5);
     free(c.px);
 }
 
@@ -439,6 +450,57 @@ static void test_extreme_shapes(void **state)
     }
 }
 
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The filters against their definitions, on odd shapes: the 3x3 median
+   (edge pixels stand in for missing neighbours) against sorting the nine
+   values; the square max and min (van Herk's three passes, rows then the
+   transpose) against scanning the whole square, outside counting as nothing. */
+static void test_filters_by_definition(void **state)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {7, 3, 2}, {13, 29, 3}, {40, 17, 5}, {5, 64, 9}};
+    mlp_rng rng;
+    int s;
+    (void)state;
+    mlp_rng_seed(&rng, 21, 2);
+    for (s = 0; s < 5; s++) {
+        int w = shapes[s][0], h = shapes[s][1], r = shapes[s][2], x, y, i, j, take_max, n = w * h;
+        float *src = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n), *tmp = malloc(sizeof(float) * n);
+        float *buf = malloc(sizeof(float) * 3 * ((w > h ? w : h) + 2 * r + 1));
+        for (i = 0; i < n; i++) src[i] = mlp_rng_float(&rng);
+        mlp__median3x3(got, src, w, h);
+        for (y = 0; y < h; y++)
+            for (x = 0; x < w; x++) {
+                float v[9];
+                int k = 0;
+                for (j = -1; j <= 1; j++)
+                    for (i = -1; i <= 1; i++) {
+                        int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i, yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
+                        v[k++] = src[yy * w + xx];
+                    }
+                qsort(v, 9, sizeof(float), compare_floats);
+                if (got[y * w + x] != v[4]) fail_msg("median %dx%d at (%d,%d): %g, sorted %g", w, h, x, y, got[y * w + x], v[4]);
+            }
+        for (take_max = 0; take_max <= 1; take_max++) {
+            memcpy(got, src, sizeof(float) * n);
+            mlp__square_extreme(got, w, h, r, take_max, tmp, buf);
+            for (y = 0; y < h; y++)
+                for (x = 0; x < w; x++) {
+                    float e = src[y * w + x];
+                    for (j = y - r; j <= y + r; j++)
+                        for (i = x - r; i <= x + r; i++)
+                            if (i >= 0 && j >= 0 && i < w && j < h) e = take_max ? fmaxf(e, src[j * w + i]) : fminf(e, src[j * w + i]);
+                    if (got[y * w + x] != e) fail_msg("%s r %d, %dx%d at (%d,%d): %g, scan %g", take_max ? "max" : "min", r, w, h, x, y, got[y * w + x], e);
+                }
+        }
+        free(src); free(got); free(tmp); free(buf);
+    }
+}
+
 /* Augmentation: no-op ranges give the image back exactly; the same seed and
    epoch give the same images for 1 and 2 threads; a new epoch, new ones. */
 static void test_augmentation(void **state)
@@ -519,7 +581,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rectangle_by_hand),
-        cmocka_unit_test(test_golden_ring),
+        cmocka_unit_test(test_ring_by_hand),
         cmocka_unit_test(test_invariance),
         cmocka_unit_test(test_no_digit),
         cmocka_unit_test(test_bad_arguments),
@@ -531,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_number),
         cmocka_unit_test(test_extreme_shapes),
+        cmocka_unit_test(test_filters_by_definition),
         cmocka_unit_test(test_augmentation),
         cmocka_unit_test(test_gaussian_blur),
     };
