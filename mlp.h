@@ -4250,7 +4250,9 @@ MLPDEF int mlp_digit_preprocess(const float *pixels, int w, int h, int channels,
 
 /* ---- numbers: several digits in a row ------------------------------------ */
 
-typedef struct mlp__group { int box[4]; double mass; } mlp__group;
+/* A digit of a number: its box, and the group of components it is cut from
+   (several digits share one when touching digits were split apart) */
+typedef struct mlp__group { int box[4]; double mass; int source; } mlp__group;
 
 /* Horizontal overlap of two x ranges, as a fraction of the narrower one. */
 static float mlp__x_overlap(const int *a, const int *b)
@@ -4315,6 +4317,76 @@ static int mlp__group_digits(const mlp__component *c, int count, int *group_of, 
             g[j] = g[j - 1]; g[j - 1] = t;
             for (k = 0; k < count; k++) if (group_of[k] == j) group_of[k] = j - 1; else if (group_of[k] == j - 1) group_of[k] = j;
         }
+    for (i = 0; i < n; i++) g[i].source = i;
+    return n;
+}
+
+/* The ink of group `source` in column x of its box */
+static double mlp__column_ink(const mlp__page *p, const int *group_of, int source, const int *box, int x)
+{
+    double ink = 0.0;
+    int y;
+    for (y = box[1]; y <= box[3]; y++) {
+        int id = p->label[y * p->w + x];
+        if (id >= 0 && group_of[id] == source) ink += p->ink[y * p->w + x];
+    }
+    return ink;
+}
+
+/* The column of least ink of group `source` between x0 and x1, if it is a
+   neck (less than half the box's mean column ink: where two digits touch,
+   not the middle of a wide 0 or 2); -1 if there is none. */
+static int mlp__neck(const mlp__page *p, const int *group_of, int source, const int *box, int x0, int x1)
+{
+    int x, best = -1;
+    double least = 0.0, mean = 0.0;
+    for (x = box[0]; x <= box[2]; x++) mean += mlp__column_ink(p, group_of, source, box, x);
+    mean /= (double)(box[2] - box[0] + 1);
+    for (x = x0 > box[0] ? x0 : box[0]; x <= x1 && x <= box[2]; x++) {
+        double ink = mlp__column_ink(p, group_of, source, box, x);
+        if (best < 0 || ink < least) { least = ink; best = x; }
+    }
+    return best >= 0 && least < 0.5 * mean ? best : -1;
+}
+
+/* Fixes: digits written so close that they touch, which made one wide
+   component. A group much wider than the picture's typical digit (the
+   median width of the groups no wider than tall, else 0.7 of the height)
+   is cut into round(width / typical) digits, each cut at the column of
+   least ink within a quarter digit of where an even split would put it,
+   provided every such column is a neck.
+   Returns the new number of digits (at most max_groups). */
+static int mlp__split_touching(const mlp__page *p, const int *group_of, mlp__group *g, int n, int max_groups)
+{
+    int widths[MLP_MAX_DIGITS + 1], cuts[MLP_MAX_DIGITS + 1], m = 0, i, j, k;
+    float typical;
+    mlp__group whole;
+    for (i = 0; i < n; i++) widths[m++] = g[i].box[2] - g[i].box[0] + 1;
+    for (i = 1; i < m; i++) for (j = i; j > 0 && widths[j] < widths[j - 1]; j--) { k = widths[j]; widths[j] = widths[j - 1]; widths[j - 1] = k; }
+    for (i = n - 1; i >= 0; i--) {
+        int bw = g[i].box[2] - g[i].box[0] + 1, bh = g[i].box[3] - g[i].box[1] + 1, parts, left;
+        /* handwritten 0s and 2s can be wider than tall: the neck test below
+           keeps them whole */
+        typical = n > 2 ? mlp__maxf((float)widths[m / 2], 0.5f * (float)bh) : 0.7f * (float)bh;
+        if ((float)bw <= 1.5f * typical || bw <= bh) continue;
+        parts = (int)((float)bw / typical + 0.5f);
+        if (parts > max_groups - n + 1) parts = max_groups - n + 1;
+        if (parts < 2) continue;
+        whole = g[i];
+        for (k = 0; k + 1 < parts; k++) { /* every cut at a neck, or none */
+            int even = whole.box[0] + (int)((float)bw * (float)(k + 1) / (float)parts), reach = bw / parts / 4;
+            if ((cuts[k] = mlp__neck(p, group_of, whole.source, whole.box, even - reach, even + reach)) < 0) break;
+        }
+        if (k + 1 < parts) continue;
+        for (j = n - 1; j > i; j--) g[j + parts - 1] = g[j]; /* room for the new digits */
+        left = whole.box[0];
+        for (k = 0; k < parts; k++) {
+            g[i + k] = whole;
+            g[i + k].box[0] = left; g[i + k].box[2] = k + 1 < parts ? cuts[k] : whole.box[2];
+            left = g[i + k].box[2] + 1;
+        }
+        n += parts - 1;
+    }
     return n;
 }
 
@@ -4334,10 +4406,11 @@ MLPDEF int mlp_number_preprocess(const float *pixels, int w, int h, int channels
     if (!group_of || !g) rc = MLP_ENOMEM;
     else if ((n = mlp__group_digits(c, count, group_of, g, MLP_MAX_DIGITS + 1)) == 0)
         rc = mlp__fail(MLP_EFORMAT, "no digit found (the image is blank)");
-    else if (n > max_digits) rc = mlp__fail(MLP_EFORMAT, "%d digits found, more than the %d allowed", n, max_digits);
+    else n = mlp__split_touching(&p, group_of, g, n, MLP_MAX_DIGITS + 1);
+    if (rc == 0 && n > max_digits) rc = mlp__fail(MLP_EFORMAT, "%d digits found, more than the %d allowed", n, max_digits);
     for (k = 0; rc == 0 && k < n; k++) {
         const char *why;
-        for (i = 0; i < count; i++) c[i].keep = group_of[i] == k;
+        for (i = 0; i < count; i++) c[i].keep = group_of[i] == g[k].source;
         if ((why = mlp__not_a_digit(&p, c, count, g[k].box)) != NULL) {
             rc = mlp__fail(MLP_EFORMAT, "digit %d of %d: %s", k + 1, n, why);
             break;

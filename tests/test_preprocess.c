@@ -434,6 +434,40 @@ static void test_number(void **state)
     free(one.px); free(c.px); free(out);
 }
 
+/* Touching digits: the same sevens 52 pixels apart, so each one's bar runs
+   into the next one's (one component), are cut apart at the necks; a single
+   wide ring (a 0 wider than tall) has no neck and stays one digit. */
+static void test_touching_digits(void **state)
+{
+    float *out = malloc(sizeof(float) * 4 * SIDE * SIDE);
+    mlp_digit_box boxes[4];
+    canvas one = seven(80, 100, 5.0f, 15, 15, 0, 0), c = blank(260, 100, 1, 1.0f, 1.0f);
+    int k, x, y, n;
+    (void)state;
+    for (k = 0; k < 3; k++)
+        for (y = 0; y < 100; y++)
+            for (x = 0; x < 80; x++) {
+                float *p = &c.px[y * 260 + 20 + 52 * k + x];
+                *p = fminf(*p, one.px[y * 80 + x]);
+            }
+    n = mlp_number_preprocess(c.px, c.w, c.h, 1, out, boxes, 4, NULL, NULL);
+    if (n < 0) fail_msg("%s", mlp_error());
+    for (k = 0; k < n; k++) print_message("touching digit %d: box %d,%d %dx%d\n", k, boxes[k].x, boxes[k].y, boxes[k].w, boxes[k].h);
+    assert_int_equal(n, 3);
+    for (k = 0; k < 3; k++) /* each box starts near its seven's left end, 20 + 52 k + 11 */
+        assert_true(abs(boxes[k].x - (31 + 52 * k)) <= 6);
+    free(c.px);
+    c = blank(200, 100, 1, 1.0f, 1.0f);
+    for (y = 0; y < c.h; y++)
+        for (x = 0; x < c.w; x++) {
+            float d = fabsf(hypotf((x - 100) / 1.6f, y - 50.0f) - 36.0f), cov = 4.5f - d;
+            c.px[y * c.w + x] = 1.0f - (cov < 0 ? 0 : cov > 1 ? 1 : cov);
+        }
+    n = mlp_number_preprocess(c.px, c.w, c.h, 1, out, boxes, 4, NULL, NULL);
+    assert_int_equal(n, 1);
+    free(one.px); free(c.px); free(out);
+}
+
 /* Odd shapes are bounded and safe: long strips, one pixel, huge sides. */
 static void test_extreme_shapes(void **state)
 {
@@ -444,7 +478,7 @@ static void test_extreme_shapes(void **state)
     for (s = 0; s < 6; s++) {
         int w = shapes[s][0], h = shapes[s][1];
         float *px = malloc(sizeof(float) * (size_t)w * h);
-        for (i = 0; i < w * h; i++) px[i] = (i * 7919) % 13 < 3 ? 0.0f : 1.0f;
+        for (i = 0; i < w * h; i++) px[i] = ((unsigned)i * 7919u) % 13u < 3 ? 0.0f : 1.0f;
         (void)mlp_digit_preprocess(px, w, h, 1, out); /* a digit or a refusal; never a crash */
         free(px);
     }
@@ -592,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_stroke_estimate),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_number),
+        cmocka_unit_test(test_touching_digits),
         cmocka_unit_test(test_extreme_shapes),
         cmocka_unit_test(test_filters_by_definition),
         cmocka_unit_test(test_augmentation),
