@@ -636,32 +636,29 @@ static picture compose(mlp_rng *rng, const ink *cov, const style *st)
 
 /* ---- degradations ------------------------------------------------------------ */
 
+/* one line of n values spaced `stride` apart, convolved with kernel[0..2r]
+   (edge values repeated outward); line holds n floats of scratch */
+static void blur_line(float *v, int n, size_t stride, const float *kernel, int r, float *line)
+{
+    int i, k;
+    for (i = 0; i < n; i++) line[i] = v[(size_t)i * stride];
+    for (i = 0; i < n; i++) {
+        float acc = 0;
+        for (k = -r; k <= r; k++) acc += kernel[k + r] * line[i + k < 0 ? 0 : i + k >= n ? n - 1 : i + k];
+        v[(size_t)i * stride] = acc;
+    }
+}
+
 static void gaussian_blur_plane(float *v, int w, int h, float sigma)
 {
     int r = (int)ceilf(3 * sigma), x, y, k;
-    float *kernel = xcalloc((size_t)2 * r + 1, sizeof(float)), *tmp = xcalloc((size_t)w * h, sizeof(float)), sum = 0;
+    float *kernel = xcalloc((size_t)2 * r + 1, sizeof(float)), *line = xcalloc((size_t)(w > h ? w : h), sizeof(float)), sum = 0;
     for (k = -r; k <= r; k++) sum += kernel[k + r] = expf(-0.5f * k * k / (sigma * sigma));
     for (k = 0; k <= 2 * r; k++) kernel[k] /= sum;
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++) {
-            float acc = 0;
-            for (k = -r; k <= r; k++) {
-                int xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
-                acc += kernel[k + r] * v[(size_t)y * w + xx];
-            }
-            tmp[(size_t)y * w + x] = acc;
-        }
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++) {
-            float acc = 0;
-            for (k = -r; k <= r; k++) {
-                int yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
-                acc += kernel[k + r] * tmp[(size_t)yy * w + x];
-            }
-            v[(size_t)y * w + x] = acc;
-        }
+    for (y = 0; y < h; y++) blur_line(v + (size_t)y * w, w, 1, kernel, r, line);
+    for (x = 0; x < w; x++) blur_line(v + x, h, (size_t)w, kernel, r, line);
     free(kernel);
-    free(tmp);
+    free(line);
 }
 
 /* Gray pictures keep three equal planes: blur one and copy it. */
