@@ -3655,9 +3655,11 @@ static void mlp__fill_page(mlp__page *p, const float *pixels, int w, int h, int 
     float paper = channels == 2 ? mlp__alpha_paper(pixels, (size_t)w * h) : 1.0f;
     float *scratch = p->ink; /* n floats, free until the median filter */
     int x, y, n = p->w * p->h;
-    if (p->scale > 1.0f) { /* the picture is smaller than the page: composite, then enlarge */
-        for (x = 0; x < w * h; x++) scratch[x] = mlp__composite_at(pixels, (size_t)x, channels, paper);
-        mlp__resample(p->gray, p->w, p->w, p->h, scratch, w, 0, 0, w, h);
+    if (p->scale > 1.0f) { /* each picture pixel becomes s x s page pixels */
+        int s = (int)p->scale;
+        (void)scratch;
+        for (y = 0; y < p->h; y++)
+            for (x = 0; x < p->w; x++) p->gray[y * p->w + x] = mlp__composite_at(pixels, (size_t)(y / s) * w + x / s, channels, paper);
         return;
     }
     for (x = 0; x < n; x++) p->gray[x] = scratch[x] = 0.0f; /* scratch: picture pixels per page pixel */
@@ -3941,34 +3943,41 @@ static const char *mlp__not_a_digit(const mlp__page *p, const mlp__component *c,
 }
 
 /* The digit alone, as MNIST-like intensities: the ink of the kept
-   components (and of the pixels touching them, so anti-aliased edges below
-   the threshold stay), stretched so the strongest ink is 1, paper 0. */
-static void mlp__digit_ink(float *dst, const mlp__page *p, const mlp__component *c, const int *box)
+   components, grown into the fainter ink connected to them (down to
+   MLP__INK_FLOOR of their peak: the anti-aliased edges a single threshold
+   would cut off, however much the page enlarged them) within a margin of
+   their box, stretched so the strongest ink is 1 and the floor 0. queue
+   holds w h ints. */
+static void mlp__digit_ink(float *dst, const mlp__page *p, const mlp__component *c, const int *box, int *queue)
 {
-    int x, y, i, j;
-    float peak = 0.0f;
+    int x, y, head = 0, tail = 0, n = p->w * p->h, margin = 2 + (int)p->scale;
+    int x0 = box[0] - margin, y0 = box[1] - margin, x1 = box[2] + margin, y1 = box[3] + margin;
+    float peak = 0.0f, floor_ink;
+    for (x = 0; x < n; x++) dst[x] = 0.0f;
     for (y = box[1]; y <= box[3]; y++)
         for (x = box[0]; x <= box[2]; x++) {
-            int id = p->label[y * p->w + x];
-            if (id >= 0 && c[id].keep && p->ink[y * p->w + x] > peak) peak = p->ink[y * p->w + x];
+            int k = y * p->w + x, id = p->label[k];
+            if (id < 0 || !c[id].keep) continue;
+            if (p->ink[k] > peak) peak = p->ink[k];
+            dst[k] = -1.0f; /* reached */
+            queue[tail++] = k;
         }
-    for (y = 0; y < p->h; y++)
-        for (x = 0; x < p->w; x++) {
-            int near = 0;
-            float v;
-            dst[y * p->w + x] = 0.0f;
-            if (x < box[0] - 1 || x > box[2] + 1 || y < box[1] - 1 || y > box[3] + 1) continue;
-            for (j = -1; j <= 1 && !near; j++)
-                for (i = -1; i <= 1 && !near; i++) {
-                    int xx = x + i, yy = y + j, id;
-                    if (xx < 0 || yy < 0 || xx >= p->w || yy >= p->h) continue;
-                    id = p->label[yy * p->w + xx];
-                    near = id >= 0 && c[id].keep;
-                }
-            if (!near) continue;
-            v = p->ink[y * p->w + x] / peak;
-            dst[y * p->w + x] = v < MLP__INK_FLOOR ? 0.0f : mlp__minf((v - MLP__INK_FLOOR) / (1.0f - MLP__INK_FLOOR), 1.0f);
-        }
+    floor_ink = MLP__INK_FLOOR * peak;
+    while (head < tail) { /* breadth first through the 8 neighbours */
+        int k = queue[head++], kx = k % p->w, ky = k / p->w, i, j;
+        for (j = -1; j <= 1; j++)
+            for (i = -1; i <= 1; i++) {
+                int xx = kx + i, yy = ky + j, q = yy * p->w + xx;
+                if (xx < x0 || yy < y0 || xx > x1 || yy > y1 || xx < 0 || yy < 0 || xx >= p->w || yy >= p->h) continue;
+                if (dst[q] != 0.0f || p->ink[q] <= floor_ink) continue;
+                dst[q] = -1.0f;
+                queue[tail++] = q;
+            }
+    }
+    for (x = 0; x < tail; x++) {
+        int k = queue[x];
+        dst[k] = mlp__minf((p->ink[k] / peak - MLP__INK_FLOOR) / (1.0f - MLP__INK_FLOOR), 1.0f);
+    }
 }
 
 /* Stroke width in pixels of the ink >= 0.5 in the box (x0, y0, bw, bh) of v
@@ -4141,9 +4150,14 @@ static int mlp__page_make(mlp__page *p, const float *pixels, int w, int h, int c
     /* the shorter side enlarged to MLP__PAGE_MIN, the area capped at
        MLP__PAGE_MAX^2 (a long strip of digits keeps its height), no side
        beyond 4 MLP__PAGE_MAX */
-    p->scale = shorter < MLP__PAGE_MIN ? (float)MLP__PAGE_MIN / (float)shorter : 1.0f;
+    if (shorter < MLP__PAGE_MIN) { /* enlarged by a whole factor: see mlp__fill_page */
+        int s = (MLP__PAGE_MIN + shorter - 1) / shorter;
+        while (s > 1 && ((double)w * s * h * s > (double)MLP__PAGE_MAX * MLP__PAGE_MAX || longer * s > 4 * MLP__PAGE_MAX)) s--;
+        p->scale = (float)s;
+    } else p->scale = 1.0f;
     p->scale = mlp__minf(p->scale, (float)MLP__PAGE_MAX / sqrtf((float)w * (float)h));
     p->scale = mlp__minf(p->scale, 4.0f * (float)MLP__PAGE_MAX / (float)longer);
+    if (p->scale > 1.0f) p->scale = floorf(p->scale);
     p->w = (int)ceilf((float)w * p->scale - 1e-3f); p->h = (int)ceilf((float)h * p->scale - 1e-3f);
     if (p->w < 1) p->w = 1;
     if (p->h < 1) p->h = 1;
@@ -4177,7 +4191,7 @@ static int mlp__finish_digit(mlp__page *p, const mlp__component *c, int count, c
 {
     float *v = p->gray, stroke;
     int box[4], bw, bh, longest, i, on_border = 0;
-    mlp__digit_ink(v, p, c, kept_box);
+    mlp__digit_ink(v, p, c, kept_box, p->dist);
     if (show) show(user, "digit (kept components)", v, p->w, p->h);
     if (!mlp__ink_box(v, p->w, p->h, box)) return mlp__fail(MLP_EFORMAT, "no digit found (the image is blank)");
     bw = box[2] - box[0] + 1; bh = box[3] - box[1] + 1; longest = bw > bh ? bw : bh;

@@ -179,7 +179,7 @@ static void test_mnist_stroke_width(void **state)
         count = mlp__find_components(&p, &c);
         if (count > 0 && mlp__select_digit(c, count, box)) {
             float s;
-            mlp__digit_ink(p.gray, &p, c, box);
+            mlp__digit_ink(p.gray, &p, c, box, p.dist);
             mlp__ink_box(p.gray, p.w, p.h, b);
             s = mlp__stroke_width(p.gray, p.w, b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1, p.dist) /
                 (float)(b[2] - b[0] > b[3] - b[1] ? b[2] - b[0] + 1 : b[3] - b[1] + 1);
