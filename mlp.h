@@ -3664,11 +3664,14 @@ static void mlp__fill_page(mlp__page *p, const float *pixels, int w, int h, int 
     }
     for (x = 0; x < n; x++) p->gray[x] = scratch[x] = 0.0f; /* scratch: picture pixels per page pixel */
     for (y = 0; y < h; y++) {
-        int py = (int)((int64_t)y * p->h / h); /* every page pixel gets picture pixels */
+        /* page pixel floor(x p->w / w): every page pixel gets picture pixels;
+           stepped along the row without a division per pixel */
+        float *row = p->gray + (size_t)((int64_t)y * p->h / h) * p->w, *count = scratch + (row - p->gray);
+        int px = 0, over = 0; /* over = x p->w - px w */
         for (x = 0; x < w; x++) {
-            int px = (int)((int64_t)x * p->w / w);
-            p->gray[py * p->w + px] += mlp__composite_at(pixels, (size_t)y * w + x, channels, paper);
-            scratch[py * p->w + px] += 1.0f;
+            row[px] += mlp__composite_at(pixels, (size_t)y * w + x, channels, paper);
+            count[px] += 1.0f;
+            for (over += p->w; over >= w; over -= w) px++;
         }
     }
     for (x = 0; x < n; x++) p->gray[x] /= scratch[x];
