@@ -4367,11 +4367,12 @@ static int mlp__neck(const mlp__page *p, const int *group_of, int source, const 
 }
 
 /* Fixes: digits written so close that they touch, which made one wide
-   component. A group much wider than the picture's typical digit (the
-   median width of the groups no wider than tall, else 0.7 of the height)
-   is cut into round(width / typical) digits, each cut at the column of
-   least ink within a quarter digit of where an even split would put it,
-   provided every such column is a neck.
+   component. A group more than 1.5 times as wide as the picture's typical
+   digit (with three or more groups their median width, but at least half
+   the height; else 0.7 of the height) and at least 1.25 times as wide as
+   tall (a wide 5 or 2 alone is not) is cut into round(width / typical)
+   digits, each cut at the column of least ink within a quarter digit of
+   where an even split would put it, provided every such column is a neck.
    Returns the new number of digits (at most max_groups). */
 static int mlp__split_touching(const mlp__page *p, const int *group_of, mlp__group *g, int n, int max_groups)
 {
@@ -4382,10 +4383,8 @@ static int mlp__split_touching(const mlp__page *p, const int *group_of, mlp__gro
     for (i = 1; i < m; i++) for (j = i; j > 0 && widths[j] < widths[j - 1]; j--) { k = widths[j]; widths[j] = widths[j - 1]; widths[j - 1] = k; }
     for (i = n - 1; i >= 0; i--) {
         int bw = g[i].box[2] - g[i].box[0] + 1, bh = g[i].box[3] - g[i].box[1] + 1, parts, left;
-        /* handwritten 0s and 2s can be wider than tall: the neck test below
-           keeps them whole */
         typical = n > 2 ? mlp__maxf((float)widths[m / 2], 0.5f * (float)bh) : 0.7f * (float)bh;
-        if ((float)bw <= 1.5f * typical || bw <= bh) continue;
+        if ((float)bw <= 1.5f * typical || 4 * bw <= 5 * bh) continue;
         parts = (int)((float)bw / typical + 0.5f);
         if (parts > max_groups - n + 1) parts = max_groups - n + 1;
         if (parts < 2) continue;
