@@ -4,15 +4,18 @@
 # and "all digits" over the single-digit categories clean..photo.
 # usage: tools/realworld_score.sh [--errors] MODEL.mlp DIR
 #   --errors   also list each category's worst misreads (most confident first)
+#   --check    exit 1 if a category is below its bar: clean 98%, numbers and
+#              reject 90%, every other category 95%
 #   CLASSIFY=path picks the classifier (default build/classify); a file it
 #   refuses has no line on its stdout. numbers uses classify --number.
 set -euo pipefail
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
-errors=0
+errors=0 check=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --help|-h) usage; exit 0 ;;
         --errors) errors=1; shift ;;
+        --check) check=1; shift ;;
         -*) echo "realworld_score: unknown option $1" >&2; usage >&2; exit 1 ;;
         *) break ;;
     esac
@@ -87,7 +90,7 @@ awk -v dir="$dir" -v errors_file="$tmp/errors.tsv" '
             if (i <= 7) { all_p += pictures[c]; all_r += right[c]; all_f += refused[c] }
         }
         if (all_p) printf "| all digits | %d | %d | %d | %.1f%% |\n", all_p, all_r, all_f, 100 * all_r / all_p
-    }' "$dir/manifest.csv" "$tmp/single.json" "$tmp/numbers.json"
+    }' "$dir/manifest.csv" "$tmp/single.json" "$tmp/numbers.json" | tee "$tmp/table.md"
 
 if [ $errors = 1 ] && [ -s "$tmp/errors.tsv" ]; then
     echo
@@ -100,5 +103,12 @@ if [ $errors = 1 ] && [ -s "$tmp/errors.tsv" ]; then
         ++shown[$1] <= 10 {
             file = substr($3, 1, length(dir)) == dir ? substr($3, length(dir) + 1) : $3
             printf "| %s | %s | %s | %s | %s |\n", order[$1], file, $4, $5, $5 == "refused" ? "-" : $2 }'
+fi
+if [ $check = 1 ]; then
+    awk -F'|' '$3 ~ /[0-9]/ && $2 !~ /all digits/ {
+        name = $2; gsub(/ /, "", name); acc = $6; gsub(/[ %]/, "", acc)
+        bar = name == "clean" ? 98 : name == "numbers" || name == "reject" ? 90 : 95
+        if (acc + 0 < bar) { printf "realworld_score: %s %s%% is below %d%%\n", name, acc, bar; bad = 1 } }
+        END { exit bad }' "$tmp/table.md" >&2 || exit 1
 fi
 exit 0
