@@ -108,15 +108,17 @@ static void show_stage(void *user, const char *stage, const float *img, int w, i
     int step = (w + 31) / 32, x, y;
     (void)user;
     printf("-- %s, %dx%d%s\n", stage, w, h, step > 1 ? " (shrunk)" : "");
-    for (y = 0; y < h; y += 2 * step) { /* a character is about twice as tall as wide */
+    for (y = 0; y < h; y += 2 * step) { /* one line per two pixel rows ... */
         for (x = 0; x < w; x += step) {
             float v = 0.0f;
             int i, j, n = 0;
+            char c;
             for (j = y; j < y + 2 * step && j < h; j++)
                 for (i = x; i < x + step && i < w; i++) { v += img[j * w + i]; n++; }
             v = v / (float)n * 10.0f;
-            putchar(ramp[v < 0.0f ? 0 : v > 9.0f ? 9 : (int)v]);
-            putchar(ramp[v < 0.0f ? 0 : v > 9.0f ? 9 : (int)v]);
+            c = ramp[v < 0.0f ? 0 : v > 9.0f ? 9 : (int)v];
+            putchar(c); /* ... and two characters per pixel column: about square */
+            putchar(c);
         }
         putchar('\n');
     }
