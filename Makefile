@@ -183,11 +183,11 @@ demo: deps data examples tools model ## install, fetch MNIST, train the picture 
 # MNIST's test set alone: wider, 20 epochs, and every epoch a fresh copy of
 # each image moved, rotated, scaled, sheared, elastically distorted, its
 # strokes thickened or thinned, blurred, with stray specks: what
-# mlp_digit_preprocess leaves of photos, scans and fonts (about 70 s on 2 cores).
+# mlp_digit_preprocess leaves of photos, scans and fonts (about 65 s on 2 cores).
 MODEL_FLAGS := --threads 2 --layers 784-512-256-10 --epochs 20 --lr 0.05 --schedule cosine \
                --shift 2 --rotate 10 --scale 0.1 --shear 0.15 --elastic-alpha 30 --elastic-sigma 4 \
                --thickness 1 --blur 1 --specks 0.2 --seed 1
-model: $(B)/model.mlp ## train the default picture model (augmented, ~70 s): build/model.mlp
+model: $(B)/model.mlp ## train the default picture model (augmented, about 65 s on 2 cores): build/model.mlp
 $(B)/model.mlp: | $(B)/train_mnist data
 	./$(B)/train_mnist $(MODEL_FLAGS) --log $(B)/model.csv --out $@
 
