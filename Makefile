@@ -191,7 +191,7 @@ model: $(B)/model.mlp ## train the default picture model (augmented, about 65 s 
 $(B)/model.mlp: | $(B)/train_mnist data
 	./$(B)/train_mnist $(MODEL_FLAGS) --log $(B)/model.csv --out $@
 
-model-best: examples data ## the picture model, wider and longer (~8 min): build/model-best.mlp
+model-best: examples data ## the picture model, wider and longer (about 4 min on 2 cores): build/model-best.mlp
 	./$(B)/train_mnist $(MODEL_FLAGS) --layers 784-800-800-10 --batchnorm --lr 0.1 --momentum 0.9 --epochs 60 \
 	    --log $(B)/model-best.csv --out $(B)/model-best.mlp
 
