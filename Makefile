@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -61,6 +61,12 @@ $(B)/san/%: examples/%.c mlp.h | $(B)/san
 test-sanitize: $(TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/classify ## every test suite and the examples under AddressSanitizer + UBSan
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
 	  MLP_TRAIN_MNIST=$(B)/san/train_mnist MLP_CLASSIFY=$(B)/san/classify ./$(B)/san/$$t; done
+
+# Mutation testing (tools/mutations.txt, about 20 minutes on 2 cores): each
+# plausible mistake in mlp.h must make `make test` fail. Not in CI (too
+# slow); run it before resolving an issue that changes mlp.h.
+mutate: ## mutation testing: every mutant of tools/mutations.txt against make test's suites (MUTATE_FLAGS=--only NAME)
+	tools/mutate $(MUTATE_FLAGS)
 
 # The NEON kernels, built for AArch64 and run under qemu-user. Debian 12's
 # qemu-aarch64 (7.2) hangs in pthread_create, so this build leaves threads

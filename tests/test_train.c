@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <float.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -230,6 +231,78 @@ static void test_optimizer_simd_matches_scalar(void **state)
     }
 }
 
+/* The parameter update is split between threads in slices of 16 floats
+   once the network has enough parameters; a slice bound off by one chunk
+   would leave some parameters untouched on some thread counts only. So:
+   a net above the threshold whose blocks all end in a ragged chunk
+   (300 x 217 = 65100 = 16 * 4068 + 12, 217 = 16 * 13 + 9, 651, 3), two
+   steps of every optimizer on 1, 2 and 3 threads, every parameter against
+   the textbook formula in double precision. Gradients are at least 0.5 in
+   size, so a skipped parameter misses the tolerance by four orders. */
+static void test_threaded_update_by_hand(void **state)
+{
+    static const mlp_optimizer opts[4] = {MLP_OPT_SGD, MLP_OPT_NESTEROV, MLP_OPT_ADAM, MLP_OPT_ADAMW};
+    static const int threads[3] = {1, 2, 3};
+    enum { STEPS = 2 };
+    mlp_net *probe = mlp_create_spec("300-217-3", MLP_ACT_RELU, MLP_LOSS_CE, 4);
+    size_t n = probe->n_params, i;
+    float *g = malloc(STEPS * n * sizeof(float)), *first = malloc(n * sizeof(float));
+    double *w = malloc(n * sizeof(double)), *v = malloc(n * sizeof(double)), *s = malloc(n * sizeof(double));
+    unsigned char *decays = calloc(n, 1);
+    mlp_rng rng;
+    int o, t, step, l;
+    (void)state;
+    assert_true(n % 2 == 1 && n >= MLP__PARALLEL_MIN_FMA / 4); /* else nothing is split */
+    for (l = 0; l < probe->n_layers; l++)   /* weight decay: dense weights only */
+        if (probe->layers[l].kind == MLP_LAYER_DENSE)
+            memset(decays + (probe->layers[l].W - probe->params), 1, (size_t)probe->layers[l].n_in * probe->layers[l].n_out);
+    mlp_rng_seed(&rng, 21, 2);
+    for (i = 0; i < STEPS * n; i++) g[i] = (mlp_rng_float(&rng) < 0.5f ? -1.0f : 1.0f) * (0.5f + 0.5f * mlp_rng_float(&rng));
+    for (o = 0; o < 4; o++) {
+        mlp_train_config c = mlp_train_defaults();
+        float lr = opts[o] >= MLP_OPT_ADAM ? 0.01f : 0.1f;
+        double mu, b1, b2, eps, wd;
+        c.optimizer = opts[o]; c.weight_decay = 0.01f;
+        mu = c.momentum; b1 = c.beta1; b2 = c.beta2; eps = c.eps; wd = c.weight_decay;
+        for (i = 0; i < n; i++) { w[i] = probe->params[i]; v[i] = s[i] = 0.0; }
+        for (step = 0; step < STEPS; step++) {
+            double c1 = 1.0 - pow(b1, step + 1), c2 = 1.0 - pow(b2, step + 1);
+            for (i = 0; i < n; i++) {
+                double d = decays[i] ? wd : 0.0, gi = g[step * n + i] + (opts[o] == MLP_OPT_ADAMW ? 0.0 : d * w[i]);
+                switch (opts[o]) {
+                case MLP_OPT_SGD: v[i] = mu * v[i] + gi; w[i] -= lr * v[i]; break;
+                case MLP_OPT_NESTEROV: v[i] = mu * v[i] + gi; w[i] -= lr * (gi + mu * v[i]); break;
+                default:
+                    v[i] = b1 * v[i] + (1 - b1) * gi;
+                    s[i] = b2 * s[i] + (1 - b2) * gi * gi;
+                    if (opts[o] == MLP_OPT_ADAMW) w[i] -= lr * d * w[i];
+                    w[i] -= lr * (v[i] / c1) / (sqrt(s[i] / c2) + eps);
+                }
+            }
+        }
+        for (t = 0; t < 3; t++) {
+            mlp_net *net = mlp_create_spec("300-217-3", MLP_ACT_RELU, MLP_LOSS_CE, 4);
+            int bad = 0;
+            assert_memory_equal(net->params, probe->params, n * sizeof(float));
+            assert_int_equal(mlp_set_threads(net, threads[t]), 0);
+            for (step = 0; step < STEPS; step++) {
+                memcpy(net->grads, g + step * n, n * sizeof(float));
+                assert_int_equal(mlp_optimizer_step(net, &c, lr), 0);
+            }
+            for (i = 0; i < n; i++)
+                if (fabs(net->params[i] - w[i]) > 2e-6 * (1.0 + fabs(w[i])) && bad++ < 5)
+                    print_error("optimizer %d, %d threads, parameter %lu of %lu: %.9g, by hand %.9g\n", o, threads[t],
+                                (unsigned long)i, (unsigned long)n, net->params[i], w[i]);
+            assert_int_equal(bad, 0);
+            if (t == 0) memcpy(first, net->params, n * sizeof(float));
+            else assert_memory_equal(net->params, first, n * sizeof(float)); /* bit-identical by design */
+            mlp_free(net);
+        }
+    }
+    free(g); free(first); free(w); free(v); free(s); free(decays);
+    mlp_free(probe);
+}
+
 static void test_adam_trains_and_resumes(void **state)
 {
     mlp_dataset train;
@@ -339,7 +412,7 @@ static void test_thread_count_does_not_change_results(void **state)
 #endif
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
     assert_memory_equal(a->params, c->params, a->n_params * sizeof(float));
-    assert_true(e1.accuracy == e2.accuracy && e1.loss == e2.loss);
+    assert_true(e1.accuracy == e2.accuracy && e1.loss == e2.loss); /* same kernels, same data: bit-identical by design */
     assert_true(mlp_set_threads(a, 0) < 0);
     assert_true(mlp_set_threads(a, MLP_MAX_THREADS + 1) < 0);
     mlp_free(a); mlp_free(b); mlp_free(c);
@@ -528,9 +601,11 @@ static void test_batchnorm_training(void **state)
     memset(net->grads, 0, net->n_params * sizeof(float));
     memcpy(W0, net->layers[1].W, 16 * sizeof(float));
     {
-        float w = net->layers[0].W[0];
+        float w = net->layers[0].W[0], want = w - 0.1f * 0.5f * w;
         assert_int_equal(mlp_sgd_step(net, 0.1f, 0.0f, 0.5f), 0);
-        assert_true(net->layers[0].W[0] == w - 0.1f * 0.5f * w);
+        /* the vector kernels fuse w - lr v into one rounding, this
+           expression rounds twice: they may differ in the last bit */
+        assert_true(fabsf(net->layers[0].W[0] - want) <= 2 * FLT_EPSILON * fabsf(want));
         assert_memory_equal(net->layers[1].W, W0, 16 * sizeof(float));
     }
     plain = mlp_create_spec("4-3", MLP_ACT_RELU, MLP_LOSS_CE, 3); /* no hidden layer: nothing to add */
@@ -538,6 +613,234 @@ static void test_batchnorm_training(void **state)
     assert_int_equal(plain->n_layers, 1);
     mlp_dataset_free(&train);
     mlp_free(net); mlp_free(plain);
+}
+
+/* One training step's effect on BatchNorm's running statistics, by hand.
+   The dense layer before it is the identity, so the batch it normalises is
+   the input: columns {1, 2, 3, 6} (mean 3, squared deviations 4 + 1 + 0 + 9
+   = 14) and {-4, 0, 0, 4} (mean 0, 32). The running variance estimates the
+   population's: 14 / 3 and 32 / 3, not the batch's 14 / 4 and 32 / 4. With
+   momentum 0.1 from (mean 0, variance 1): running = 0.9 old + 0.1 batch. */
+static void test_batchnorm_running_stats_by_hand(void **state)
+{
+    float x[8] = {1, -4, 2, 0, 3, 0, 6, 4}, probe[2] = {5, -1};
+    int y[4] = {0, 1, 0, 1}, sizes[3] = {2, 2, 2}, epoch, j;
+    mlp_act acts[2] = {MLP_ACT_IDENTITY, MLP_ACT_IDENTITY};
+    const double mean[2] = {3.0, 0.0}, var[2] = {14.0 / 3.0, 32.0 / 3.0};
+    double rm[2] = {0.0, 0.0}, rv[2] = {1.0, 1.0};
+    mlp_net *net = mlp_create(3, sizes, acts, MLP_LOSS_CE, 1);
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    const mlp_layer *bn;
+    (void)state;
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    bn = &net->layers[1];
+    assert_int_equal(bn->kind, MLP_LAYER_BATCHNORM);
+    assert_true(bn->momentum == 0.1f);
+    net->layers[0].W[0] = 1; net->layers[0].W[1] = 0; net->layers[0].W[2] = 0; net->layers[0].W[3] = 1;
+    net->layers[0].b[0] = net->layers[0].b[1] = 0;
+    memset(&ds, 0, sizeof ds);
+    ds.n = 4; ds.dim = 2; ds.n_classes = 2; ds.x = x; ds.y = y;
+    c.batch = 4; c.lr = 0.0f; /* nothing learns: the second step sees the same batch */
+    for (epoch = 0; epoch < 2; epoch++) {
+        assert_int_equal(mlp_train_epoch(net, &ds, &c, epoch, NULL), 0);
+        for (j = 0; j < 2; j++) {
+            rm[j] = 0.9 * rm[j] + 0.1 * mean[j];
+            rv[j] = 0.9 * rv[j] + 0.1 * var[j];
+            if (fabs(bn->run_mean[j] - rm[j]) > 1e-6 * (1 + fabs(rm[j])) || fabs(bn->run_var[j] / rv[j] - 1) > 1e-6)
+                print_error("step %d, unit %d: running mean %.9g variance %.9g, by hand %.9g %.9g\n", epoch + 1, j,
+                            bn->run_mean[j], bn->run_var[j], rm[j], rv[j]);
+            assert_true(fabs(bn->run_mean[j] - rm[j]) <= 1e-6 * (1 + fabs(rm[j])));
+            assert_true(fabs(bn->run_var[j] / rv[j] - 1) <= 1e-6);
+        }
+    }
+    /* inference normalises with the running statistics (gamma 1, beta 0) */
+    assert_non_null(mlp_forward(net, probe, 1));
+    for (j = 0; j < 2; j++)
+        assert_true(fabs(net->out[1][j] - (probe[j] - rm[j]) / sqrt(rv[j] + 1e-5)) <= 1e-6);
+    mlp_free(net);
+}
+
+/* mlp_batch_info carries no sample indices, but net->x points at the
+   batch being trained while on_batch runs: samples whose only feature is
+   their index make the order readable. */
+typedef struct order_log {
+    const mlp_net *net;
+    int *order, filled;
+} order_log;
+
+static int log_order(void *user, const mlp_batch_info *info)
+{
+    order_log *log = (order_log *)user;
+    int i;
+    for (i = 0; log->filled + i < info->samples_done; i++) log->order[log->filled + i] = (int)log->net->x[i];
+    log->filled = info->samples_done;
+    return 0;
+}
+
+/* the order in which one epoch visits ds (whose x[i] = i) */
+static void epoch_order(mlp_net *net, const mlp_dataset *ds, uint64_t seed, int batch, int epoch, int *order)
+{
+    mlp_train_config c = mlp_train_defaults();
+    order_log log;
+    log.net = net; log.order = order; log.filled = 0;
+    c.seed = seed; c.batch = batch; c.lr = 0.0f; c.on_batch = log_order; c.user = &log;
+    assert_int_equal(mlp_train_epoch(net, ds, &c, epoch, NULL), 0);
+    assert_int_equal(log.filled, ds->n);
+}
+
+static void make_indexed(mlp_dataset *ds, float *x, int *y, int n)
+{
+    int i;
+    memset(ds, 0, sizeof *ds);
+    for (i = 0; i < n; i++) { x[i] = (float)i; y[i] = i % 2; }
+    ds->n = n; ds->dim = 1; ds->n_classes = 2; ds->x = x; ds->y = y;
+}
+
+static void test_shuffle_order(void **state)
+{
+    enum { N = 23, EPOCHS = 3, SMALL = 4, ROUNDS = 480 };
+    float x[N];
+    int y[N], order[EPOCHS][N], again[N], seen[N], hits[SMALL][SMALL], sizes[2] = {1, 2}, e, i, k;
+    mlp_act act = MLP_ACT_IDENTITY;
+    mlp_net *net = mlp_create(2, sizes, &act, MLP_LOSS_CE, 1), *other = mlp_create(2, sizes, &act, MLP_LOSS_CE, 9);
+    mlp_dataset ds;
+    (void)state;
+    make_indexed(&ds, x, y, N);
+    for (e = 0; e < EPOCHS; e++) {
+        int identity = 1;
+        epoch_order(net, &ds, 5, 4, e, order[e]);  /* 23 = 5 x 4 + 3: a short last batch */
+        memset(seen, 0, sizeof seen);
+        for (i = 0; i < N; i++) {
+            assert_true(order[e][i] >= 0 && order[e][i] < N && !seen[order[e][i]]);
+            seen[order[e][i]] = 1;
+            identity &= order[e][i] == i;
+        }
+        assert_false(identity);
+        for (k = 0; k < e; k++) assert_memory_not_equal(order[k], order[e], sizeof order[e]);
+    }
+    /* a function of (seed, epoch) only: another net, another batch size,
+       the epochs out of order, the same order; another seed, another */
+    for (e = EPOCHS - 1; e >= 0; e--) {
+        epoch_order(other, &ds, 5, 7, e, again);
+        assert_memory_equal(again, order[e], sizeof again);
+    }
+    epoch_order(other, &ds, 6, 4, 0, again);
+    assert_memory_not_equal(again, order[0], sizeof again);
+    /* every sample lands in every place about equally often (480 orders of
+       4: 120 each, sd 9.5); a shuffle that never leaves a sample in place
+       (Sattolo's, j < i) or never moves one fails here */
+    make_indexed(&ds, x, y, SMALL);
+    memset(hits, 0, sizeof hits);
+    for (e = 0; e < ROUNDS; e++) {
+        epoch_order(net, &ds, 5, SMALL, e, again);
+        for (i = 0; i < SMALL; i++) hits[again[i]][i]++;
+    }
+    for (k = 0; k < SMALL; k++)
+        for (i = 0; i < SMALL; i++) {
+            if (hits[k][i] < 80 || hits[k][i] > 160) print_error("sample %d at place %d %d times of %d\n", k, i, hits[k][i], ROUNDS);
+            assert_true(hits[k][i] >= 80 && hits[k][i] <= 160);
+        }
+    mlp_free(net); mlp_free(other);
+}
+
+/* n inputs straight to n outputs: the logits are the input */
+static mlp_net *identity_net(int n, mlp_loss loss)
+{
+    int sizes[2], i;
+    mlp_act act = MLP_ACT_IDENTITY;
+    mlp_net *net;
+    sizes[0] = sizes[1] = n;
+    net = mlp_create(2, sizes, &act, loss, 1);
+    for (i = 0; i < n * n; i++) net->layers[0].W[i] = i % (n + 1) == 0 ? 1.0f : 0.0f;
+    for (i = 0; i < n; i++) net->layers[0].b[i] = 0.0f;
+    return net;
+}
+
+/* Predictions known by construction (the hot input wins), so every cell of
+   the confusion matrix is known; no cell equals its mirror image. */
+static void test_confusion_by_hand(void **state)
+{
+    enum { N = 11 };
+    static const int truth[N] = {0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2};
+    static const int guess[N] = {0, 1, 0, 2, 1, 2, 2, 0, 2, 2, 2};
+    static const int want[3][3] = {{2, 1, 1},   /* row: true label, column: prediction */
+                                   {0, 1, 2},
+                                   {1, 0, 3}};
+    static const int batches[3] = {1, 4, 64};
+    float x[N * 3];
+    int y[N], confusion[9], i, b;
+    mlp_net *net = identity_net(3, MLP_LOSS_CE);
+    mlp_dataset ds;
+    mlp_eval ev;
+    (void)state;
+    memset(&ds, 0, sizeof ds);
+    for (i = 0; i < N; i++) {
+        x[i * 3] = x[i * 3 + 1] = x[i * 3 + 2] = 0.1f * (float)i;
+        x[i * 3 + guess[i]] += 2.0f;
+        y[i] = truth[i];
+    }
+    ds.n = N; ds.dim = 3; ds.n_classes = 3; ds.x = x; ds.y = y;
+    for (b = 0; b < 3; b++) {
+        for (i = 0; i < 9; i++) confusion[i] = 99; /* overwritten, not added to */
+        assert_int_equal(mlp_evaluate(net, &ds, batches[b], &ev, confusion), 0);
+        for (i = 0; i < 9; i++) {
+            if (confusion[i] != want[i / 3][i % 3])
+                print_error("batch %d: confusion[true %d][predicted %d] = %d, by hand %d\n", batches[b], i / 3, i % 3,
+                            confusion[i], want[i / 3][i % 3]);
+            assert_int_equal(confusion[i], want[i / 3][i % 3]);
+        }
+        assert_int_equal(ev.n, N);
+        assert_int_equal(ev.correct, 6);
+        assert_true(fabs(ev.accuracy - 6.0 / N) < 1e-12);
+    }
+    mlp_free(net);
+}
+
+/* The mean loss over a data set does not depend on how it is cut into
+   batches: a short last batch weighs by its size. Per-sample losses differ
+   widely (confident right, confident wrong, unsure), each by hand:
+   cross-entropy log(sum exp z) - z[y], Euclidean 1/2 |z - onehot(y)|^2. */
+static void test_evaluate_loss_any_batch(void **state)
+{
+    enum { N = 10 };
+    static const float x[N * 3] = {4, 0, 0,  0, 3, 1,  -2, 0, 5,  1, 1.5f, 1,  0, 0.25f, 0,
+                                   3, -1, 2,  0.5f, 2, -3,  -1, -1, 4,  2, 2.5f, 0,  6, 1, -2};
+    static const int batches[6] = {1, 3, 4, 7, 10, 64};
+    int y[N] = {0, 0, 2, 1, 2, 1, 1, 0, 0, 0}, i, j, b, l;
+    mlp_dataset ds;
+    (void)state;
+    memset(&ds, 0, sizeof ds);
+    ds.n = N; ds.dim = 3; ds.n_classes = 3; ds.x = (float *)x; ds.y = y;
+    for (l = 0; l < 2; l++) {
+        mlp_loss loss = l ? MLP_LOSS_MSE : MLP_LOSS_CE;
+        mlp_net *net = identity_net(3, loss);
+        double want = 0.0;
+        int correct = 0;
+        for (i = 0; i < N; i++) {
+            const float *z = x + i * 3;
+            double s = 0.0;
+            int best = 0;
+            for (j = 0; j < 3; j++) {
+                double d = z[j] - (j == y[i]);
+                s += loss == MLP_LOSS_CE ? exp(z[j]) : 0.5 * d * d;
+                if (z[j] > z[best]) best = j;
+            }
+            want += loss == MLP_LOSS_CE ? log(s) - z[y[i]] : s;
+            correct += best == y[i];
+        }
+        want /= N;
+        for (b = 0; b < 6; b++) {
+            mlp_eval ev;
+            assert_int_equal(mlp_evaluate(net, &ds, batches[b], &ev, NULL), 0);
+            if (fabs(ev.loss / want - 1) > 1e-6)
+                print_error("loss %d, batch %d: %.9g, by hand %.9g\n", l, batches[b], ev.loss, want);
+            assert_true(fabs(ev.loss / want - 1) <= 1e-6);
+            assert_int_equal(ev.correct, correct);
+            assert_true(ev.accuracy == (double)correct / N);
+        }
+        mlp_free(net);
+    }
 }
 
 /* Every public function given NULL, zero, negative, mismatched or absurd
@@ -710,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_optimizers_by_hand),
         cmocka_unit_test(test_optimizer_simd_matches_scalar),
+        cmocka_unit_test(test_threaded_update_by_hand),
         cmocka_unit_test(test_adam_trains_and_resumes),
         cmocka_unit_test(test_converges),
         cmocka_unit_test(test_xor),
@@ -720,6 +1024,10 @@ int main(void)
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_checkpoint_resume_batchnorm),
         cmocka_unit_test(test_batchnorm_training),
+        cmocka_unit_test(test_batchnorm_running_stats_by_hand),
+        cmocka_unit_test(test_shuffle_order),
+        cmocka_unit_test(test_confusion_by_hand),
+        cmocka_unit_test(test_evaluate_loss_any_batch),
         cmocka_unit_test(test_dropout_layer),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
