@@ -1002,10 +1002,81 @@ static void test_rng(void **state)
     for (i = 0; i < 1000; i++) { float f = mlp_rng_float(&a); assert_true(f >= 0.0f && f < 1.0f); }
 }
 
+/* Every product a layer runs, split over 1, 2 and 3 threads, against a plain
+   double-precision computation written here: batch 1 and 2 (the streaming
+   batch-1 kernel), the 10-wide output layer (the narrow kernels, forward and
+   for its weight gradient) and the wide hidden layer (the blocked kernel).
+   The sizes are chosen so that every one of them is large enough to be
+   split between threads. */
+static void test_threaded_products_by_hand(void **state)
+{
+    enum { IN = 300, HID = 256, OUT = 10, B = 64 };
+    static float X[B * IN], h[B * HID], dz[B * OUT], dh[B * HID];
+    static int labels[B];
+    static const int batches[3] = {1, 2, B};
+    mlp_net *net = mlp_create_spec("300-256-10", MLP_ACT_RELU, MLP_LOSS_CE, 7);
+    const mlp_layer *L1 = &net->layers[0], *L2 = &net->layers[2];
+    mlp_rng rng;
+    int threads, t, i, j, k;
+    (void)state;
+    assert_true(L1->kind == MLP_LAYER_DENSE && L2->kind == MLP_LAYER_DENSE && L2->n_in == HID);
+    mlp_rng_seed(&rng, 99, 3);
+    for (i = 0; i < B * IN; i++) X[i] = mlp_rng_float(&rng);
+    for (i = 0; i < B; i++) labels[i] = (int)mlp_rng_below(&rng, OUT);
+    /* the reference: h = relu(x W1 + b1), z = h W2 + b2, CE gradients */
+    for (i = 0; i < B; i++) {
+        double z[OUT], m, sum = 0.0;
+        for (j = 0; j < HID; j++) {
+            double a = L1->b[j];
+            for (k = 0; k < IN; k++) a += (double)X[i * IN + k] * L1->W[k * HID + j];
+            h[i * HID + j] = a > 0.0 ? (float)a : 0.0f;
+        }
+        for (j = 0; j < OUT; j++) {
+            z[j] = L2->b[j];
+            for (k = 0; k < HID; k++) z[j] += (double)h[i * HID + k] * L2->W[k * OUT + j];
+        }
+        for (m = z[0], j = 1; j < OUT; j++) if (z[j] > m) m = z[j];
+        for (j = 0; j < OUT; j++) sum += exp(z[j] - m);
+        for (j = 0; j < OUT; j++) dz[i * OUT + j] = (float)((exp(z[j] - m) / sum - (j == labels[i])) / B);
+        for (k = 0; k < HID; k++) {
+            double a = 0.0;
+            for (j = 0; j < OUT; j++) a += (double)dz[i * OUT + j] * L2->W[k * OUT + j];
+            dh[i * HID + k] = h[i * HID + k] > 0.0f ? (float)a : 0.0f;
+        }
+    }
+    for (threads = 1; threads <= 3; threads++) {
+        assert_int_equal(mlp_set_threads(net, threads), 0);
+        for (t = 0; t < 3; t++) { /* forward: the hidden layer's output, row by row */
+            assert_non_null(mlp_forward(net, X, batches[t]));
+            for (i = 0; i < batches[t] * HID; i++)
+                if (!(fabsf(net->out[1][i] - h[i]) <= 1e-4f * (1.0f + fabsf(h[i]))))
+                    fail_msg("%d threads, batch %d: hidden value %d is %g, want %g", threads, batches[t], i, net->out[1][i], h[i]);
+        }
+        assert_non_null(mlp_forward(net, X, B));
+        assert_int_equal(mlp_backward(net, labels, NULL), 0);
+        for (k = 0; k < HID; k++)  /* dW2 = h^T dz: the narrow kernel with A transposed */
+            for (j = 0; j < OUT; j++) {
+                double want = 0.0;
+                for (i = 0; i < B; i++) want += (double)h[i * HID + k] * dz[i * OUT + j];
+                if (!(fabs(L2->dW[k * OUT + j] - want) <= 1e-5 * (1.0 + fabs(want))))
+                    fail_msg("%d threads: dW2[%d][%d] = %g, want %g", threads, k, j, L2->dW[k * OUT + j], want);
+            }
+        for (k = 0; k < IN; k += 7)  /* dW1 = x^T dh: the blocked kernel, both operands transposed in turn */
+            for (j = 0; j < HID; j++) {
+                double want = 0.0;
+                for (i = 0; i < B; i++) want += (double)X[i * IN + k] * dh[i * HID + j];
+                if (!(fabs(L1->dW[k * HID + j] - want) <= 1e-5 * (1.0 + fabs(want))))
+                    fail_msg("%d threads: dW1[%d][%d] = %g, want %g", threads, k, j, L1->dW[k * HID + j], want);
+            }
+    }
+    mlp_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_spec),
+        cmocka_unit_test(test_threaded_products_by_hand),
         cmocka_unit_test(test_create_rejects),
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_init),
