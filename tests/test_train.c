@@ -968,6 +968,49 @@ static void test_dropout_layer(void **state)
     mlp_free(a); mlp_free(b);
 }
 
+/* Dropout masks are drawn afresh for every batch and every epoch (the
+   masks of each batch, seen through on_batch, are all different), and are
+   the same again for the same seed: a mask that repeated batch after batch
+   would drop the same units for a whole epoch. */
+typedef struct mask_log { const mlp_net *net; int layer, n, count; float masks[8][3 * 16]; } mask_log;
+
+static int keep_mask(void *user, const mlp_batch_info *info)
+{
+    mask_log *log = (mask_log *)user;
+    (void)info;
+    if (log->count < 8) memcpy(log->masks[log->count++], log->net->aux[log->layer], (size_t)log->n * sizeof(float));
+    return 0;
+}
+
+static void test_dropout_masks_per_batch(void **state)
+{
+    static mask_log first, again;
+    mask_log *logs[2] = {&first, &again};
+    mlp_dataset train;
+    int run, l, a, b;
+    (void)state;
+    make_blobs(&train, 12, 5);  /* 4 batches of 3 per epoch */
+    for (run = 0; run < 2; run++) {
+        mlp_train_config c = mlp_train_defaults();
+        mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 4);
+        mask_log *log = logs[run];
+        assert_int_equal(mlp_add_dropout(net, 0.0f, 0.5f), 0);
+        for (l = 0; net->layers[l].kind != MLP_LAYER_DROPOUT; l++) {}
+        log->net = net; log->layer = l; log->n = 3 * 16;
+        c.batch = 3; c.on_batch = keep_mask; c.user = log;
+        assert_int_equal(mlp_train_epoch(net, &train, &c, 0, NULL), 0);
+        assert_int_equal(mlp_train_epoch(net, &train, &c, 1, NULL), 0);
+        assert_int_equal(log->count, 8);
+        mlp_free(net);
+    }
+    for (a = 0; a < 8; a++)
+        for (b = a + 1; b < 8; b++)
+            if (!memcmp(first.masks[a], first.masks[b], sizeof first.masks[a]))
+                fail_msg("batches %d and %d (of two epochs of 4) drew the same dropout mask", a, b);
+    assert_memory_equal(first.masks, again.masks, sizeof first.masks);
+    mlp_dataset_free(&train);
+}
+
 static void test_mat(void **state)
 {
     mlp_mat a, b;
@@ -1100,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_confusion_by_hand),
         cmocka_unit_test(test_evaluate_loss_any_batch),
         cmocka_unit_test(test_dropout_layer),
+        cmocka_unit_test(test_dropout_masks_per_batch),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
