@@ -189,6 +189,13 @@ static void test_ce_large_logits(void **state)
     assert_true(isfinite(dz[0]) && isfinite(dz[1]) && isfinite(dz[2]));
     mlp__softmax(p, z, 3);
     assert_true(fabs(p[0] + p[1] + p[2] - 1.0) < 1e-6);
+    {   /* the largest logit last: 1005 + log(1 + e^-1005) = 1005 */
+        float z2[2] = {-5.0f, 1000.0f}, dz2[2];
+        label = 0;
+        L = mlp_loss_eval(MLP_LOSS_CE, z2, &label, 1, 2, dz2);
+        assert_true(fabs(L - 1005.0) < 1e-3);
+        assert_true(fabs(dz2[0] + 1.0f) < 1e-6 && fabs(dz2[1] - 1.0f) < 1e-6);
+    }
 }
 
 static void test_loss_rejects_bad_label(void **state)

@@ -180,6 +180,13 @@ static void test_optimizers_by_hand(void **state)
     assert_float_equal(net->params[0], -0.6f, 1e-6);
     assert_float_equal(net->params[1], -0.8f, 1e-6);
     mlp_free(net);
+    /* a norm between max^2 and max is still clipped: (0.6, 0.2), norm 0.632, to 0.5 */
+    c.clip_norm = 0.5f;
+    net = one_unit(0.0f, 0.0f, 0.6f, 0.2f);
+    assert_int_equal(mlp_optimizer_step(net, &c, 1.0f), 0);
+    assert_float_equal(net->params[0], -0.6f * 0.5f / sqrtf(0.4f), 1e-6);
+    assert_float_equal(net->params[1], -0.2f * 0.5f / sqrtf(0.4f), 1e-6);
+    mlp_free(net);
     /* max-norm: a column of W longer than 1 is scaled back to 1 */
     c = mlp_train_defaults(); c.momentum = 0.0f; c.max_norm = 1.0f;
     net = mlp_create_spec("2-1", MLP_ACT_RELU, MLP_LOSS_MSE, 1);
@@ -658,6 +665,20 @@ static void test_batchnorm_running_stats_by_hand(void **state)
     assert_non_null(mlp_forward(net, probe, 1));
     for (j = 0; j < 2; j++)
         assert_true(fabs(net->out[1][j] - (probe[j] - rm[j]) / sqrt(rv[j] + 1e-5)) <= 1e-6);
+    {   /* training normalises with the batch's (biased) variance plus eps under
+           the root; unit 0's variance, 3e-6, is smaller than eps */
+        float tiny[8] = {0, 1, 0, 2, 0, 3, 0.004f, 6};
+        const double m2[2] = {0.001, 3.0}, v2[2] = {3e-6, 3.5};
+        int i;
+        mlp_set_training(net, 1);
+        assert_non_null(mlp_forward(net, tiny, 4));
+        mlp_set_training(net, 0);
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 2; j++) {
+                double want = (tiny[2 * i + j] - m2[j]) / sqrt(v2[j] + 1e-5);
+                assert_true(fabs(net->out[1][2 * i + j] - want) <= 1e-4 * (1 + fabs(want)));
+            }
+    }
     mlp_free(net);
 }
 
