@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
@@ -153,6 +155,51 @@ static void test_malformed(void **state)
     n = header(MLP_IDX_F64, 3, huge); expect_error(n + 16, "truncated body");
 }
 
+/* Every truncation of a valid file, each in a buffer of exactly that many
+   bytes: under ASan a header check that lets one byte too many through
+   faults here instead of reading a neighbour's memory. The file loader reads
+   the header into a stack array, so it gets the same cuts through real files. */
+static void test_truncated_at_every_byte(void **state)
+{
+    uint32_t dims[3] = {2, 2, 3};
+    size_t full = header(MLP_IDX_U8, 3, dims), n;   /* 16-byte header */
+    char want[160];
+    mlp_idx none;
+    (void)state;
+    for (n = 0; n < 12; n++) buf[full++] = (unsigned char)(n + 1);
+    assert_int_equal(full, 28);
+    for (n = 0; n < full; n++) {
+        unsigned char *exact = malloc(n ? n : 1);
+        mlp_idx idx;
+        char *path;
+        int rc;
+        assert_non_null(exact);
+        memcpy(exact, buf, n);
+        if (n < 4) snprintf(want, sizeof want, "mem: truncated header (%lu bytes)", (unsigned long)n);
+        else if (n < 16) snprintf(want, sizeof want, "mem: truncated header (%lu of 16 bytes)", (unsigned long)n);
+        else snprintf(want, sizeof want, "mem: truncated body (%lu of 12 bytes)", (unsigned long)(n - 16));
+        rc = mlp_idx_load_memory(&idx, exact, n, "mem");
+        free(exact);
+        if (rc != MLP_EFORMAT || strcmp(mlp_error(), want) != 0)
+            print_error("%lu bytes: rc %d, got \"%s\", want \"%s\"\n", (unsigned long)n, rc, mlp_error(), want);
+        assert_int_equal(rc, MLP_EFORMAT);
+        assert_string_equal(mlp_error(), want);
+        assert_null(idx.data);
+
+        path = write_temp(n);
+        rc = mlp_idx_load(&idx, path);
+        unlink(path);
+        /* the same text as from memory, with the path in place of "mem" */
+        assert_int_equal(rc, MLP_EFORMAT);
+        assert_int_equal(strncmp(mlp_error(), path, strlen(path)), 0);
+        assert_string_equal(mlp_error() + strlen(path), want + 3);
+        assert_null(idx.data);
+    }
+    /* no bytes at all, not even a buffer */
+    assert_int_equal(mlp_idx_load_memory(&none, NULL, 0, "mem"), MLP_EFORMAT);
+    assert_string_equal(mlp_error(), "mem: truncated header (0 bytes)");
+}
+
 static void test_missing_file(void **state)
 {
     mlp_idx idx;
@@ -228,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_ubyte_golden),
         cmocka_unit_test(test_every_type_golden),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_truncated_at_every_byte),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_dataset),
         cmocka_unit_test(test_dataset_load_names_files),

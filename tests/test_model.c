@@ -171,6 +171,9 @@ static void test_each_field_checked(void **state)
     edit(36, 1000, "1000 layer records");
     edit(36, 4, "layer record 3: truncated");
     edit(36, 2, "unexpected bytes after the last layer");
+    /* the second dense record at 104 is the last: its payload of 32 bytes
+       ends where the checksum starts, so one byte more is one too many */
+    edit(108, 33, "layer record 2: 33 bytes claimed, 32 left");
     /* first record at 40: kind, size, n_in, n_out */
     edit(40, 9, "unknown layer kind 9");
     edit(44, 0xfffffff0u, "bytes claimed");
@@ -182,12 +185,81 @@ static void test_each_field_checked(void **state)
     edit(96, 0, "unknown activation function 0");
     edit(96, 4, "unknown activation function 4");
     edit(100, 5, "activation width 5 does not match 2");
-    edit(92, 12, "activation record of 12 bytes");
+    edit(92, 12, "layer record 1: activation record of 12 bytes (expected 8)");
     /* second dense layer at 104: n_in must chain */
     load_golden(); put32(112, 5); put32(116, 1); reseal(); /* 5 x 1 + 1: same byte count */
     expect_reject("dense input 5 does not match the previous width 2");
     /* a weight that is NaN */
     edit(56, 0x7fc00000, "parameter 0 is not finite");
+}
+
+/* Each header field at both sides of every bound the format sets: the
+   value just inside passes that check (and fails later, or loads), the
+   value just outside fails with the field's own message. */
+static void test_header_bounds(void **state)
+{
+    mlp_net *net;
+    char want[128];
+    (void)state;
+    edit(8, 0, "model format version 0; this mlp.h reads version 1");
+    edit(12, 0x80000000u, "unknown flags 0x80000000");
+    edit(16, 2, "unknown loss 2");
+    load_golden(); put32(16, 1); reseal();          /* 1 is the Euclidean loss */
+    net = mlp_load_memory(model, model_len);
+    assert_non_null(net);
+    assert_int_equal(net->loss, MLP_LOSS_MSE);
+    mlp_free(net);
+    edit(28, 0x7f800000u, "bad input normalisation");   /* +inf scale */
+    edit(28, 0xff800000u, "bad input normalisation");   /* -inf scale */
+    edit(32, 0x7fc00000u, "bad input normalisation");   /* NaN offset */
+    edit(32, 0x7f800000u, "bad input normalisation");   /* +inf offset */
+    /* 1 .. 4 * MLP_MAX_LAYERS records; 256 passes the count, then runs out */
+    edit(36, 4 * MLP_MAX_LAYERS, "layer record 3: truncated");
+    snprintf(want, sizeof want, "%d layer records (need 1..%d)", 4 * MLP_MAX_LAYERS + 1, 4 * MLP_MAX_LAYERS);
+    edit(36, 4 * MLP_MAX_LAYERS + 1, want);
+    /* image sizes: both 0 or both set, each at most MLP_MAX_WIDTH (1 << 20),
+       the product equal to the input width (3) */
+    edit(24, 3, "bad image size 0 x 3");
+    load_golden(); put32(20, (1u << 20) + 1); put32(24, 1); reseal(); expect_reject("bad image size 1048577 x 1");
+    load_golden(); put32(20, 1); put32(24, (1u << 20) + 1); reseal(); expect_reject("bad image size 1 x 1048577");
+    load_golden(); put32(20, 1u << 20); put32(24, 1); reseal();
+    expect_reject("image size 1048576 x 1 does not match the input width 3");
+    load_golden(); put32(20, 1); put32(24, 1u << 20); reseal();
+    expect_reject("image size 1 x 1048576 does not match the input width 3");
+    /* 11185 x 767987 = 2 * 2^32 + 3: taken in 32 bits the product would
+       wrap to exactly the input width */
+    load_golden(); put32(20, 11185); put32(24, 767987); reseal();
+    expect_reject("image size 11185 x 767987 does not match the input width 3");
+    load_golden(); put32(20, 1); put32(24, 3); reseal();
+    net = mlp_load_memory(model, model_len);
+    assert_non_null(net);
+    assert_true(net->image_w == 1 && net->image_h == 3);
+    mlp_free(net);
+    /* the layer count field: 7 bytes after the last record are not a record
+       header, 8 are (an activation record of 0 bytes) */
+    load_golden(); put32(36, 4);
+    memset(model + model_len - 4, 0, 11); model_len += 7; reseal();
+    expect_reject("layer record 3: truncated");
+    load_golden(); put32(36, 4);
+    memset(model + model_len - 4, 0, 12); put32(model_len - 4, 2); model_len += 8; reseal();
+    expect_reject("layer record 3: activation record of 0 bytes (expected 8)");
+}
+
+/* Softmax cross-entropy needs two classes; the same file with one output
+   loads under the Euclidean loss. */
+static void test_one_output_needs_euclidean_loss(void **state)
+{
+    mlp_net *net = mlp_create_spec("3-1", MLP_ACT_RELU, MLP_LOSS_MSE, 1), *back;
+    (void)state;
+    model_len = mlp_save_memory(net, NULL, 0);
+    assert_true(model_len <= sizeof model);
+    assert_int_equal(mlp_save_memory(net, model, sizeof model), model_len);
+    back = mlp_load_memory(model, model_len);
+    assert_non_null(back);
+    mlp_free(back);
+    put32(16, 0); reseal();
+    expect_reject("cross-entropy model with one output");
+    mlp_free(net);
 }
 
 static void test_structure_rules(void **state)
@@ -201,20 +273,36 @@ static void test_structure_rules(void **state)
     expect_reject("an activation must follow a dense layer");
 }
 
+/* Each cut in a buffer of exactly its length, so that under ASan a size
+   check one byte too lax faults instead of reading past the end. Which
+   message is due follows from the layout: 8 bytes of magic, 4 of version,
+   a 40-byte header, a 4-byte checksum. */
 static void test_truncation_at_every_byte(void **state)
 {
     size_t cut;
+    char want[96];
     (void)state;
     load_golden();
+    assert_int_equal(model_len, 148);
     for (cut = 0; cut < model_len; cut++) {
-        mlp_net *net = mlp_load_memory(model, cut);
+        unsigned char *exact = malloc(cut ? cut : 1);
+        mlp_net *net;
+        assert_non_null(exact);
+        memcpy(exact, model, cut);
+        net = mlp_load_memory(exact, cut);
+        free(exact);
+        if (cut < 8) snprintf(want, sizeof want, "too short to be a model file (%lu bytes)", (unsigned long)cut);
+        else if (cut < 12) snprintf(want, sizeof want, "not an mlp.h model file");
+        else if (cut < 44) snprintf(want, sizeof want, "truncated header (%lu bytes)", (unsigned long)cut);
+        else snprintf(want, sizeof want, "checksum mismatch");
+        if (net || !strstr(mlp_error(), want)) print_error("cut %lu: got \"%s\", want \"%s\"\n", (unsigned long)cut, net ? "(loaded)" : mlp_error(), want);
         assert_null(net);
+        assert_non_null(strstr(mlp_error(), want));
     }
-    assert_non_null(strstr(mlp_error(), "checksum mismatch"));
-    assert_null(mlp_load_memory(model, 5));
-    assert_non_null(strstr(mlp_error(), "too short"));
 }
 
+/* CRC-32 catches every single-bit error; the magic and version are read
+   before the checksum, so those bytes get their own messages. */
 static void test_flipped_bits(void **state)
 {
     size_t bit;
@@ -222,9 +310,13 @@ static void test_flipped_bits(void **state)
     load_golden();
     for (bit = 0; bit < model_len * 8; bit++) {
         mlp_net *net;
+        const char *want = bit < 64 ? "not an mlp.h model file (bad magic)"
+                         : bit < 96 ? "model format version" : "checksum mismatch";
         model[bit / 8] ^= (unsigned char)(1u << (bit % 8));
         net = mlp_load_memory(model, model_len);
+        if (net || !strstr(mlp_error(), want)) print_error("bit %lu: got \"%s\", want \"%s\"\n", (unsigned long)bit, net ? "(loaded)" : mlp_error(), want);
         assert_null(net);
+        assert_non_null(strstr(mlp_error(), want));
         model[bit / 8] ^= (unsigned char)(1u << (bit % 8));
     }
     {
@@ -374,9 +466,282 @@ static void test_batchnorm_round_trip(void **state)
     memcpy(model, buf, n);
     put32(at - 4, 12 + 16 * 9 - 4); reseal(); expect_reject("batchnorm of width 9 needs");
     memcpy(model, buf, n);  /* a batchnorm record where an activation should be */
-    put32(find_record(2) - 8, 4); reseal(); expect_reject("batchnorm");
+    put32(find_record(2) - 8, 4); reseal(); expect_reject("layer record 2: batchnorm record of 8 bytes");
     free(buf);
     mlp_free(net); mlp_free(back);
+}
+
+/* model[] := a file with a record of every kind. Layers of trained_net
+   (6-9-5-3) with batchnorm and dropout 0.2 / 0.3, so the records are:
+     0 dropout 0.2 (width 6)   1 dense 6 x 9   2 batchnorm 9   3 ReLU 9
+     4 dropout 0.3 (9)         5 dense 9 x 5   6 batchnorm 5   7 sigmoid 5
+     8 dropout 0.3 (5)         9 dense 5 x 3 */
+static void every_record_model(void)
+{
+    mlp_net *net = trained_net(), *back;
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(mlp_add_dropout(net, 0.2f, 0.3f), 0);
+    model_len = mlp_save_memory(net, NULL, 0);
+    assert_true(model_len <= sizeof model);
+    assert_int_equal(mlp_save_memory(net, model, sizeof model), model_len);
+    back = mlp_load_memory(model, model_len);
+    if (!back) print_error("%s\n", mlp_error());
+    assert_non_null(back);
+    mlp_free(back);
+    mlp_free(net);
+    assert_int_equal(mlp__get_u32(model + 36), 10);
+}
+
+/* Replaces the old_len bytes at model[at] by new_len bytes (zeros, or the
+   first new_len of the old ones), moving the rest of the file along. */
+static void splice(size_t at, size_t old_len, size_t new_len)
+{
+    memmove(model + at + new_len, model + at + old_len, model_len - at - old_len);
+    if (new_len > old_len) memset(model + at + old_len, 0, new_len - old_len);
+    model_len = model_len - old_len + new_len;
+    assert_true(model_len <= sizeof model);
+}
+
+/* Gives the record whose payload starts at model[at] a payload of size
+   bytes, cut or zero-padded at its end; its length field, the records after
+   it and the checksum all stay consistent, so the record's own size check
+   is the only thing left to object. */
+static void resize_record(size_t at, uint32_t size)
+{
+    uint32_t old = mlp__get_u32(model + at - 4);
+    splice(at + (size < old ? size : old), old - (size < old ? size : old), size > old ? size - old : 0);
+    put32(at - 4, size);
+    reseal();
+}
+
+static void expect_resized(uint32_t kind, uint32_t size, const char *message)
+{
+    every_record_model();
+    resize_record(find_record(kind), size);
+    expect_reject(message);
+}
+
+/* Every record kind's size check, on both sides: one byte and one float
+   short and long of what the format says (P in the layout), and for the
+   kinds whose size depends on fields, around the fixed part read first. */
+static void test_record_sizes(void **state)
+{
+    static const uint32_t sizes8[] = {0, 4, 7, 9, 12, 16};
+    char want[128];
+    size_t i;
+    (void)state;
+    every_record_model();
+    assert_int_equal(mlp__get_u32(model + find_record(3) - 4), 8);
+    assert_int_equal(mlp__get_u32(model + find_record(1) - 4), 260);   /* 8 + 4 (6*9 + 9) */
+    assert_int_equal(mlp__get_u32(model + find_record(4) - 4), 156);   /* 12 + 16 * 9 */
+    assert_int_equal(mlp__get_u32(model + find_record(2) - 4), 8);
+
+    /* dropout and activation: P = 8 exactly */
+    for (i = 0; i < sizeof sizes8 / sizeof sizes8[0]; i++) {
+        snprintf(want, sizeof want, "layer record 0: dropout record of %u bytes (expected 8)", sizes8[i]);
+        expect_resized(3, sizes8[i], want);
+        snprintf(want, sizeof want, "layer record 3: activation record of %u bytes (expected 8)", sizes8[i]);
+        expect_resized(2, sizes8[i], want);
+    }
+    /* dense 6 x 9: n_in and n_out need 8 bytes, then P = 260 */
+    expect_resized(1, 0, "layer record 1: dense record of 0 bytes");
+    expect_resized(1, 7, "layer record 1: dense record of 7 bytes");
+    expect_resized(1, 8, "layer record 1: dense 6 x 9 needs 260 bytes, record has 8");
+    expect_resized(1, 256, "layer record 1: dense 6 x 9 needs 260 bytes, record has 256");
+    expect_resized(1, 259, "layer record 1: dense 6 x 9 needs 260 bytes, record has 259");
+    expect_resized(1, 261, "layer record 1: dense 6 x 9 needs 260 bytes, record has 261");
+    expect_resized(1, 264, "layer record 1: dense 6 x 9 needs 260 bytes, record has 264");
+    /* batchnorm of width 9: width, eps and momentum need 12 bytes, then P = 156 */
+    expect_resized(4, 0, "layer record 2: batchnorm record of 0 bytes");
+    expect_resized(4, 11, "layer record 2: batchnorm record of 11 bytes");
+    expect_resized(4, 12, "layer record 2: batchnorm of width 9 needs 156 bytes, record has 12");
+    expect_resized(4, 152, "layer record 2: batchnorm of width 9 needs 156 bytes, record has 152");
+    expect_resized(4, 155, "layer record 2: batchnorm of width 9 needs 156 bytes, record has 155");
+    expect_resized(4, 157, "layer record 2: batchnorm of width 9 needs 156 bytes, record has 157");
+    expect_resized(4, 160, "layer record 2: batchnorm of width 9 needs 156 bytes, record has 160");
+    /* and the unchanged size loads: resize_record itself breaks nothing */
+    every_record_model();
+    resize_record(find_record(4), 156);
+    {
+        mlp_net *net = mlp_load_memory(model, model_len);
+        assert_non_null(net);
+        mlp_free(net);
+    }
+}
+
+/* The order rules for dropout and dense layers, each broken alone by
+   cutting or duplicating whole records (n_records and the checksum follow). */
+static void remove_record(size_t payload)
+{
+    splice(payload - 8, 8 + mlp__get_u32(model + payload - 4), 0);
+    put32(36, mlp__get_u32(model + 36) - 1);
+    reseal();
+}
+
+/* payload offset of the next record of this kind after the one at payload */
+static size_t next_record(size_t payload, uint32_t kind)
+{
+    size_t off = payload + mlp__get_u32(model + payload - 4);
+    while (off + 8 <= model_len - 4) {
+        if (mlp__get_u32(model + off) == kind) return off + 8;
+        off += 8 + mlp__get_u32(model + off + 4);
+    }
+    fail_msg("no further record of kind %u", kind);
+    return 0;
+}
+
+static void test_dropout_rules(void **state)
+{
+    size_t at;
+    (void)state;
+    every_record_model();                        /* record 8: the second hidden dropout */
+    at = next_record(next_record(find_record(3), 3), 3);
+    put32(at, 0x3ecccccdu); reseal();             /* 0.4f */
+    expect_reject("layer record 8: hidden dropout rates differ (0.3, 0.4)");
+    every_record_model();
+    remove_record(at);
+    expect_reject("dropout after 1 of 2 hidden activations (all or none)");
+    every_record_model();                        /* without record 3 (ReLU) record 4 follows a batchnorm */
+    remove_record(find_record(2));
+    expect_reject("layer record 3: dropout must follow the input or an activation of the same width");
+    every_record_model();                        /* the input dropout twice */
+    splice(40, 0, 16); memcpy(model + 40, model + 56, 16);
+    put32(36, 11); reseal();
+    expect_reject("layer record 1: two dropout layers in a row");
+    every_record_model();                        /* nothing but the input dropout */
+    model_len = 40 + 16 + 4; put32(36, 1); reseal();
+    expect_reject("no dense layer");
+    /* golden (dense, tanh, dense) + sigmoid + dropout: the one dropout
+       matches the one activation that feeds a dense layer, so only its
+       place is wrong */
+    load_golden();
+    splice(model_len - 4, 0, 32);
+    put32(144, 2); put32(148, 8); put32(152, 2); put32(156, 2);
+    put32(160, 3); put32(164, 8); put32(168, 0x3e99999au); put32(172, 2);   /* 0.3f */
+    put32(36, 5); reseal();
+    expect_reject("a dropout layer cannot come last");
+}
+
+/* -- checkpoints: model[] holds one; the fields are at the offsets of the
+   layout in mlp.h (epoch 12, batch 16, batch size 28, lr step 48, state
+   blocks 52, model bytes 56, optimizer 64, schedule 88, warm-up 92,
+   total epochs 96), the checksum over everything before the last 4 bytes. */
+static mlp_train_config ck_cfg;
+
+static void load_checkpoint_into_model(void)
+{
+    mlp_net *net = trained_net();   /* SGD with momentum: one state block */
+    ck_cfg = mlp_train_defaults();
+    model_len = mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, NULL, 0);
+    assert_true(model_len <= sizeof model);
+    assert_int_equal(mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, model, sizeof model), model_len);
+    mlp_free(net);
+}
+
+static mlp_net *ck_load(int *epoch, int *batch)
+{
+    mlp_train_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    return mlp_checkpoint_load_memory(model, model_len, &cfg, epoch, batch);
+}
+
+static void ck_edit(size_t at, uint32_t v, const char *message)
+{
+    int e, b;
+    mlp_net *net;
+    load_checkpoint_into_model();
+    put32(at, v);
+    reseal();
+    net = ck_load(&e, &b);
+    if (net || !strstr(mlp_error(), message)) print_error("got \"%s\", want \"%s\"\n", net ? "(loaded)" : mlp_error(), message);
+    assert_null(net);
+    assert_non_null(strstr(mlp_error(), message));
+}
+
+/* the value just inside a bound loads and comes back as written */
+static void ck_accept(size_t at, uint32_t v)
+{
+    int e = -1, b = -1;
+    mlp_net *net;
+    load_checkpoint_into_model();
+    put32(at, v);
+    reseal();
+    net = ck_load(&e, &b);
+    if (!net) print_error("field at %lu = %u: %s\n", (unsigned long)at, v, mlp_error());
+    assert_non_null(net);
+    if (at == 12) assert_int_equal(e, (int)v);
+    if (at == 16) assert_int_equal(b, (int)v);
+    mlp_free(net);
+}
+
+static void test_checkpoint_header_bounds(void **state)
+{
+    char want[160];
+    size_t present;
+    (void)state;
+    ck_edit(8, 0, "checkpoint version 0; this mlp.h reads version 1");
+    ck_edit(8, 2, "checkpoint version 2; this mlp.h reads version 1");
+    ck_accept(12, 1000000);
+    ck_edit(12, 1000001, "checkpoint header out of range (epoch 1000001");
+    ck_accept(16, 1u << 30);
+    ck_edit(16, (1u << 30) + 1, "checkpoint header out of range (epoch 2, batch 1073741825,");
+    ck_accept(28, 1);
+    ck_edit(28, 0, "batch size 0, lr step 3)");
+    /* the header allows 1 << 24, training allows MLP_MAX_BATCH (1 << 20) */
+    ck_edit(28, 1u << 24, "batch size 16777216 is outside 1..1048576");
+    ck_edit(28, (1u << 24) + 1, "checkpoint header out of range (epoch 2, batch 0, batch size 16777217, lr step 3)");
+    ck_accept(48, 1);
+    ck_accept(48, 1000000);
+    ck_edit(48, 0, "checkpoint header out of range (epoch 2, batch 0, batch size 64, lr step 0)");
+    ck_edit(48, 1000001, "lr step 1000001)");
+    /* 0, 1 or 2 state blocks of 4 * 131 bytes (131 parameters: 6*9+9 +
+       9*5+5 + 5*3+3); a count within range but not matching the bytes
+       present is a size mismatch */
+    load_checkpoint_into_model();
+    snprintf(want, sizeof want, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)model_len, (unsigned long)model_len - 524);
+    ck_edit(52, 0, want);
+    snprintf(want, sizeof want, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)model_len, (unsigned long)model_len + 524);
+    ck_edit(52, 2, want);
+    ck_edit(52, 3, "checkpoint header out of range");
+    /* the embedded model may be as long as what lies between header and
+       checksum (then its own checksum fails), not a byte longer */
+    load_checkpoint_into_model();
+    present = model_len - 112 - 4;
+    ck_edit(56, (uint32_t)present, "checksum mismatch (stored");
+    snprintf(want, sizeof want, "checkpoint model of %lu bytes, %lu present", (unsigned long)present + 1, (unsigned long)present);
+    ck_edit(56, (uint32_t)present + 1, want);
+    ck_edit(60, 1, "checkpoint model of 4294967");   /* the high word counts too */
+    ck_accept(92, 1000000);
+    ck_edit(92, 1000001, "checkpoint schedule epochs out of range");
+    ck_accept(96, 1000000);
+    ck_edit(96, 1000001, "checkpoint schedule epochs out of range");
+    ck_edit(64, 99, "unknown optimizer 99");
+    ck_edit(88, 99, "unknown schedule 99");
+    ck_edit(32, 0xbf800000u, "learning rate, momentum and weight decay must be >= 0");   /* lr -1 */
+}
+
+/* Each cut of a checkpoint in a buffer of exactly its length: 116 bytes
+   (header and checksum) at the least, and past that the checksum fails. */
+static void test_checkpoint_truncation(void **state)
+{
+    size_t cut, full;
+    int e, b;
+    mlp_train_config cfg;
+    (void)state;
+    load_checkpoint_into_model();
+    full = model_len;
+    for (cut = 0; cut < full; cut++) {
+        unsigned char *exact = malloc(cut ? cut : 1);
+        const char *want = cut < 116 ? "not an mlp.h checkpoint" : "checkpoint checksum mismatch";
+        mlp_net *net;
+        assert_non_null(exact);
+        memcpy(exact, model, cut);
+        net = mlp_checkpoint_load_memory(exact, cut, &cfg, &e, &b);
+        free(exact);
+        if (net || !strstr(mlp_error(), want)) print_error("cut %lu: got \"%s\", want \"%s\"\n", (unsigned long)cut, net ? "(loaded)" : mlp_error(), want);
+        assert_null(net);
+        assert_non_null(strstr(mlp_error(), want));
+    }
 }
 
 static void test_memory_api(void **state)
@@ -417,6 +782,8 @@ int main(void)
         cmocka_unit_test(test_round_trip_bit_exact),
         cmocka_unit_test(test_golden_file),
         cmocka_unit_test(test_each_field_checked),
+        cmocka_unit_test(test_header_bounds),
+        cmocka_unit_test(test_one_output_needs_euclidean_loss),
         cmocka_unit_test(test_structure_rules),
         cmocka_unit_test(test_truncation_at_every_byte),
         cmocka_unit_test(test_flipped_bits),
@@ -425,6 +792,10 @@ int main(void)
         cmocka_unit_test(test_disk_full_keeps_previous_file),
         cmocka_unit_test(test_dropout_round_trip),
         cmocka_unit_test(test_batchnorm_round_trip),
+        cmocka_unit_test(test_record_sizes),
+        cmocka_unit_test(test_dropout_rules),
+        cmocka_unit_test(test_checkpoint_header_bounds),
+        cmocka_unit_test(test_checkpoint_truncation),
         cmocka_unit_test(test_memory_api),
     };
     return cmocka_run_group_tests_name("model files", tests, setup, teardown);
