@@ -860,8 +860,38 @@ static void test_evaluate_loss_any_batch(void **state)
             assert_int_equal(ev.correct, correct);
             assert_true(ev.accuracy == (double)correct / N);
         }
+        for (b = 1; b < 4; b++) {  /* a training epoch that learns nothing reports the same, every sample counted */
+            mlp_train_config c = mlp_train_defaults();
+            mlp_eval ev;
+            c.batch = batches[b]; c.lr = 0.0f;
+            assert_int_equal(mlp_train_epoch(net, &ds, &c, 0, &ev), 0);
+            assert_int_equal(ev.n, N);
+            assert_int_equal(ev.correct, correct);
+            if (fabs(ev.loss / want - 1) > 1e-6)
+                print_error("training, loss %d, batch %d: %.9g, by hand %.9g\n", l, batches[b], ev.loss, want);
+            assert_true(fabs(ev.loss / want - 1) <= 1e-6);
+        }
         mlp_free(net);
     }
+}
+
+/* Equal outputs predict the lowest class (as numpy.argmax does): a network
+   that outputs zeros everywhere predicts class 0 for every sample. */
+static void test_ties_predict_the_first_class(void **state)
+{
+    float x[4 * 3] = {1, 2, 3,  -1, 0, 4,  0, 0, 0,  5, -5, 1};
+    int y[4] = {0, 2, 1, 0}, confusion[9], i;
+    mlp_dataset ds;
+    mlp_eval ev;
+    mlp_net *net = mlp_create_spec("3-3", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    (void)state;
+    memset(net->params, 0, net->n_params * sizeof(float));
+    memset(&ds, 0, sizeof ds);
+    ds.n = 4; ds.dim = 3; ds.n_classes = 3; ds.x = x; ds.y = y;
+    assert_int_equal(mlp_evaluate(net, &ds, 4, &ev, confusion), 0);
+    assert_int_equal(ev.correct, 2);
+    for (i = 0; i < 9; i++) assert_int_equal(confusion[i], i == 0 ? 2 : i == 3 || i == 6 ? 1 : 0);
+    mlp_free(net);
 }
 
 /* Every public function given NULL, zero, negative, mismatched or absurd
@@ -1164,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_confusion_by_hand),
         cmocka_unit_test(test_evaluate_loss_any_batch),
         cmocka_unit_test(test_dropout_layer),
+        cmocka_unit_test(test_ties_predict_the_first_class),
         cmocka_unit_test(test_dropout_masks_per_batch),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
