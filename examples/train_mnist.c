@@ -21,6 +21,7 @@ typedef struct options {
     mlp_act act;
     mlp_loss loss;
     int epochs, threads, quiet, val, patience, plateau, batchnorm;
+    int interrupt_after, interrupt_times; /* --interrupt-after N,K */
     float min_delta, plateau_factor, dropout, dropout_input;
     mlp_augment aug;
     mlp_init_kind init;
@@ -79,6 +80,9 @@ static void usage(FILE *f)
         "                        Ctrl-C finishes the batch, saves it (default OUT.ckpt) and exits\n"
         "  --resume FILE         continue a checkpoint until --epochs epochs in total; its\n"
         "                        network and training settings replace the flags\n"
+        "  --interrupt-after N[,K]  raise SIGINT after N training batches of this run,\n"
+        "                        K times at once (default 1; 2: a second Ctrl-C, which\n"
+        "                        exits at once): the Ctrl-C path, for tests and scripts\n"
         "  --help                this text\n");
 }
 
@@ -116,6 +120,25 @@ static float parse_float(const char *flag, const char *s, double lo, double hi)
     return (float)v;
 }
 
+/* --interrupt-after N or N,K: N >= 1 batches, K 1 or 2 signals */
+static void parse_interrupt(const char *flag, const char *s, options *o)
+{
+    char *end, *end2;
+    long n, k = 1;
+    int ok;
+    errno = 0;
+    n = strtol(s, &end, 10);
+    ok = end != s && n >= 1 && n <= 2147483647L;
+    if (ok && *end == ',') {
+        k = strtol(end + 1, &end2, 10);
+        ok = end2 != end + 1 && k >= 1 && k <= 2;
+        end = end2;
+    }
+    if (!ok || errno || *end) bad_usage(flag, s, "expected N or N,K: N >= 1 batches, K 1 or 2 signals");
+    o->interrupt_after = (int)n;
+    o->interrupt_times = (int)k;
+}
+
 static options parse_args(int argc, char **argv)
 {
     options o;
@@ -149,6 +172,7 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--confusion")) o.confusion = v;
         else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
         else if (!strcmp(f, "--resume")) o.resume = v;
+        else if (!strcmp(f, "--interrupt-after")) parse_interrupt(f, v, &o);
         else if (!strcmp(f, "--act")) {
             if (!strcmp(v, "relu")) o.act = MLP_ACT_RELU;
             else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
@@ -276,15 +300,24 @@ static void on_sigint(int sig)
 
 /* Called after every batch: counts batches, draws the progress bar (redrawn
    in place on a terminal, at most ten times a second; never into a pipe or
-   a file, where it would be garbage) and passes a Ctrl-C on. */
-typedef struct progress { int epochs, n, draw, batches_done; double t0, last; } progress;
+   a file, where it would be garbage) and passes a Ctrl-C on. With
+   --interrupt-after it raises the SIGINT itself, so the signal handler and
+   everything after it run as for a Ctrl-C, at a known batch. */
+typedef struct progress {
+    int epochs, n, draw, batches_done;
+    long batches_run, interrupt_after; /* batches trained by this run; 0: no --interrupt-after */
+    int interrupt_times;
+    double t0, last;
+} progress;
 
 static int after_batch(void *user, const mlp_batch_info *b)
 {
     progress *p = (progress *)user;
     double now = seconds_now(), rate, eta;
-    int width = 30, filled;
+    int width = 30, filled, k;
     p->batches_done = b->batch + 1;
+    if (++p->batches_run == p->interrupt_after)
+        for (k = 0; k < p->interrupt_times; k++) raise(SIGINT);
     if (b->batch == 0 || p->t0 == 0) p->t0 = now;
     if (!p->draw || ((now - p->last < 0.1 || now - p->t0 < 0.05) && b->batch + 1 < b->n_batches)) return interrupted;
     p->last = now;
@@ -435,6 +468,7 @@ int main(int argc, char **argv)
     }
     memset(&bar, 0, sizeof bar);
     bar.epochs = o.epochs; bar.n = train.n; bar.draw = !o.quiet && isatty(2);
+    bar.interrupt_after = o.interrupt_after; bar.interrupt_times = o.interrupt_times;
     o.train.on_batch = after_batch;
     o.train.user = &bar;
     signal(SIGINT, on_sigint);

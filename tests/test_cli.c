@@ -1,6 +1,8 @@
 /* train_mnist as a user meets it: flag errors exit 2 with a message, data
-   that does not fit the network is refused, and a small synthetic IDX data
-   set trains end to end and writes the CSV log. Needs build/train_mnist. */
+   that does not fit the network is refused, a small synthetic IDX data set
+   trains end to end and writes the CSV log, and Ctrl-C (made deterministic
+   with --interrupt-after) leaves a checkpoint that resumes to the
+   uninterrupted model. Needs build/train_mnist. */
 #define _POSIX_C_SOURCE 200809L /* popen, mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,6 +278,96 @@ static void test_batchnorm_model(void **state)
     mlp_free(net);
 }
 
+/* 1 if tmpdir/name exists */
+static int exists(const char *name)
+{
+    char path[256];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    if (!(f = fopen(path, "rb"))) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* Ctrl-C, made deterministic by --interrupt-after (SIGINT raised after a
+   given batch into the real handler): exit 130 and a checkpoint, resumed to
+   a model identical byte for byte to an uninterrupted run's, mid-epoch and
+   in an epoch's last batch; two SIGINTs exit at once and write nothing.
+   300 samples / batch 16 = 19 batches an epoch; batch 25 is epoch 2's 6th. */
+static void test_interrupt_and_resume(void **state)
+{
+    char cmd[1024], want[512];
+    const char *net = "--layers 16-12-3 --epochs 3 --batch 16 --optimizer adam --lr 0.01";
+    (void)state;
+    snprintf(want, sizeof want, "%s --out %s/straight.mlp", net, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 0, "model saved");
+
+    snprintf(want, sizeof want, "%s --out %s/cut.mlp --interrupt-after 25", net, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    snprintf(want, sizeof want, "train_mnist: interrupted in epoch 2 after batch 6; checkpoint saved to %s/cut.mlp.ckpt"
+             " (continue with --resume %s/cut.mlp.ckpt)\n", tmpdir, tmpdir);
+    expect(cmd, 130, want);
+    assert_non_null(strstr(output, "epoch   1  train loss"));
+    assert_null(strstr(output, "epoch   2  train loss"));
+    assert_true(exists("cut.mlp.ckpt"));
+    assert_false(exists("cut.mlp"));
+    snprintf(want, sizeof want, "--epochs 3 --resume %s/cut.mlp.ckpt --out %s/cut.mlp", tmpdir, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 0, "after epoch 1, batch 6\n");
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/cut.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+
+    /* in the last batch of epoch 1: the epoch is finished, then saved */
+    snprintf(want, sizeof want, "%s --out %s/end.mlp --interrupt-after 19", net, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    snprintf(want, sizeof want, "train_mnist: interrupted after epoch 1; checkpoint saved to %s/end.mlp.ckpt\n", tmpdir);
+    expect(cmd, 130, want);
+    assert_false(exists("end.mlp"));
+    snprintf(want, sizeof want, "--epochs 3 --resume %s/end.mlp.ckpt --out %s/end.mlp", tmpdir, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 0, "after epoch 1, batch 0\n");
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/end.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+
+    /* --checkpoint names the file (also written after every epoch) */
+    snprintf(want, sizeof want, "%s --out %s/named.mlp --checkpoint %s/named.ckpt --interrupt-after 44", net, tmpdir, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    snprintf(want, sizeof want, "train_mnist: interrupted in epoch 3 after batch 6; checkpoint saved to %s/named.ckpt", tmpdir);
+    expect(cmd, 130, want);
+    assert_false(exists("named.mlp.ckpt"));
+    snprintf(want, sizeof want, "--epochs 3 --resume %s/named.ckpt --out %s/named.mlp", tmpdir, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 0, "after epoch 2, batch 6\n");
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/named.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+
+    /* a second SIGINT right after the first: exit at once */
+    snprintf(cmd, sizeof cmd, "cp %s/straight.mlp %s/keep.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+    snprintf(want, sizeof want, "%s --out %s/keep.mlp --interrupt-after 5,2", net, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 130, "network 16-12-3");
+    assert_null(strstr(output, "checkpoint"));
+    assert_false(exists("keep.mlp.ckpt"));
+    assert_false(exists("keep.mlp.tmp"));
+    assert_false(exists("keep.mlp.ckpt.tmp"));
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/keep.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+
+    /* beyond the run's last batch: never raised, a normal run */
+    snprintf(want, sizeof want, "%s --out %s/late.mlp --interrupt-after 58", net, tmpdir);
+    data_flags(cmd, sizeof cmd, want);
+    expect(cmd, 0, "model saved");
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/late.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+
+    expect(TRAIN " --interrupt-after 0", 2, "--interrupt-after 0: expected N or N,K");
+    expect(TRAIN " --interrupt-after 5,3", 2, "--interrupt-after 5,3: expected N or N,K");
+    expect(TRAIN " --interrupt-after 5x", 2, "--interrupt-after 5x: expected N or N,K");
+    expect(TRAIN " --help", 0, "--interrupt-after N[,K]");
+}
+
 int main(void)
 {
     const char *bin = getenv("MLP_TRAIN_MNIST");
@@ -289,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_divergence_keeps_previous_model),
         cmocka_unit_test(test_validation_and_early_stopping),
         cmocka_unit_test(test_batchnorm_model),
+        cmocka_unit_test(test_interrupt_and_resume),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -1,13 +1,16 @@
 /* Integration on the real MNIST. The default network, 2 epochs, must reach
-   97% test accuracy; then, through the PNG path users take: 1000 test
-   images exported with idx2png and read by classify --raw give exactly the
-   predictions of the IDX path, and the same images inverted (dark on white)
-   and enlarged to 140x140 are classified 97% right without --raw. Also
-   checks MNIST's mean centre of mass and stroke widths, which preprocessing
-   aligns to. Needs
-   build/idx2png and build/classify (measured: 0.9765). Data from tools/fetch_mnist.sh (dir: $MLP_MNIST_DIR or
-   data/mnist). Skipped when the data is absent, unless MLP_REQUIRE_MNIST=1
-   (as in CI), which turns absence into a failure. */
+   97% test accuracy (measured: 0.9765); then, through the PNG path users
+   take: 1000 test images exported with idx2png and read by classify --raw
+   give exactly the predictions of the IDX path, and the same images
+   inverted (dark on white) and enlarged to 140x140 are classified 97% right
+   without --raw. Also checks MNIST's mean centre of mass and stroke widths,
+   which preprocessing aligns to, and that Ctrl-C (train_mnist
+   --interrupt-after) stops with a checkpoint that resumes to the
+   uninterrupted model. Needs build/idx2png, build/classify and
+   build/train_mnist ($MLP_TRAIN_MNIST overrides the last). Data from
+   tools/fetch_mnist.sh (dir: $MLP_MNIST_DIR or data/mnist). Skipped when
+   the data is absent, unless MLP_REQUIRE_MNIST=1 (as in CI), which turns
+   absence into a failure. */
 #define _POSIX_C_SOURCE 200809L /* popen, mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,34 +200,78 @@ static void test_mnist_stroke_width(void **state)
     assert_true(below_target >= 0.4 * n && below_target <= 0.65 * n); /* the target is near the median */
 }
 
-/* Ctrl-C mid-epoch through the real program: exit 130 with a checkpoint,
-   and resuming it gives the same model file, byte for byte, as a run that
-   was never interrupted. A second Ctrl-C exits at once and leaves no file
-   half-written. */
+/* runs a shell command quietly; its exit status */
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* 1 if the file exists */
+static int exists(const char *dir, const char *name)
+{
+    char path[256];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!(f = fopen(path, "rb"))) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* Ctrl-C through the real program: exit 130 with a checkpoint, and resuming
+   it gives the same model file, byte for byte, as a run that was never
+   interrupted, both mid-epoch and in an epoch's last batch (training goes
+   on to the epoch's end there). A second Ctrl-C exits at once: no
+   checkpoint, the existing --out file unchanged, no temporary left behind.
+   The SIGINTs come from train_mnist --interrupt-after, raised after a given
+   batch into the real signal handler: no timer, no race with the training
+   speed. 60000 / 64 = 938 batches an epoch; batch 1000 is epoch 2's 62nd. */
 static void test_ctrl_c_and_resume(void **state)
 {
-    const char *dir = getenv("MLP_MNIST_DIR");
-    char cmd[4096], tmp[64];
+    const char *dir = getenv("MLP_MNIST_DIR"), *bin = getenv("MLP_TRAIN_MNIST");
+    char cmd[4096], t[64], r[1024];
+    FILE *f;
     (void)state;
     if (!dir) dir = "data/mnist";
+    if (!bin || !*bin) bin = "build/train_mnist";
     snprintf(cmd, sizeof cmd, "%s/t10k-labels-idx1-ubyte", dir);
-    if (!fopen(cmd, "rb")) skip();
-    snprintf(tmp, sizeof tmp, "/tmp/mlp_resume_XXXXXX");
-    assert_non_null(mkdtemp(tmp));
-    snprintf(cmd, sizeof cmd,
-             "set -e; T=%s; R=\"build/train_mnist --data %s --quiet --epochs 3 --layers 784-64-10\";"
-             "$R --out $T/straight.mlp > /dev/null;"
-             "($R --out $T/cut.mlp > $T/cut.log 2>&1 & p=$!; until grep -q ^network $T/cut.log; do sleep 0.05; done; sleep 0.4; kill -INT $p; wait $p; echo $? > $T/code) || true;"
-             "grep -q 130 $T/code; grep -q 'checkpoint saved to' $T/cut.log; test -f $T/cut.mlp.ckpt;"
-             "$R --resume $T/cut.mlp.ckpt --out $T/cut.mlp > /dev/null;"
-             "cmp $T/straight.mlp $T/cut.mlp;"
-             "cp $T/straight.mlp $T/keep.mlp;"
-             "($R --out $T/keep.mlp > $T/keep.log 2>&1 & p=$!; until grep -q ^network $T/keep.log; do sleep 0.05; done; sleep 0.3; kill -INT $p; kill -INT $p; wait $p; echo $? > $T/code2) || true;"
-             "grep -q 130 $T/code2; cmp $T/straight.mlp $T/keep.mlp; test ! -e $T/keep.mlp.tmp",
-             tmp, dir);
-    if (system(cmd) != 0) fail_msg("Ctrl-C / resume check failed (files kept in %s)", tmp);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    assert_int_equal(system(cmd), 0);
+    if (!(f = fopen(cmd, "rb"))) skip();
+    fclose(f);
+    snprintf(t, sizeof t, "/tmp/mlp_resume_XXXXXX");
+    assert_non_null(mkdtemp(t));
+    snprintf(r, sizeof r, "%s --data %s --quiet --epochs 3 --layers 784-64-10", bin, dir);
+    assert_int_equal(sh("%s --out %s/straight.mlp > /dev/null", r, t), 0);
+
+    /* mid-epoch: stops after epoch 2's batch 62 */
+    assert_int_equal(sh("%s --out %s/cut.mlp --interrupt-after 1000 > %s/cut.log 2>&1", r, t, t), 130);
+    assert_int_equal(sh("grep -qF 'interrupted in epoch 2 after batch 62; checkpoint saved to %s/cut.mlp.ckpt' %s/cut.log", t, t), 0);
+    assert_true(exists(t, "cut.mlp.ckpt"));
+    assert_false(exists(t, "cut.mlp"));
+    assert_int_equal(sh("%s --resume %s/cut.mlp.ckpt --out %s/cut.mlp > %s/resume.log", r, t, t, t), 0);
+    assert_int_equal(sh("grep -q '^resuming .* after epoch 1, batch 62$' %s/resume.log", t), 0);
+    assert_int_equal(sh("cmp %s/straight.mlp %s/cut.mlp", t, t), 0);
+
+    /* in the last batch of epoch 1: the epoch completes, then the checkpoint */
+    assert_int_equal(sh("%s --out %s/end.mlp --interrupt-after 938 > %s/end.log 2>&1", r, t, t), 130);
+    assert_int_equal(sh("grep -qF 'interrupted after epoch 1; checkpoint saved to %s/end.mlp.ckpt' %s/end.log", t, t), 0);
+    assert_int_equal(sh("%s --resume %s/end.mlp.ckpt --out %s/end.mlp > /dev/null", r, t, t), 0);
+    assert_int_equal(sh("cmp %s/straight.mlp %s/end.mlp", t, t), 0);
+
+    /* two SIGINTs at once: exit 130 at once, nothing written */
+    assert_int_equal(sh("cp %s/straight.mlp %s/keep.mlp", t, t), 0);
+    assert_int_equal(sh("%s --out %s/keep.mlp --interrupt-after 500,2 > %s/keep.log 2>&1", r, t, t), 130);
+    assert_int_equal(sh("grep -q 'checkpoint saved' %s/keep.log", t), 1);
+    assert_false(exists(t, "keep.mlp.ckpt"));
+    assert_false(exists(t, "keep.mlp.tmp"));
+    assert_false(exists(t, "keep.mlp.ckpt.tmp"));
+    assert_int_equal(sh("cmp %s/straight.mlp %s/keep.mlp", t, t), 0);
+    assert_int_equal(sh("rm -rf %s", t), 0);
 }
 
 static void test_mnist_two_epochs(void **state)
