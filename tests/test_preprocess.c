@@ -404,6 +404,113 @@ static void test_refusals(void **state)
     for (y = 70; y < 74; y++) for (x = 20; x < 180; x++) c.px[y * c.w + x] = 0.0f; /* a rule, not a digit */
     expect_refused(&c, "a line or a smudge");
     free(c.px);
+    c = blank(200, 150, 1, 1.0f, 1.0f);
+    for (y = 65; y < 85; y++) for (x = 40; x < 160; x++) c.px[y * c.w + x] = 0.0f; /* a bar 6 times as wide as tall */
+    expect_refused(&c, "a line or a smudge");
+    free(c.px);
+}
+
+/* Connected components by definition: 8-connected (a diagonal chain is one
+   component), numbered in scan order, ink below the threshold left out,
+   and each one's box, area, ink and border pixels counted. */
+static void test_components_by_definition(void **state)
+{
+    enum { W = 7, H = 5 };
+    static float ink[W * H] = {1, 0, 0, 0, 0, 0, 0,
+                               0, 1, 0, 0, 0, 1, 1,
+                               0, 0, 1, 0, 0, 0, 1,
+                               0, 0, 0, 0, 0, 0, 0,
+                               0.5f, 0, 0, 0, 0, 0, 0.2f};
+    static const int want_label[W * H] = {0, -1, -1, -1, -1, -1, -1,
+                                          -1, 0, -1, -1, -1, 1, 1,
+                                          -1, -1, 0, -1, -1, -1, 1,
+                                          -1, -1, -1, -1, -1, -1, -1,
+                                          2, -1, -1, -1, -1, -1, -1};
+    static const int want_box[3][4] = {{0, 0, 2, 2}, {5, 1, 6, 2}, {0, 4, 0, 4}}, want_area[3] = {3, 3, 1}, want_border[3] = {1, 2, 1};
+    static const double want_mass[3] = {3.0, 3.0, 0.5};
+    int label[W * H], i;
+    mlp__page p;
+    mlp__component *c = NULL;
+    (void)state;
+    memset(&p, 0, sizeof p);
+    p.w = W; p.h = H; p.ink = ink; p.label = label; p.threshold = 0.3f;
+    assert_int_equal(mlp__find_components(&p, &c), 3);
+    for (i = 0; i < W * H; i++)
+        if (label[i] != want_label[i]) fail_msg("pixel (%d,%d): component %d, want %d", i % W, i / W, label[i], want_label[i]);
+    for (i = 0; i < 3; i++) {
+        assert_true(c[i].x0 == want_box[i][0] && c[i].y0 == want_box[i][1] && c[i].x1 == want_box[i][2] && c[i].y1 == want_box[i][3]);
+        assert_int_equal(c[i].area, want_area[i]);
+        assert_int_equal(c[i].on_border, want_border[i]);
+        assert_true(fabs(c[i].mass - want_mass[i]) < 1e-6);
+    }
+    free(c);
+}
+
+/* The digit is the heaviest component plus the pieces of at least 3% of its
+   ink that reach into its box grown by a quarter of its size. */
+static void test_select_digit_by_definition(void **state)
+{
+    /* main: 40 x 80 (margin 20); a 10% piece 3 pixels right of it and above
+       it joins; a 2% piece inside is too light; a heavy far one stays out */
+    mlp__component c[4];
+    int box[4];
+    (void)state;
+    memset(c, 0, sizeof c);
+    c[0].x0 = 20;  c[0].y0 = 20;  c[0].x1 = 59;  c[0].y1 = 99;  c[0].mass = 100.0;
+    c[1].x0 = 62;  c[1].y0 = 10;  c[1].x1 = 70;  c[1].y1 = 18;  c[1].mass = 10.0;
+    c[2].x0 = 30;  c[2].y0 = 30;  c[2].x1 = 32;  c[2].y1 = 32;  c[2].mass = 2.0;
+    c[3].x0 = 200; c[3].y0 = 200; c[3].x1 = 240; c[3].y1 = 280; c[3].mass = 50.0;
+    assert_int_equal(mlp__select_digit(c, 4, box), 2);
+    assert_true(c[0].keep && c[1].keep && !c[2].keep && !c[3].keep);
+    assert_true(box[0] == 20 && box[1] == 10 && box[2] == 70 && box[3] == 99);
+}
+
+static int page_w, page_h;
+static void first_stage_size(void *user, const char *name, const float *v, int w, int h)
+{
+    (void)v;
+    if (!strcmp(name, "picture (gray)")) { page_w = w; page_h = h; *(int *)user += 1; }
+}
+
+/* A small picture is enlarged by the smallest whole factor that brings its
+   shorter side to 128 pixels: 28 x 28 by 5, 50 x 60 by 3; 200 x 150 as it is. */
+static void test_page_size(void **state)
+{
+    static const int sizes[3][4] = {{28, 28, 140, 140}, {50, 60, 150, 180}, {200, 150, 200, 150}};
+    float out[SIDE * SIDE];
+    int k, calls;
+    (void)state;
+    for (k = 0; k < 3; k++) {
+        canvas c = seven(sizes[k][0], sizes[k][1], (float)sizes[k][0] / 20.0f, sizes[k][0] / 5.0f, sizes[k][1] / 8.0f, 0, 0);
+        calls = 0;
+        mlp_digit_preprocess_ex(c.px, c.w, c.h, 1, out, NULL, first_stage_size, &calls);
+        assert_int_equal(calls, 1);
+        if (page_w != sizes[k][2] || page_h != sizes[k][3])
+            fail_msg("%d x %d: page %d x %d, want %d x %d", sizes[k][0], sizes[k][1], page_w, page_h, sizes[k][2], sizes[k][3]);
+        free(c.px);
+    }
+}
+
+/* Two pieces one above the other, overlapping in x by two thirds of the
+   narrower (less than half the wider: a 5's flag over its body, a broken
+   stroke) are one digit. */
+static void test_number_pieces_over_one_another(void **state)
+{
+    float *out = malloc(sizeof(float) * 4 * SIDE * SIDE);
+    mlp_digit_box boxes[4];
+    canvas c = blank(300, 150, 1, 1.0f, 1.0f);
+    int n;
+    (void)state;
+    line(&c, 1.0f, 0, 0, 124, 24, 160, 24, 8, 0.0f);   /* top piece, x 120..164 */
+    line(&c, 1.0f, 0, 0, 128, 24, 128, 60, 8, 0.0f);
+    line(&c, 1.0f, 0, 0, 85, 80, 145, 80, 8, 0.0f);    /* bottom piece, x 81..149, 16 pixels lower */
+    line(&c, 1.0f, 0, 0, 145, 80, 145, 120, 8, 0.0f);
+    line(&c, 1.0f, 0, 0, 145, 120, 85, 120, 8, 0.0f);
+    n = mlp_number_preprocess(c.px, c.w, c.h, 1, out, boxes, 4, NULL, NULL);
+    if (n < 0) fail_msg("%s", mlp_error());
+    assert_int_equal(n, 1);
+    assert_true(abs(boxes[0].y - 20) <= 2 && abs(boxes[0].y + boxes[0].h - 125) <= 2);
+    free(c.px); free(out);
 }
 
 /* Numbers: three sevens in a row read as three digits, left to right, each
@@ -625,6 +732,10 @@ int main(void)
         cmocka_unit_test(test_stroke_width),
         cmocka_unit_test(test_stroke_estimate),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_components_by_definition),
+        cmocka_unit_test(test_select_digit_by_definition),
+        cmocka_unit_test(test_page_size),
+        cmocka_unit_test(test_number_pieces_over_one_another),
         cmocka_unit_test(test_number),
         cmocka_unit_test(test_touching_digits),
         cmocka_unit_test(test_extreme_shapes),
