@@ -481,12 +481,22 @@ static void test_page_size(void **state)
     int k, calls;
     (void)state;
     for (k = 0; k < 3; k++) {
-        canvas c = seven(sizes[k][0], sizes[k][1], (float)sizes[k][0] / 20.0f, sizes[k][0] / 5.0f, sizes[k][1] / 8.0f, 0, 0);
+        float s = (float)(sizes[k][0] < sizes[k][1] ? sizes[k][0] : sizes[k][1]) / 20.0f;
+        canvas c = seven(sizes[k][0], sizes[k][1], s, sizes[k][0] / 5.0f, sizes[k][1] / 8.0f, 0, 0);
         calls = 0;
         mlp_digit_preprocess_ex(c.px, c.w, c.h, 1, out, NULL, first_stage_size, &calls);
         assert_int_equal(calls, 1);
         if (page_w != sizes[k][2] || page_h != sizes[k][3])
             fail_msg("%d x %d: page %d x %d, want %d x %d", sizes[k][0], sizes[k][1], page_w, page_h, sizes[k][2], sizes[k][3]);
+        {   /* the box comes back in the picture's pixels: the seven's lines
+               (x 0..10, y 0..14 units) and half its pen (0.8 units) */
+            float ox = sizes[k][0] / 5.0f, oy = sizes[k][1] / 8.0f;
+            mlp_digit_box box;
+            assert_int_equal(mlp_digit_preprocess_ex(c.px, c.w, c.h, 1, out, &box, NULL, NULL), 0);
+            if (fabsf(box.x - (ox - 0.8f * s)) > 1.5f || fabsf(box.y - (oy - 0.8f * s)) > 1.5f ||
+                fabsf(box.w - 11.6f * s) > 2.5f || fabsf(box.h - 15.6f * s) > 2.5f)
+                fail_msg("%d x %d: box %d,%d %dx%d", sizes[k][0], sizes[k][1], box.x, box.y, box.w, box.h);
+        }
         free(c.px);
     }
 }
@@ -538,6 +548,11 @@ static void test_number(void **state)
     }
     assert_true(mlp_number_preprocess(c.px, c.w, c.h, 1, out, boxes, 2, NULL, NULL) < 0); /* more than allowed */
     assert_non_null(strstr(mlp_error(), "3 digits found"));
+    /* a mark under two fifths of the digits' height (a hyphen, a dot) is no digit */
+    for (y = 44; y < 66; y++) for (x = 94; x < 104; x++) c.px[y * 300 + x] = 0.0f;
+    n = mlp_number_preprocess(c.px, c.w, c.h, 1, out, boxes, 4, NULL, NULL);
+    assert_int_equal(n, 3);
+    assert_true(abs(boxes[1].x - 121) <= 2);
     free(one.px); free(c.px); free(out);
 }
 
@@ -642,6 +657,63 @@ static void test_filters_by_definition(void **state)
     }
 }
 
+/* Augmentation by its properties: every image of an epoch gets its own
+   distortion; a shift of up to 2 pixels moves each image's centre of mass
+   by at most 2 pixels in x and in y, independently; thickening adds a pixel
+   of plus-shaped pen, thinning removes one, a fraction blends. */
+static void com_of(const float *img, int w, double *cx, double *cy)
+{
+    double m = 0, x = 0, y = 0;
+    int i;
+    for (i = 0; i < w * w; i++) { m += img[i]; x += img[i] * (i % w); y += img[i] * (i / w); }
+    *cx = x / m; *cy = y / m;
+}
+
+static void test_augmentation_properties(void **state)
+{
+    enum { N = 60, W = 28 };
+    mlp_dataset ds;
+    mlp_augment aug;
+    float *a = malloc(sizeof(float) * N * W * W), img[5 * 5], tmp[5 * 5];
+    int i, j, apart = 0, far = 0;
+    double cx0, cy0;
+    (void)state;
+    memset(&ds, 0, sizeof ds);
+    ds.n = N; ds.dim = W * W; ds.image_w = ds.image_h = W; ds.n_classes = 1;
+    ds.x = malloc(sizeof(float) * N * W * W);
+    ds.y = calloc(N, sizeof(int));
+    for (i = 0; i < N * W * W; i++) { int x = i % W, y = (i / W) % W; ds.x[i] = (x > 9 && x < 18 && y > 5 && y < 22) ? 1.0f : 0.0f; }
+    com_of(ds.x, W, &cx0, &cy0);
+    memset(&aug, 0, sizeof aug);
+    aug.rotate = 10; aug.elastic_alpha = 34; aug.elastic_sigma = 4;
+    assert_int_equal(mlp_augment_dataset(NULL, &ds, &aug, 7, 0, a), 0);
+    for (i = 0; i < N; i++)
+        for (j = i + 1; j < N; j++)
+            if (!memcmp(a + (size_t)i * W * W, a + (size_t)j * W * W, sizeof(float) * W * W)) fail_msg("images %d and %d distorted alike", i, j);
+    memset(&aug, 0, sizeof aug);
+    aug.shift = 2;
+    assert_int_equal(mlp_augment_dataset(NULL, &ds, &aug, 7, 0, a), 0);
+    for (i = 0; i < N; i++) {
+        double cx, cy;
+        com_of(a + (size_t)i * W * W, W, &cx, &cy);
+        if (!(fabs(cx - cx0) <= 2.001 && fabs(cy - cy0) <= 2.001)) fail_msg("image %d moved by (%g, %g)", i, cx - cx0, cy - cy0);
+        apart += fabs((cx - cx0) - (cy - cy0)) > 0.5;
+        far += fabs(cx - cx0) > 1.0 || fabs(cy - cy0) > 1.0;
+    }
+    assert_true(apart > N / 4 && far > N / 4);
+    free(a); free(ds.x); free(ds.y);
+    /* strokes: a dot grows into a plus; a 3x3 square shrinks to its centre */
+    for (i = 0; i < 25; i++) img[i] = i == 12 ? 1.0f : 0.0f;
+    mlp__change_thickness(img, tmp, 5, 5, 1.0f);
+    for (i = 0; i < 25; i++) assert_true(img[i] == (i == 12 || i == 7 || i == 11 || i == 13 || i == 17 ? 1.0f : 0.0f));
+    for (i = 0; i < 25; i++) img[i] = i == 12 ? 1.0f : 0.0f;
+    mlp__change_thickness(img, tmp, 5, 5, 0.5f);
+    for (i = 0; i < 25; i++) assert_true(img[i] == (i == 12 ? 1.0f : i == 7 || i == 11 || i == 13 || i == 17 ? 0.5f : 0.0f));
+    for (i = 0; i < 25; i++) img[i] = (i % 5 >= 1 && i % 5 <= 3 && i / 5 >= 1 && i / 5 <= 3) ? 1.0f : 0.0f;
+    mlp__change_thickness(img, tmp, 5, 5, -1.0f);
+    for (i = 0; i < 25; i++) assert_true(img[i] == (i == 12 ? 1.0f : 0.0f));
+}
+
 /* Augmentation: no-op ranges give the image back exactly; the same seed and
    epoch give the same images for 1 and 2 threads; a new epoch, new ones. */
 static void test_augmentation(void **state)
@@ -741,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_extreme_shapes),
         cmocka_unit_test(test_filters_by_definition),
         cmocka_unit_test(test_augmentation),
+        cmocka_unit_test(test_augmentation_properties),
         cmocka_unit_test(test_gaussian_blur),
     };
     return cmocka_run_group_tests_name("preprocessing", tests, NULL, NULL);
