@@ -149,6 +149,7 @@ static void test_malformed(void **state)
     n = header(MLP_IDX_U8, 3, dims); expect_error(n - 2, "truncated header");
     expect_error(n + 23, "truncated body (23 of 24 bytes)");
     memset(buf + n, 0, 30); expect_error(n + 30, "6 bytes of trailing garbage");
+    expect_error(n + 25, "1 bytes of trailing garbage");
     n = header(MLP_IDX_U8, 3, huge); expect_error(n + 10, "dimensions too large");
     n = header(MLP_IDX_F64, 2, zero); expect_error(n, "dimension 1 is 0");
     huge[0] = 40000; huge[1] = 50000; huge[2] = 1; /* 2e9 doubles claimed, 16 bytes present */
