@@ -744,6 +744,29 @@ static void test_checkpoint_truncation(void **state)
     }
 }
 
+/* The input normalisation a model carries, x = raw scale + offset, is what
+   mlp_normalize_input applies, before and after a round trip. */
+static void test_input_normalisation(void **state)
+{
+    static const float raw[3] = {0.0f, 2.0f, 4.0f}, want[3] = {-1.0f, 0.0f, 1.0f};
+    mlp_net *net = mlp_create_spec("3-2", MLP_ACT_RELU, MLP_LOSS_CE, 1), *back;
+    size_t need;
+    unsigned char *buf;
+    float x[3];
+    int round, i;
+    (void)state;
+    net->input_scale = 0.5f; net->input_offset = -1.0f;
+    need = mlp_save_memory(net, NULL, 0);
+    buf = malloc(need);
+    assert_int_equal(mlp_save_memory(net, buf, need), need);
+    assert_non_null(back = mlp_load_memory(buf, need));
+    for (round = 0; round < 2; round++) {
+        assert_int_equal(mlp_normalize_input(round ? back : net, raw, x), 0);
+        for (i = 0; i < 3; i++) assert_true(x[i] == want[i]);
+    }
+    free(buf); mlp_free(net); mlp_free(back);
+}
+
 static void test_memory_api(void **state)
 {
     mlp_net *net = trained_net(), *back;
@@ -797,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_header_bounds),
         cmocka_unit_test(test_checkpoint_truncation),
         cmocka_unit_test(test_memory_api),
+        cmocka_unit_test(test_input_normalisation),
     };
     return cmocka_run_group_tests_name("model files", tests, setup, teardown);
 }
