@@ -236,6 +236,10 @@ static void test_validation_and_early_stopping(void **state)
     expect(cmd, 2, "--val 300 leaves no training samples");
     data_flags(cmd, sizeof cmd, "--layers 16-12-3 --epochs 50 --min-delta 1");
     expect(cmd, 0, "stopping after epoch 2");   /* the seed notes' "improves by less than eps" */
+    /* --plateau: no epoch improves by 1, so the rate halves after each one */
+    data_flags(cmd, sizeof cmd, "--layers 16-12-3 --epochs 3 --lr 0.08 --lr-decay 1 --min-delta 1 --patience 9 --plateau 1");
+    expect(cmd, 0, "no improvement for 1 epochs: learning rate now 0.04");
+    assert_non_null(strstr(output, "no improvement for 2 epochs: learning rate now 0.02"));
 }
 
 /* --batchnorm end to end: the saved model holds batchnorm layers, and with
