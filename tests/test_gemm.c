@@ -2,7 +2,12 @@
    all four transpose combinations, every M, N and K from 1 to 70 (the others
    odd), random larger shapes crossing the cache blocks, unaligned pointers,
    padded leading dimensions, and beta in {0, 1, other}.
-   Tolerance: |got - want| <= 1e-5 (K + 1) (|alpha| + |beta|), inputs in [-1, 1]. */
+   Tolerance: |got - want| <= 1e-5 (K + 1) (|alpha| + |beta|), inputs in [-1, 1].
+   Then every kernel again with each operand flush against an inaccessible
+   page, so that an access one element outside A, B or C faults. */
+#if defined(__unix__) || defined(__APPLE__)
+#define _DEFAULT_SOURCE /* glibc shows MAP_ANONYMOUS under -std=c99 only with this */
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +16,15 @@
 #include <math.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define HAVE_GUARD_PAGES 1
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+#endif
 
 static mlp_isa isas[8];
 static int n_isas;
@@ -158,6 +172,221 @@ static void test_beta_zero_ignores_nan(void **state)
     }
 }
 
+#ifdef HAVE_GUARD_PAGES
+/* The checks above miss reads just outside an operand: their blocks have a
+   spare float, ASan does not see the AVX-512 gathers (nor, under gcc, the
+   masked loads), and a read one row too far can jump a redzone into a
+   neighbouring block. Here each operand sits flush against pages the process
+   may not touch, wider than any row below, so such a read faults wherever
+   it lands. */
+#define GUARD_BYTES ((size_t)1 << 16)
+
+/* Under AddressSanitizer a kernel call costs about 2 ms (its packing
+   buffers are one large block, mapped and poisoned anew each call), and ASan
+   does not watch these mmap'd operands anyway: there every 61st product is
+   run (a prime, so the sample does not follow the loops' periods). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GUARD_SAMPLE 61
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GUARD_SAMPLE 61
+#endif
+#endif
+#ifndef GUARD_SAMPLE
+#define GUARD_SAMPLE 1
+#endif
+
+typedef struct guarded { char *map; size_t bytes, n; float *lo, *hi; } guarded;
+static guarded gA, gB, gC;
+
+/* The product running, so that a fault can say which one it was. */
+static struct { mlp_isa isa; int ta, tb, M, N, K, pad, at_end; } running;
+static void (*cmocka_on_segv)(int), (*cmocka_on_bus)(int);
+
+/* Names the product, then hands over to cmocka, which fails the test. Not
+   async-signal-safe, but the fault is always inside the GEMM, never stdio. */
+static void on_fault(int sig)
+{
+    void (*next)(int) = sig == SIGSEGV ? cmocka_on_segv : cmocka_on_bus;
+    print_error("fault (signal %d): %s, operands %s a guard: ta=%d tb=%d M=%d N=%d K=%d pad=%d\n", sig,
+                mlp_isa_name(running.isa), running.at_end ? "ending at" : "starting after",
+                running.ta, running.tb, running.M, running.N, running.K, running.pad);
+    if (next == SIG_DFL || next == SIG_IGN || next == SIG_ERR) { signal(sig, SIG_DFL); raise(sig); return; }
+    next(sig);
+}
+
+/* Room for n floats between two guards: lo is the first float after the
+   leading guard, hi is one past the last float before the trailing one. */
+static void guarded_new(guarded *g, size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), guard = (GUARD_BYTES + page - 1) / page * page;
+    size_t body = (n * sizeof(float) + page - 1) / page * page;
+    void *p = mmap(NULL, body + 2 * guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    g->map = (char *)p; g->bytes = body + 2 * guard; g->n = n;
+    assert_int_equal(mprotect(g->map, guard, PROT_NONE), 0);
+    assert_int_equal(mprotect(g->map + guard + body, guard, PROT_NONE), 0);
+    g->lo = (float *)(void *)(g->map + guard);
+    g->hi = (float *)(void *)(g->map + guard + body);
+}
+
+static void guards_new(size_t n)
+{
+    guarded_new(&gA, n); guarded_new(&gB, n); guarded_new(&gC, n);
+    cmocka_on_segv = signal(SIGSEGV, on_fault);
+    cmocka_on_bus = signal(SIGBUS, on_fault); /* some systems report a PROT_NONE page so */
+}
+
+static void guards_free(void)
+{
+    signal(SIGSEGV, cmocka_on_segv);
+    signal(SIGBUS, cmocka_on_bus);
+    munmap(gA.map, gA.bytes); munmap(gB.map, gB.bytes); munmap(gC.map, gC.bytes);
+}
+
+/* A rows x cols matrix with leading dimension ld ends at element
+   (rows - 1) ld + cols - 1: the last row has no padding after it. */
+static size_t span(int rows, int cols, int ld)
+{
+    return (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+}
+
+/* Values in [-1, 1], and pad between the rows: NaN there makes a kernel that
+   computes with the padding show it in C, where no guard page can be. */
+static void fill(float *x, int rows, int cols, int ld, float pad, mlp_rng *rng)
+{
+    size_t i, n = span(rows, cols, ld);
+    for (i = 0; i < n; i++) x[i] = (int)(i % (size_t)ld) < cols ? 2 * mlp_rng_float(rng) - 1 : pad;
+}
+
+/* One product on every kernel, twice: first with A, B and C each ending on
+   the last float before a guard, then each starting on the first float after
+   one. The operands are made and the reference computed once per shape. */
+static int check_guarded(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta)
+{
+    static unsigned long n_products;
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad, s, at_end, bad = 0;
+    size_t na = span(ta ? K : M, ta ? M : K, lda), nb = span(tb ? N : K, tb ? K : N, ldb), nc = span(M, N, ldc), i;
+    float *A0, *B0, *C0, *R;
+    float tol = 1e-5f * (float)(K + 1) * (fabsf(alpha) + fabsf(beta));
+    mlp_rng rng;
+    if (n_products++ % GUARD_SAMPLE) return 1;
+    A0 = malloc(na * sizeof(float)); B0 = malloc(nb * sizeof(float));
+    C0 = malloc(nc * sizeof(float)); R = malloc(nc * sizeof(float));
+    assert_true(na <= gA.n && nb <= gB.n && nc <= gC.n);
+    mlp_rng_seed(&rng, (uint64_t)(M * 10007 + N * 101 + K), 5);
+    fill(A0, ta ? K : M, ta ? M : K, lda, NAN, &rng);
+    fill(B0, tb ? N : K, tb ? K : N, ldb, NAN, &rng);
+    fill(C0, M, N, ldc, 7.0f, &rng);
+    memcpy(R, C0, nc * sizeof(float));
+    mlp_gemm_ref(ta, tb, M, N, K, alpha, A0, lda, B0, ldb, beta, R, ldc);
+    for (s = 0; s < n_isas && !bad; s++)
+        for (at_end = 1; at_end >= 0 && !bad; at_end--) {
+            float *A = at_end ? gA.hi - na : gA.lo, *B = at_end ? gB.hi - nb : gB.lo, *C = at_end ? gC.hi - nc : gC.lo;
+            memcpy(A, A0, na * sizeof(float));
+            memcpy(B, B0, nb * sizeof(float));
+            memcpy(C, C0, nc * sizeof(float));
+            running.isa = isas[s]; running.ta = ta; running.tb = tb; running.M = M; running.N = N; running.K = K; running.pad = pad; running.at_end = at_end;
+            assert_int_equal(mlp_gemm_isa(isas[s], ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), 0);
+            for (i = 0; i < nc && !bad; i++) {
+                if ((int)(i % (size_t)ldc) >= N) bad = C[i] != R[i]; /* padding untouched */
+                else bad = !(fabsf(C[i] - R[i]) <= tol);
+                if (bad) print_error("%s, operands %s a guard: ta=%d tb=%d M=%d N=%d K=%d pad=%d: C[%d] = %g, want %g\n",
+                                     mlp_isa_name(isas[s]), at_end ? "ending at" : "starting after",
+                                     ta, tb, M, N, K, pad, (int)i, C[i], R[i]);
+            }
+        }
+    free(A0); free(B0); free(C0); free(R);
+    return !bad;
+}
+#endif
+
+/* Every pair of M, N and K from 1 to 33 (past each kernel's tile height and
+   width: 4, 6 and 8 rows; 8, 16 and 32 columns; the 16-lane vectors of the
+   streaming paths; the AVX-512 packing's pairs of k), the third dimension
+   picked to reach each path: M = 1 and 2 stream B (batch 1), N <= 16 reads A
+   and B in place, N = 17 and 33 pack. The full cube would take seconds;
+   an out-of-bounds access depends on the two dimensions of the operand. */
+static void test_guard_pages_small_pairs(void **state)
+{
+#ifdef HAVE_GUARD_PAGES
+    static const int third_k[] = {1, 2, 33}, third_n[] = {5, 16, 17, 33}, third_m[] = {1, 2, 9};
+    static const float beta[] = {0.0f, 1.0f, 0.5f, 0.0f};
+    int t, a, b, q;
+    (void)state;
+    guards_new(1 << 12);
+    for (t = 0; t < 4; t++)
+        for (a = 1; a <= 33; a++)
+            for (b = 1; b <= 33; b++) {
+                for (q = 0; q < 3; q++) /* C: M x N */
+                    assert_true(check_guarded(t & 1, t >> 1, a, b, third_k[q], 0, 1.0f, beta[q]));
+                for (q = 0; q < 4; q++) /* A: M x K */
+                    assert_true(check_guarded(t & 1, t >> 1, a, third_n[q], b, 0, 1.0f, beta[q]));
+                for (q = 0; q < 3; q++) /* B: K x N */
+                    assert_true(check_guarded(t & 1, t >> 1, third_m[q], a, b, 0, 1.0f, beta[q]));
+            }
+    guards_free();
+#else
+    (void)state;
+    skip();
+#endif
+}
+
+/* Padded leading dimensions: the last row's padding lies beyond the guard,
+   the other rows' padding holds NaN, and C's must come back unchanged. */
+static void test_guard_pages_padded(void **state)
+{
+#ifdef HAVE_GUARD_PAGES
+    static const int dims[] = {1, 2, 3, 7, 8, 9, 16, 17, 33};
+    int nd = sizeof dims / sizeof dims[0], t, a, b, c;
+    (void)state;
+    guards_new(1 << 12);
+    for (t = 0; t < 4; t++)
+        for (a = 0; a < nd; a++)
+            for (b = 0; b < nd; b++)
+                for (c = 0; c < nd; c++)
+                    assert_true(check_guarded(t & 1, t >> 1, dims[a], dims[b], dims[c], 1 + (a + b + c) % 4,
+                                              -0.5f, (a + b + c) % 2 ? 0.25f : 0.0f));
+    guards_free();
+#else
+    (void)state;
+    skip();
+#endif
+}
+
+/* One large dimension (across 48 = 8 AVX2 tiles, the 64- and 128-wide
+   panels, MC = 96, KC = 256, the 256-column blocks of the batch-1 path,
+   NC = 512) with small ones that keep every path in reach, then a few
+   products large in every dimension, K past KC included. */
+static void test_guard_pages_large(void **state)
+{
+#ifdef HAVE_GUARD_PAGES
+    static const int big[] = {47, 48, 49, 63, 64, 65, 95, 96, 97, 127, 128, 129, 193, 255, 256, 257, 300, 511, 513};
+    static const int small[] = {1, 2, 9, 17};
+    static const int shapes[][3] = {{97, 65, 257}, {193, 129, 300}, {9, 513, 257}, {2, 513, 300}, {1, 257, 513},
+                                    {129, 16, 300}, {97, 17, 257}, {257, 33, 65}, {65, 600, 40}};
+    int nb = sizeof big / sizeof big[0], t, d, i, j;
+    (void)state;
+    guards_new(1 << 18);
+    for (t = 0; t < 4; t++)
+        for (d = 0; d < nb; d++)
+            for (i = 0; i < 4; i++)
+                for (j = 0; j < 4; j++) {
+                    float beta = (d + i + j) % 3 == 0 ? 0.5f : 0.0f;
+                    assert_true(check_guarded(t & 1, t >> 1, big[d], small[i], small[j], 0, 1.0f, beta));
+                    assert_true(check_guarded(t & 1, t >> 1, small[i], big[d], small[j], 0, 1.0f, beta));
+                    assert_true(check_guarded(t & 1, t >> 1, small[i], small[j], big[d], 0, 1.0f, beta));
+                }
+    for (t = 0; t < 4; t++)
+        for (i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++)
+            assert_true(check_guarded(t & 1, t >> 1, shapes[i][0], shapes[i][1], shapes[i][2], i % 2 * 3, 1.0f, i % 3 ? 0.0f : 1.0f));
+    guards_free();
+#else
+    (void)state;
+    skip();
+#endif
+}
+
 static void test_isa_names(void **state)
 {
     (void)state;
@@ -183,6 +412,9 @@ int main(void)
         cmocka_unit_test(test_b1_shapes),
         cmocka_unit_test(test_alpha_beta_padding_alignment),
         cmocka_unit_test(test_beta_zero_ignores_nan),
+        cmocka_unit_test(test_guard_pages_small_pairs),
+        cmocka_unit_test(test_guard_pages_padded),
+        cmocka_unit_test(test_guard_pages_large),
         cmocka_unit_test(test_isa_names),
     };
     return cmocka_run_group_tests_name("gemm", tests, setup, NULL);
