@@ -298,6 +298,18 @@ static int exists(const char *name)
    a model identical byte for byte to an uninterrupted run's, mid-epoch and
    in an epoch's last batch; two SIGINTs exit at once and write nothing.
    300 samples / batch 16 = 19 batches an epoch; batch 25 is epoch 2's 6th. */
+/* resumes from tmpdir/CKPT into tmpdir/OUT, which must then equal the
+   uninterrupted run's model byte for byte */
+static void resume_matches_straight(const char *ckpt, const char *out, const char *says)
+{
+    char cmd[1024], flags[512];
+    snprintf(flags, sizeof flags, "--epochs 3 --resume %s/%s --out %s/%s", tmpdir, ckpt, tmpdir, out);
+    data_flags(cmd, sizeof cmd, flags);
+    expect(cmd, 0, says);
+    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/%s", tmpdir, tmpdir, out);
+    expect(cmd, 0, "");
+}
+
 static void test_interrupt_and_resume(void **state)
 {
     char cmd[1024], want[512];
@@ -316,11 +328,7 @@ static void test_interrupt_and_resume(void **state)
     assert_null(strstr(output, "epoch   2  train loss"));
     assert_true(exists("cut.mlp.ckpt"));
     assert_false(exists("cut.mlp"));
-    snprintf(want, sizeof want, "--epochs 3 --resume %s/cut.mlp.ckpt --out %s/cut.mlp", tmpdir, tmpdir);
-    data_flags(cmd, sizeof cmd, want);
-    expect(cmd, 0, "after epoch 1, batch 6\n");
-    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/cut.mlp", tmpdir, tmpdir);
-    expect(cmd, 0, "");
+    resume_matches_straight("cut.mlp.ckpt", "cut.mlp", "after epoch 1, batch 6\n");
 
     /* in the last batch of epoch 1: the epoch is finished, then saved */
     snprintf(want, sizeof want, "%s --out %s/end.mlp --interrupt-after 19", net, tmpdir);
@@ -328,11 +336,7 @@ static void test_interrupt_and_resume(void **state)
     snprintf(want, sizeof want, "train_mnist: interrupted after epoch 1; checkpoint saved to %s/end.mlp.ckpt\n", tmpdir);
     expect(cmd, 130, want);
     assert_false(exists("end.mlp"));
-    snprintf(want, sizeof want, "--epochs 3 --resume %s/end.mlp.ckpt --out %s/end.mlp", tmpdir, tmpdir);
-    data_flags(cmd, sizeof cmd, want);
-    expect(cmd, 0, "after epoch 1, batch 0\n");
-    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/end.mlp", tmpdir, tmpdir);
-    expect(cmd, 0, "");
+    resume_matches_straight("end.mlp.ckpt", "end.mlp", "after epoch 1, batch 0\n");
 
     /* --checkpoint names the file (also written after every epoch) */
     snprintf(want, sizeof want, "%s --out %s/named.mlp --checkpoint %s/named.ckpt --interrupt-after 44", net, tmpdir, tmpdir);
@@ -340,11 +344,7 @@ static void test_interrupt_and_resume(void **state)
     snprintf(want, sizeof want, "train_mnist: interrupted in epoch 3 after batch 6; checkpoint saved to %s/named.ckpt", tmpdir);
     expect(cmd, 130, want);
     assert_false(exists("named.mlp.ckpt"));
-    snprintf(want, sizeof want, "--epochs 3 --resume %s/named.ckpt --out %s/named.mlp", tmpdir, tmpdir);
-    data_flags(cmd, sizeof cmd, want);
-    expect(cmd, 0, "after epoch 2, batch 6\n");
-    snprintf(cmd, sizeof cmd, "cmp %s/straight.mlp %s/named.mlp", tmpdir, tmpdir);
-    expect(cmd, 0, "");
+    resume_matches_straight("named.ckpt", "named.mlp", "after epoch 2, batch 6\n");
 
     /* a second SIGINT right after the first: exit at once */
     snprintf(cmd, sizeof cmd, "cp %s/straight.mlp %s/keep.mlp", tmpdir, tmpdir);
