@@ -1,31 +1,40 @@
-/* mlp.h - v0.2 - multi-layer perceptrons in one C header - public domain-ish (MIT, see end)
+/* mlp.h - v0.3.0 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
-   before you include this file in *one* C or C++ file to create the implementation.
+   before you include this file in *one* C or C++ file to create the
+   implementation; every other file includes it without the define.
 
        #include ...
        #define MLP_IMPLEMENTATION
        #include "mlp.h"
 
-   Link with -lm.
+   Link with -lm (threads are pthreads: glibc 2.34+ needs no -pthread).
 
    WHAT IT IS
-      Tensor helpers, matrix multiply, activations (ReLU, sigmoid, tanh,
-      identity), losses (softmax cross-entropy, Euclidean), dense, batch
-      normalisation and dropout layers, backpropagation over mini-batches,
-      SGD with momentum / Nesterov / Adam / AdamW, learning-rate schedules,
-      evaluation (loss, accuracy, confusion matrix), data augmentation, a
-      strict IDX (MNIST) file loader and model files. Standard C99 library
-      only (+ pthreads); no global mutable state but a per-thread last-error
-      message.
+      Matrices (with views), matrix multiply, activations (ReLU, sigmoid,
+      tanh, identity), losses (softmax cross-entropy, Euclidean), dense,
+      batch normalisation and dropout layers, backpropagation over
+      mini-batches, SGD with momentum / Nesterov / Adam / AdamW,
+      learning-rate schedules, evaluation (loss, accuracy, confusion matrix),
+      data augmentation, a strict IDX (MNIST) file loader, model files and
+      checkpoints, and MNIST-style preprocessing of photos of digits.
+      Standard C99 library only (+ the OS's threads); no global mutable state
+      but a per-thread last-error message.
+
+   WHAT IT DOES NOT DO
+      - GPUs: it runs on the CPU (SSE2, AVX2+FMA, AVX-512 or NEON kernels).
+      - Other number types: everything is 32-bit float.
+      - Other layer kinds: no convolutions, recurrent layers, attention, or
+        automatic differentiation of arbitrary graphs; dense layers only.
+      - Data that does not fit in memory.
+      - Share one network between threads: a network is used by one thread
+        at a time (it has its own worker threads inside).
 
    QUICK START (XOR, the whole program; see examples/xor.c)
       float X[8] = {0,0, 0,1, 1,0, 1,1};
       int   y[4] = {0, 1, 1, 0};
-      int   sizes[3] = {2, 8, 2};
-      mlp_act acts[2] = {MLP_ACT_TANH, MLP_ACT_IDENTITY};
-      mlp_net *net = mlp_create(3, sizes, acts, MLP_LOSS_CE, 42);
+      mlp_net *net = mlp_create_spec("2-8-2", MLP_ACT_TANH, MLP_LOSS_CE, 42);
       if (!net) { fprintf(stderr, "%s\n", mlp_error()); return 1; }
       for (int step = 0; step < 2000; step++) {
           float loss;
@@ -38,53 +47,82 @@
           (int)X[2*i], (int)X[2*i+1], p[2*i+1] > p[2*i]);
       mlp_free(net);
 
-   CONFIGURATION (define before including, in the implementation file)
+   CONFIGURATION (define before including; the allocation and feature
+   macros matter in the implementation file)
       MLP_STATIC           every function is static (private to one file)
-      MLP_MALLOC(sz)       \
-      MLP_REALLOC(p,sz)     > allocation; define all three or none
-      MLP_FREE(p)          /
-      MLP_ASSERT(x)        programming-error checks (default: assert.h)
+      MLP_SHARED           building or using a shared library: public
+                           functions are exported (dllexport / default
+                           visibility) by the implementation file and, on
+                           Windows, imported (dllimport) elsewhere
+      MLPDEF               the declaration prefix of every public function,
+                           when neither of the above suits (default: extern)
+      MLP_MALLOC(sz)       allocation; define both or neither (default:
+      MLP_FREE(p)          malloc and free)
+      MLP_ASSERT(x)        checks of the library's own invariants, never of
+                           your data (default: assert from assert.h)
       MLP_MAX_ALLOC        largest single allocation in bytes (default 256 GiB
                            on 64-bit hosts); larger requests fail cleanly
       MLP_NO_STDIO         leave out the functions that take a file path
+      MLP_NO_SIMD          scalar kernels only (no intrinsics compiled in)
+      MLP_NO_THREADS       no thread pool: one thread whatever is asked
+      environment MLP_ISA  scalar|sse2|avx2|avx512|neon: the kernels a network
+                           uses when the program does not choose (mlp_set_isa)
 
    ERRORS
-      Functions return 0 (or a pointer) on success and a negative MLP_E*
-      code (or NULL) on failure. mlp_error() returns a short message saying
-      what went wrong, e.g. "t10k-labels-idx1-ubyte: label 11 at index 3 is
-      out of range". The message is kept per thread. The library never
-      prints, never calls exit(), and never aborts on bad data.
+      One convention everywhere: a function that can fail returns int, 0
+      (MLP_OK) on success and a negative MLP_E* code on failure, or a
+      pointer, NULL on failure. mlp_error() then returns a short message
+      saying what went wrong, e.g. "t10k-labels-idx1-ubyte: label 11 at index
+      3 is out of range". It is the message of the most recent failure in
+      the calling thread: read it right after a call fails (a successful call
+      does not clear it). The library never prints, never calls exit(), and
+      never aborts on bad data; MLP_ASSERT guards only its own invariants.
 
    DATA LAYOUT
-      Matrices are row-major float. A batch X is B rows of n_in floats. A
-      dense layer maps x (1 x n_in) to z = x W + b with W stored n_in x n_out
-      (row i holds the weights leaving input i), so column j of W is the
-      "filter" of output unit j. Labels are ints in [0, n_out).
+      Matrices are row-major float (mlp_mat: element (i, j) at data[i *
+      stride + j]). A batch X is B rows of n_in floats. A dense layer maps x
+      (1 x n_in) to z = x W + b with W stored n_in x n_out (row i holds the
+      weights leaving input i), so column j of W is the "filter" of output
+      unit j. Labels are ints in [0, n_out).
+
+   THREADS AND KERNELS
+      A network picks its kernels once, when created (the best this CPU has,
+      or MLP_ISA, or mlp_set_isa): one table of functions for every pass
+      with a vector version (matrix products, ReLU, optimizer updates, the
+      augmentation blur), the same table whatever -march the program was
+      compiled with. mlp_set_threads(net, n) gives it n threads; results are
+      bit-identical for every thread count.
 
    LIMITS (and why)
-      MLP_MAX_LAYERS 64 dense layers, widths up to MLP_MAX_WIDTH (1<<20):
-      bounds that keep every size computation far from overflow. IDX files
-      hold at most MLP_IDX_MAX_DIMS dimensions and MLP_IDX_MAX_ELEMS elements.
+      MLP_MAX_LAYERS 64 dense layers, widths up to MLP_MAX_WIDTH (1<<20),
+      batches up to MLP_MAX_BATCH, MLP_MAX_THREADS threads: bounds that keep
+      every size computation far from overflow. IDX files hold at most
+      MLP_IDX_MAX_DIMS dimensions and MLP_IDX_MAX_ELEMS elements.
 
-   API
-      const char *mlp_error(void);
+   API (declarations below, each with what it does)
+      errors:   mlp_error, mlp_version
       rng:      mlp_rng_seed, mlp_rng_u32, mlp_rng_float, mlp_rng_below
-      matrices: mlp_mat_create, mlp_mat_free, mlp_mat_fill, mlp_mat_copy
-      gemm:     mlp_gemm (C = alpha op(A) op(B) + beta C), mlp_gemm_ref
+      matrices: mlp_mat_create, mlp_mat_free, mlp_mat_view, mlp_mat_rows,
+                mlp_mat_row, mlp_mat_fill, mlp_mat_copy, mlp_mat_clone
+      kernels:  mlp_isa_best, mlp_isa_supported, mlp_isa_name, mlp_isa_from_name
+      gemm:     mlp_gemm (C = alpha op(A) op(B) + beta C), mlp_gemm_isa,
+                mlp_gemm_net, mlp_gemm_ref
       network:  mlp_create, mlp_create_spec, mlp_parse_spec, mlp_free,
-                mlp_init, mlp_input_width, mlp_output_width
-      compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_predict,
-                mlp_loss_eval, mlp_lr_at
-      training: mlp_train_defaults, mlp_train_epoch, mlp_evaluate
+                mlp_clone, mlp_copy_weights, mlp_init_weights, mlp_add_dropout,
+                mlp_add_batchnorm, mlp_set_training, mlp_set_isa, mlp_get_isa,
+                mlp_set_threads, mlp_get_threads
+      describe: mlp_input_width, mlp_output_width, mlp_param_count,
+                mlp_dense_count, mlp_dense_weights, mlp_get_input, mlp_set_input
+      compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
+                mlp_predict, mlp_loss_eval
+      training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
-                mlp_dataset_check
+                mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load (+ _memory)
       images:   mlp_digit_preprocess, mlp_digit_preprocess_ex, mlp_number_preprocess,
                 mlp_normalize_input, mlp_augment_dataset
-      training: mlp_optimizer_step, mlp_add_dropout, mlp_add_batchnorm,
-                mlp_set_training
 
    VERSION HISTORY
       0.1  (2026-11-21) first release: dense MLPs, SGD, IDX loader, SIMD GEMM
@@ -93,6 +131,16 @@
                         dropout, augmentation
       0.2  (2026-11-22) batch normalisation (model record kind 4; files
                         without it read as before)
+      0.3  (2026-12-02) the contract: mlp_net is opaque (mlp_get_input,
+                        mlp_set_input, mlp_clone, mlp_copy_weights,
+                        mlp_dense_weights, mlp_param_count, mlp_gemm_net);
+                        mlp_mat has strides and views; one failure
+                        convention (mlp_gemm and mlp_gemm_ref return int,
+                        mlp_isa_from_name and mlp_loss_eval answer through
+                        out-parameters); mlp_init renamed mlp_init_weights;
+                        MLP_REALLOC dropped; MLP_SHARED, overridable MLPDEF,
+                        version macros; one kernel table per network; a
+                        zeroed mlp_train_config means the defaults
 
    LICENSE: MIT, see the end of the file.
 */
@@ -103,21 +151,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef MLP_STATIC
-#if defined(__GNUC__) || defined(__clang__)
+#ifndef MLPDEF
+#if defined(MLP_STATIC) && (defined(__GNUC__) || defined(__clang__))
 #define MLPDEF static __attribute__((unused)) /* a program may use only a few */
-#else
+#elif defined(MLP_STATIC)
 #define MLPDEF static
-#endif
+#elif defined(MLP_SHARED) && defined(_WIN32) && defined(MLP_IMPLEMENTATION)
+#define MLPDEF __declspec(dllexport)
+#elif defined(MLP_SHARED) && defined(_WIN32)
+#define MLPDEF __declspec(dllimport)
+#elif defined(MLP_SHARED) && (defined(__GNUC__) || defined(__clang__))
+#define MLPDEF extern __attribute__((visibility("default")))
 #else
 #define MLPDEF extern
+#endif
 #endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+#define MLP_VERSION_MAJOR 0
+#define MLP_VERSION_MINOR 3
+#define MLP_VERSION_PATCH 0
+
 #define MLP_MAX_LAYERS    64
+#define MLP_MAX_THREADS   64
 #define MLP_MAX_BATCH     (1 << 20)
 #define MLP_MAX_WIDTH     (1 << 20)
 #define MLP_IDX_MAX_DIMS  8
@@ -133,8 +192,11 @@ enum {
     MLP_EINTR = -6     /* the on_batch callback asked training to stop */
 };
 
-/* Returns the reason for the most recent failure in this thread ("" if none). */
+/* The reason for the most recent failure in this thread ("" if none yet):
+   read it right after a call returns a negative code or NULL. */
 MLPDEF const char *mlp_error(void);
+/* "MAJOR.MINOR.PATCH" of the implementation compiled in. */
+MLPDEF const char *mlp_version(void);
 
 /* ---- random numbers: PCG32, our own, so results do not depend on rand() -- */
 typedef struct mlp_rng { uint64_t state, inc; } mlp_rng;
@@ -144,35 +206,45 @@ MLPDEF float    mlp_rng_float(mlp_rng *rng);            /* uniform in [0,1) */
 MLPDEF uint32_t mlp_rng_below(mlp_rng *rng, uint32_t n); /* uniform in [0,n) */
 
 /* ---- matrices ------------------------------------------------------------ */
-typedef struct mlp_mat { int rows, cols; float *data; } mlp_mat;
-MLPDEF int  mlp_mat_create(mlp_mat *m, int rows, int cols); /* zero-filled */
-MLPDEF void mlp_mat_free(mlp_mat *m);
-MLPDEF void mlp_mat_fill(mlp_mat *m, float value);
-MLPDEF int  mlp_mat_copy(mlp_mat *dst, const mlp_mat *src); /* same shape */
+/* rows x cols floats, element (i, j) at data[i * stride + j]. A matrix
+   either owns its data (mlp_mat_create, mlp_mat_clone: release with
+   mlp_mat_free) or is a view of someone else's (mlp_mat_view, mlp_mat_rows,
+   and what the library hands out: never freed, valid as long as its owner). */
+typedef struct mlp_mat { int rows, cols, stride; float *data; } mlp_mat;
+MLPDEF int     mlp_mat_create(mlp_mat *m, int rows, int cols); /* zero-filled */
+MLPDEF void    mlp_mat_free(mlp_mat *m);
+MLPDEF mlp_mat mlp_mat_view(float *data, int rows, int cols, int stride);
+/* rows first .. first + count - 1 of m, as a view (clamped to m's rows) */
+MLPDEF mlp_mat mlp_mat_rows(mlp_mat m, int first, int count);
+MLPDEF float  *mlp_mat_row(mlp_mat m, int i);                  /* NULL if out of range */
+MLPDEF void    mlp_mat_fill(mlp_mat *m, float value);
+MLPDEF int     mlp_mat_copy(mlp_mat *dst, const mlp_mat *src);  /* same shape, any strides */
+MLPDEF int     mlp_mat_clone(mlp_mat *dst, const mlp_mat *src); /* a new matrix that owns a copy */
 
-/* Instruction sets for the GEMM kernels. AUTO picks the best one this CPU
-   has (or the one named by the environment variable MLP_ISA). */
+/* Instruction sets of the kernels (matrix products and every other pass
+   with a vector version). AUTO picks the best one this CPU has, or the one
+   the environment variable MLP_ISA names. */
 typedef enum { MLP_ISA_AUTO, MLP_ISA_SCALAR, MLP_ISA_SSE2, MLP_ISA_AVX2,
                MLP_ISA_AVX512, MLP_ISA_NEON } mlp_isa;
 MLPDEF mlp_isa     mlp_isa_best(void);
 MLPDEF int         mlp_isa_supported(mlp_isa isa);
-MLPDEF const char *mlp_isa_name(mlp_isa isa);
-MLPDEF mlp_isa     mlp_isa_from_name(const char *name); /* -1 if unknown */
+MLPDEF const char *mlp_isa_name(mlp_isa isa);                 /* "unknown" if not one */
+MLPDEF int         mlp_isa_from_name(const char *name, mlp_isa *isa); /* MLP_EARG if unknown */
 
 /* C (M x N) = alpha * op(A) * op(B) + beta * C, row-major, op = transpose
    when trans_a / trans_b is nonzero. When beta is 0, C is not read. Bad
-   shapes or NULL matrices leave C alone and set mlp_error(). */
-MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                     const float *A, int lda, const float *B, int ldb,
-                     float beta, float *C, int ldc);
+   shapes or NULL matrices leave C alone and fail with MLP_EARG. */
+MLPDEF int mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
 /* The same with a chosen kernel; fails if isa is not available here. */
-MLPDEF int  mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K,
-                         float alpha, const float *A, int lda, const float *B, int ldb,
-                         float beta, float *C, int ldc);
+MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K,
+                        float alpha, const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc);
 /* The plain triple loop: slow, obviously right, kept as the test oracle. */
-MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb,
-                         float beta, float *C, int ldc);
+MLPDEF int mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc);
 
 /* ---- network ------------------------------------------------------------- */
 typedef enum { MLP_ACT_IDENTITY, MLP_ACT_RELU, MLP_ACT_SIGMOID, MLP_ACT_TANH } mlp_act;
@@ -183,51 +255,14 @@ typedef enum {
     MLP_INIT_GLOROT,        /* U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out))) */
     MLP_INIT_HE             /* U(-sqrt(6/n_in), +sqrt(6/n_in)): variance 2/n_in */
 } mlp_init_kind;
-typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT, MLP_LAYER_DROPOUT, MLP_LAYER_BATCHNORM } mlp_layer_kind;
+/* Opaque: create with mlp_create*, mlp_load or mlp_clone, release with
+   mlp_free; everything about it is read and set through the calls below. */
+typedef struct mlp_net mlp_net;
 
-typedef struct mlp_layer {
-    mlp_layer_kind kind;
-    int n_in, n_out;
-    mlp_act act;          /* MLP_LAYER_ACT only */
-    float rate;           /* MLP_LAYER_DROPOUT only: fraction of units dropped */
-    float *W, *b;         /* views into mlp_net.params: dense: weights and
-                             biases; batchnorm: scale (gamma) and shift (beta) */
-    float *dW, *db;       /* the same views into mlp_net.grads */
-    /* MLP_LAYER_BATCHNORM only: running mean and variance (inference), the
-       batch's 1/sqrt(var + eps) and mean (scratch of the forward pass),
-       views into mlp_net.stats */
-    float *run_mean, *run_var, *inv_std, *batch_mean;
-    float eps, momentum;  /* batchnorm: running = (1 - momentum) running + momentum batch */
-} mlp_layer;
-
-/* Read-only for users: create with mlp_create*, release with mlp_free. */
-typedef struct mlp_net {
-    int n_layers;
-    mlp_layer *layers;
-    mlp_loss loss;
-    size_t n_params;
-    float *params, *grads, *velocity;  /* velocity (Adam: first moment): allocated by the first step */
-    size_t n_stats;                    /* batchnorm: 4 floats per unit (see mlp_layer) */
-    float *stats;
-    float *second;                     /* Adam's second moment, allocated by its first step */
-    uint64_t step;                     /* optimizer steps taken (Adam's bias correction) */
-    /* workspace for one batch: outputs and output-gradients of every layer */
-    int ws_batch, batch;
-    float *ws, **out, **dout;
-    const float *x;                    /* input of the last forward pass */
-    float *probs;                      /* mlp_predict's output */
-    struct mlp__gemm_ctx *gemm;        /* kernel choice and its buffers */
-    int training;                      /* dropout and batch statistics on (mlp_set_training) */
-    int batch_stats;                   /* the last forward pass normalised with batch statistics */
-    mlp_rng dropout_rng;               /* reseeded per batch by mlp_train_epoch */
-    float **aux;                       /* per layer, B x n_out: dropout's mask (0 or
-                                          1/(1-rate)), batchnorm's normalised input */
-    /* what the input is, stored in model files: network input = raw value *
-       input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
-       image_h = input width for image models, 0 x 0 otherwise */
-    float input_scale, input_offset;
-    int image_w, image_h;
-} mlp_net;
+/* What the network's input is, stored in model files: network input =
+   raw value * scale + offset (raw MNIST pixels are 0..255, so scale 1/255);
+   image_w x image_h = the input width for image models, 0 x 0 otherwise. */
+typedef struct mlp_input { float scale, offset; int image_w, image_h; } mlp_input;
 
 /* sizes: n_sizes widths (input first); acts: n_sizes-1 activations, one after
    each dense layer (usually MLP_ACT_IDENTITY last). Weights are initialised
@@ -240,7 +275,14 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
 /* Parses "784-256-10" into sizes; returns the count or a negative code. */
 MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
 MLPDEF void     mlp_free(mlp_net *net);
-MLPDEF int      mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed);
+/* A new network with net's layers, weights, statistics and input
+   description (not its optimizer state; one thread, the default kernels). */
+MLPDEF mlp_net *mlp_clone(const mlp_net *net);
+/* dst's weights and batchnorm statistics = src's (the same layers): what
+   inference uses, e.g. to keep the best epoch's model while training. */
+MLPDEF int      mlp_copy_weights(mlp_net *dst, const mlp_net *src);
+/* Draws every weight afresh (biases 0, batchnorm scale 1 and shift 0). */
+MLPDEF int      mlp_init_weights(mlp_net *net, mlp_init_kind kind, uint64_t seed);
 /* Inverted dropout on the input (input_rate) and after every hidden
    activation (hidden_rate); 0 leaves a place without. Active only in
    training mode, which mlp_train_epoch switches on for its pass. */
@@ -253,18 +295,33 @@ MLPDEF int      mlp_add_dropout(mlp_net *net, float input_rate, float hidden_rat
    the dense weights) and drops any optimizer state. */
 MLPDEF int      mlp_add_batchnorm(mlp_net *net);
 MLPDEF void     mlp_set_training(mlp_net *net, int training);
-MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* force a GEMM kernel */
+MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* choose the kernels */
 MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
-/* Threads for this network's work (default 1). Results are bit-identical
-   for every thread count. Without pthreads (or with MLP_NO_THREADS) the
-   count is accepted and 1 thread is used. */
+/* Threads for this network's work (default 1, at most MLP_MAX_THREADS).
+   Results are bit-identical for every thread count. Without pthreads (or
+   with MLP_NO_THREADS) the count is accepted and 1 thread is used. */
 MLPDEF int      mlp_set_threads(mlp_net *net, int n_threads);
 MLPDEF int      mlp_get_threads(const mlp_net *net);
 MLPDEF int      mlp_input_width(const mlp_net *net);
 MLPDEF int      mlp_output_width(const mlp_net *net);
+MLPDEF size_t   mlp_param_count(const mlp_net *net);  /* trained numbers: weights, biases, ... */
+MLPDEF int      mlp_dense_count(const mlp_net *net);  /* dense layers, input side first */
+/* Read-only views of dense layer i's weights (n_in x n_out) and biases (1 x
+   n_out), valid until the network is changed or freed. */
+MLPDEF int      mlp_dense_weights(const mlp_net *net, int i, mlp_mat *W, mlp_mat *b);
+MLPDEF mlp_input mlp_get_input(const mlp_net *net);
+/* Fails unless scale is finite and nonzero, offset finite, and image_w x
+   image_h is 0 x 0 or the input width. */
+MLPDEF int      mlp_set_input(mlp_net *net, const mlp_input *input);
+/* mlp_gemm on the network's kernels and threads. */
+MLPDEF int      mlp_gemm_net(mlp_net *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc);
 
 /* Forward pass over B rows of X; returns the B x n_out outputs (logits for
-   MLP_LOSS_CE), valid until the next call, or NULL on error. */
+   MLP_LOSS_CE), valid until the next call, or NULL on error. The network
+   keeps X (it does not copy it) for mlp_backward: X must stay unchanged
+   until then. */
 MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B);
 /* Loss of the last forward pass against labels, and the gradient of the
    batch-mean loss with respect to every parameter (overwrites net->grads). */
@@ -276,12 +333,17 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
    gradient clipping and the max-norm constraint if cfg asks for them. */
 struct mlp_train_config;
 MLPDEF int mlp_optimizer_step(mlp_net *net, const struct mlp_train_config *cfg, float lr);
-/* Class probabilities (softmax of the logits for CE, raw outputs for MSE). */
+/* Class probabilities (softmax of the logits for CE, raw outputs for MSE),
+   B x n_out, valid until the next call; NULL on error. */
 MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B);
-/* Batch-mean loss of outputs Y (B x n) against labels; writes the gradient
-   dL/dY to dY when dY is not NULL. Returns the loss, or NaN on bad labels. */
-MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
-                           int B, int n, float *dY);
+/* The same over the rows of X (stride = cols = the input width): *P
+   becomes a view of the B x n_out probabilities. */
+MLPDEF int mlp_predict_mat(mlp_net *net, const mlp_mat *X, mlp_mat *P);
+/* Batch-mean loss of outputs Y (B x n) against labels into *value; writes
+   the gradient dL/dY to dY when dY is not NULL. MLP_EARG on a label out of
+   0..n-1. */
+MLPDEF int mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
+                         int B, int n, float *dY, float *value);
 
 /* ---- data ---------------------------------------------------------------- */
 enum { MLP_IDX_U8 = 0x08, MLP_IDX_S8 = 0x09, MLP_IDX_I16 = 0x0B,
@@ -316,6 +378,8 @@ MLPDEF int  mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const m
 MLPDEF int  mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char *labels_path);
 #endif
 MLPDEF void mlp_dataset_free(mlp_dataset *ds);
+/* The inputs as an n x dim matrix (a view). */
+MLPDEF mlp_mat mlp_dataset_inputs(const mlp_dataset *ds);
 /* Checks that the data fits the net: input width and label range. */
 MLPDEF int  mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds);
 
@@ -363,7 +427,7 @@ MLPDEF int mlp_digit_preprocess_ex(const float *pixels, int w, int h, int channe
    negative code. */
 MLPDEF int mlp_number_preprocess(const float *pixels, int w, int h, int channels, float *out,
                                  mlp_digit_box *boxes, int max_digits, mlp_stage_fn show, void *user);
-/* x = raw * net->input_scale + net->input_offset over the input width */
+/* x = raw * scale + offset (mlp_get_input) over the input width */
 MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x);
 
 /* Data augmentation: each image moved, rotated, scaled and sheared by a
@@ -397,6 +461,10 @@ typedef struct mlp_batch_info {
 typedef enum { MLP_OPT_SGD, MLP_OPT_NESTEROV, MLP_OPT_ADAM, MLP_OPT_ADAMW } mlp_optimizer;
 typedef enum { MLP_SCHEDULE_STEP, MLP_SCHEDULE_EXP, MLP_SCHEDULE_COSINE } mlp_schedule;
 
+/* Start from mlp_train_defaults(), or from a zeroed struct: there the
+   fields whose zero means nothing (batch, lr, lr_decay, lr_step, beta1,
+   beta2, eps, lr_scale) take their defaults, and the rest keep the zero
+   they say (momentum 0: plain SGD; seed 0 is a seed like any other). */
 typedef struct mlp_train_config {
     int batch;                 /* mini-batch size (default 64) */
     float lr;                  /* learning rate (default 0.05) */
@@ -477,14 +545,13 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
 
 /* ---- memory and errors --------------------------------------------------- */
 
-#if defined(MLP_MALLOC) && defined(MLP_FREE) && defined(MLP_REALLOC)
-/* all three given */
-#elif !defined(MLP_MALLOC) && !defined(MLP_FREE) && !defined(MLP_REALLOC)
+#if defined(MLP_MALLOC) && defined(MLP_FREE)
+/* both given */
+#elif !defined(MLP_MALLOC) && !defined(MLP_FREE)
 #define MLP_MALLOC(sz)      malloc(sz)
-#define MLP_REALLOC(p, sz)  realloc(p, sz)
 #define MLP_FREE(p)         free(p)
 #else
-#error "Define all or none of MLP_MALLOC, MLP_FREE and MLP_REALLOC."
+#error "Define both or neither of MLP_MALLOC and MLP_FREE."
 #endif
 
 /* No single allocation is larger than this (256 GiB on 64-bit hosts): a
@@ -514,6 +581,13 @@ static MLP__THREAD_LOCAL char mlp__error_message[256];
 
 MLPDEF const char *mlp_error(void) { return mlp__error_message; }
 
+#define MLP__STR2(x) #x
+#define MLP__STR(x) MLP__STR2(x)
+MLPDEF const char *mlp_version(void)
+{
+    return MLP__STR(MLP_VERSION_MAJOR) "." MLP__STR(MLP_VERSION_MINOR) "." MLP__STR(MLP_VERSION_PATCH);
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -539,8 +613,8 @@ static void *mlp__alloc(size_t a, size_t b, size_t c)
 {
     size_t n = mlp__size3(a, b, c);
     void *p = n ? MLP_MALLOC(n) : NULL;
-    if (!p) mlp__fail(MLP_ENOMEM, "out of memory (%lu x %lu x %lu bytes)",
-                      (unsigned long)a, (unsigned long)b, (unsigned long)c);
+    if (!p) mlp__fail(MLP_ENOMEM, "out of memory (%llu x %llu x %llu bytes)",
+                      (unsigned long long)a, (unsigned long long)b, (unsigned long long)c);
     return p;
 }
 
@@ -600,14 +674,14 @@ static float mlp__rng_uniform(mlp_rng *rng, float lo, float hi)
 MLPDEF int mlp_mat_create(mlp_mat *m, int rows, int cols)
 {
     if (!m) return mlp__fail(MLP_EARG, "mlp_mat_create: NULL matrix");
-    m->rows = m->cols = 0;
+    m->rows = m->cols = m->stride = 0;
     m->data = NULL;
     if (rows <= 0 || cols <= 0)
         return mlp__fail(MLP_EARG, "mlp_mat_create: bad shape %d x %d", rows, cols);
     m->data = (float *)mlp__calloc((size_t)rows, (size_t)cols, sizeof(float));
     if (!m->data) return MLP_ENOMEM;
     m->rows = rows;
-    m->cols = cols;
+    m->cols = m->stride = cols;
     return MLP_OK;
 }
 
@@ -616,29 +690,65 @@ MLPDEF void mlp_mat_free(mlp_mat *m)
     if (!m) return;
     MLP_FREE(m->data);
     m->data = NULL;
-    m->rows = m->cols = 0;
+    m->rows = m->cols = m->stride = 0;
+}
+
+/* an empty matrix when the shape makes no sense, so a bad view is never
+   mistaken for a good one (its data is NULL) */
+MLPDEF mlp_mat mlp_mat_view(float *data, int rows, int cols, int stride)
+{
+    mlp_mat m;
+    int ok = data && rows > 0 && cols > 0 && stride >= cols;
+    m.rows = ok ? rows : 0;
+    m.cols = ok ? cols : 0;
+    m.stride = ok ? stride : 0;
+    m.data = ok ? data : NULL;
+    return m;
+}
+
+MLPDEF mlp_mat mlp_mat_rows(mlp_mat m, int first, int count)
+{
+    if (first < 0 || first >= m.rows || count <= 0) return mlp_mat_view(NULL, 0, 0, 0);
+    if (count > m.rows - first) count = m.rows - first;
+    return mlp_mat_view(m.data + (size_t)first * m.stride, count, m.cols, m.stride);
+}
+
+MLPDEF float *mlp_mat_row(mlp_mat m, int i)
+{
+    return m.data && i >= 0 && i < m.rows ? m.data + (size_t)i * m.stride : NULL;
 }
 
 MLPDEF void mlp_mat_fill(mlp_mat *m, float value)
 {
-    size_t i, n;
+    int i, j;
     if (!m || !m->data) return;
-    n = (size_t)m->rows * (size_t)m->cols;
-    for (i = 0; i < n; i++) m->data[i] = value;
+    for (i = 0; i < m->rows; i++)
+        for (j = 0; j < m->cols; j++) m->data[(size_t)i * m->stride + j] = value;
 }
 
 MLPDEF int mlp_mat_copy(mlp_mat *dst, const mlp_mat *src)
 {
+    int i;
     if (!dst || !src || !dst->data || !src->data)
         return mlp__fail(MLP_EARG, "mlp_mat_copy: NULL matrix");
     if (dst->rows != src->rows || dst->cols != src->cols)
         return mlp__fail(MLP_EARG, "mlp_mat_copy: shape %d x %d into %d x %d",
                          src->rows, src->cols, dst->rows, dst->cols);
-    memcpy(dst->data, src->data, (size_t)src->rows * (size_t)src->cols * sizeof(float));
+    for (i = 0; i < src->rows; i++) /* memmove: a view may overlap its source */
+        memmove(dst->data + (size_t)i * dst->stride, src->data + (size_t)i * src->stride,
+                (size_t)src->cols * sizeof(float));
     return MLP_OK;
 }
 
-/* ---- GEMM kernels and dispatch ------------------------------------------- */
+MLPDEF int mlp_mat_clone(mlp_mat *dst, const mlp_mat *src)
+{
+    int rc;
+    if (!dst || !src || !src->data) return mlp__fail(MLP_EARG, "mlp_mat_clone: NULL matrix");
+    if ((rc = mlp_mat_create(dst, src->rows, src->cols)) != MLP_OK) return rc;
+    return mlp_mat_copy(dst, src);
+}
+
+/* ---- kernels and dispatch ------------------------------------------------ */
 /* Every product goes through mlp__gemm(): C = alpha op(A) op(B) + beta C.
    The fast path is the classic Goto/BLIS blocking: op(B) is copied in
    KC x NC blocks into column panels NR wide, op(A) in MC x KC blocks into
@@ -662,12 +772,12 @@ static int mlp__gemm_args_ok(int trans_a, int trans_b, int M, int N, int K,
     return MLP_OK;
 }
 
-MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb,
-                         float beta, float *C, int ldc)
+MLPDEF int mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc)
 {
-    int i, j, k;
-    if (mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc) != MLP_OK) return;
+    int i, j, k, rc;
+    if ((rc = mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc)) != MLP_OK) return rc;
     for (i = 0; i < M; i++)
         for (j = 0; j < N; j++) {
             float sum = 0.0f;
@@ -676,6 +786,7 @@ MLPDEF void mlp_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float al
                 sum += MLP__AT(A, trans_a, lda, i, k) * MLP__AT(B, trans_b, ldb, k, j);
             *c = beta == 0.0f ? alpha * sum : alpha * sum + beta * *c;
         }
+    return MLP_OK;
 }
 
 static void mlp__scale_rows(int M, int N, float beta, float *C, int ldc)
@@ -833,8 +944,16 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 
 /* -- micro-kernels: one per instruction set -- */
 
-#if !defined(MLP_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define MLP__X86 1
+#if defined(__GNUC__) || defined(__clang__)
+#define MLP__ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define MLP__ALWAYS_INLINE
+#endif
+
+/* The vector kernels need intrinsics with per-function target attributes
+   (GCC, clang) on x86-64, or NEON on AArch64. */
+#if !defined(MLP_NO_SIMD) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MLP__X86_64 1
 #include <immintrin.h>
 #define MLP__TARGET(t) __attribute__((target(t)))
 #endif
@@ -843,7 +962,7 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 #include <arm_neon.h>
 #endif
 
-#if defined(MLP__X86) && defined(__x86_64__)
+#if defined(MLP__X86_64)
 /* Each kernel keeps its MR x NR accumulators in named registers: written as
    arrays in loops, compilers at -O2 spill them to memory. ROWS(X) expands X
    once per tile row. */
@@ -929,7 +1048,7 @@ static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, 
 }
 #endif
 
-#if defined(MLP__X86) && defined(__x86_64__)
+#if defined(MLP__X86_64)
 /* AVX-512 packing where the plain loops would store one float at a time
    with a stride: gathers read the strided values and whole vectors are
    stored. Panel layouts as in mlp__pack_a / mlp__pack_b. */
@@ -1076,361 +1195,12 @@ static void mlp__narrow_avx512(int M, int N, int K, float alpha, const float *A,
 #undef MLP__STEP
 #undef MLP__STORE
 }
-#endif
-
-#if defined(MLP__NEON)
-/* NEON (AArch64): 8 x 8 tile, 16 accumulators, FMA by lane */
-static void mlp__micro_neon(int kc, const float *a, const float *b, float *c, size_t ldc,
-                            float alpha, float beta)
-{
-    float32x4_t acc[8][2], vb0, vb1, va0, va1;
-    int k, r;
-    for (r = 0; r < 8; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
-    for (k = 0; k < kc; k++, a += 8, b += 8) {
-        vb0 = vld1q_f32(b); vb1 = vld1q_f32(b + 4);
-        va0 = vld1q_f32(a); va1 = vld1q_f32(a + 4);
-        acc[0][0] = vfmaq_laneq_f32(acc[0][0], vb0, va0, 0); acc[0][1] = vfmaq_laneq_f32(acc[0][1], vb1, va0, 0);
-        acc[1][0] = vfmaq_laneq_f32(acc[1][0], vb0, va0, 1); acc[1][1] = vfmaq_laneq_f32(acc[1][1], vb1, va0, 1);
-        acc[2][0] = vfmaq_laneq_f32(acc[2][0], vb0, va0, 2); acc[2][1] = vfmaq_laneq_f32(acc[2][1], vb1, va0, 2);
-        acc[3][0] = vfmaq_laneq_f32(acc[3][0], vb0, va0, 3); acc[3][1] = vfmaq_laneq_f32(acc[3][1], vb1, va0, 3);
-        acc[4][0] = vfmaq_laneq_f32(acc[4][0], vb0, va1, 0); acc[4][1] = vfmaq_laneq_f32(acc[4][1], vb1, va1, 0);
-        acc[5][0] = vfmaq_laneq_f32(acc[5][0], vb0, va1, 1); acc[5][1] = vfmaq_laneq_f32(acc[5][1], vb1, va1, 1);
-        acc[6][0] = vfmaq_laneq_f32(acc[6][0], vb0, va1, 2); acc[6][1] = vfmaq_laneq_f32(acc[6][1], vb1, va1, 2);
-        acc[7][0] = vfmaq_laneq_f32(acc[7][0], vb0, va1, 3); acc[7][1] = vfmaq_laneq_f32(acc[7][1], vb1, va1, 3);
-    }
-    for (r = 0; r < 8; r++) {
-        float *cr = c + (size_t)r * ldc;
-        float32x4_t x0 = vmulq_n_f32(acc[r][0], alpha), x1 = vmulq_n_f32(acc[r][1], alpha);
-        if (beta != 0.0f) {
-            x0 = vfmaq_n_f32(x0, vld1q_f32(cr), beta);
-            x1 = vfmaq_n_f32(x1, vld1q_f32(cr + 4), beta);
-        }
-        vst1q_f32(cr, x0); vst1q_f32(cr + 4, x1);
-    }
-}
-#endif
-
-/* -- dispatch -- */
-
-MLPDEF const char *mlp_isa_name(mlp_isa isa)
-{
-    static const char *names[] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon"};
-    return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_NEON ? names[isa] : "unknown";
-}
-
-MLPDEF int mlp_isa_supported(mlp_isa isa)
-{
-    switch (isa) {
-    case MLP_ISA_SCALAR: return 1;
-#if defined(MLP__X86) && defined(__x86_64__)
-    case MLP_ISA_SSE2: return 1;
-    case MLP_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case MLP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
-#endif
-#if defined(MLP__NEON)
-    case MLP_ISA_NEON: return 1;
-#endif
-    default: return 0;
-    }
-}
-
-MLPDEF mlp_isa mlp_isa_from_name(const char *name)
-{
-    int i;
-    for (i = MLP_ISA_AUTO; name && i <= MLP_ISA_NEON; i++)
-        if (!strcmp(name, mlp_isa_name((mlp_isa)i))) return (mlp_isa)i;
-    return (mlp_isa)-1;
-}
-
-MLPDEF mlp_isa mlp_isa_best(void)
-{
-    static const mlp_isa order[] = {MLP_ISA_AVX512, MLP_ISA_AVX2, MLP_ISA_NEON, MLP_ISA_SSE2};
-    size_t i;
-#ifndef MLP_NO_STDIO
-    mlp_isa forced = mlp_isa_from_name(getenv("MLP_ISA"));
-    if (forced > MLP_ISA_AUTO && mlp_isa_supported(forced)) return forced;
-#endif
-    for (i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (mlp_isa_supported(order[i])) return order[i];
-    return MLP_ISA_SCALAR;
-}
-
-/* The micro-kernel for isa and an N columns wide product (N <= 0: the
-   widest), or NULL for the scalar path. */
-static const mlp__kernel *mlp__kernel_for(mlp_isa isa, int N)
-{
-#if defined(MLP__X86) && defined(__x86_64__)
-    static const mlp__kernel sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL};
-    static const mlp__kernel avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL};
-    static const mlp__kernel avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512};
-    static const mlp__kernel avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL};
-    if (isa == MLP_ISA_SSE2) return &sse2;
-    if (isa == MLP_ISA_AVX2) return &avx2;
-    if (isa == MLP_ISA_AVX512) return N > 0 && N <= 16 ? &avx512_narrow : &avx512;
-#endif
-    (void)N;
-#if defined(MLP__NEON)
-    static const mlp__kernel neon = {mlp__micro_neon, 8, 8, NULL, NULL};
-    if (isa == MLP_ISA_NEON) return &neon;
-#endif
-    (void)isa;
-    return NULL;
-}
-
-/* -- subnormal numbers -- */
-/* As training goes on, more and more gradient and velocity values sink
-   into the subnormal range, where this CPU's arithmetic gets many times
-   slower (measured: a 784-800-800-10 epoch went from 8 s to 22 s within five
-   epochs). Training sets flush-to-zero / denormals-are-zero for its own
-   duration on the calling thread (restoring the caller's mode after) and
-   for good on the pool's own threads. Results stay deterministic. */
-#if defined(MLP__X86)
-static unsigned mlp__flush_denormals(void)
-{
-    unsigned old = _mm_getcsr();
-    _mm_setcsr(old | 0x8040u); /* FTZ | DAZ */
-    return old;
-}
-static void mlp__restore_fp_mode(unsigned old) { _mm_setcsr(old); }
-#else
-static unsigned mlp__flush_denormals(void) { return 0; }
-static void mlp__restore_fp_mode(unsigned old) { (void)old; }
-#endif
-
-/* -- threads -- */
-/* A tiny fork-join pool: mlp__run(ctx, fn, arg) calls fn(arg, t, n) once for
-   each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
-   slice of work, and slices never share an output element, so results are
-   bit-identical for any thread count. Workers spin briefly between jobs
-   (a batch issues several small jobs in a row), then sleep. */
-#if !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
-#define MLP__THREADS 1
-#include <pthread.h>
-#include <sched.h>
-#endif
-
-#define MLP_MAX_THREADS 64
-typedef void (*mlp__task_fn)(void *arg, int task, int n_tasks);
-
-/* What the GEMM needs to run without allocating (kernel choice, packing
-   buffers per thread) and the thread pool. A network owns one. */
-struct mlp__gemm_ctx {
-    mlp_isa isa;
-    int n_threads;
-    float *pack_a[MLP_MAX_THREADS], *pack_b[MLP_MAX_THREADS]; /* 64-byte aligned: a
-                                 packed row of B never straddles cache lines */
-    void *mem;
-#ifdef MLP__THREADS
-    pthread_t workers[MLP_MAX_THREADS];
-    int n_workers;
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
-    mlp__task_fn fn;
-    void *arg;
-    unsigned generation;      /* bumped (atomically) to start a job */
-    int pending;              /* workers still busy with the job */
-    int stop;
-#endif
-};
-typedef struct mlp__gemm_ctx mlp__gemm_ctx;
-
-#ifdef MLP__THREADS
-typedef struct mlp__worker_arg { mlp__gemm_ctx *g; int task; } mlp__worker_arg;
-
-/* One step of a spin-wait; every 256th step gives the core away, so that
-   more threads than cores (or an emulator) still make progress. */
-static void mlp__pause(unsigned step)
-{
-    if (step % 256 == 255) { sched_yield(); return; }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static void *mlp__worker(void *p)
-{
-    mlp__gemm_ctx *g = ((mlp__worker_arg *)p)->g;
-    int task = ((mlp__worker_arg *)p)->task;
-    unsigned seen = 0;
-    MLP_FREE(p);
-    (void)mlp__flush_denormals(); /* this thread is the library's own */
-    for (;;) {
-        int spin;
-        unsigned gen = seen;
-        for (spin = 0; spin < 20000 && (gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen; spin++)
-            mlp__pause((unsigned)spin);
-        if (gen == seen) {
-            pthread_mutex_lock(&g->mutex);
-            while ((gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen && !g->stop)
-                pthread_cond_wait(&g->wake, &g->mutex);
-            pthread_mutex_unlock(&g->mutex);
-        }
-        if (__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) return NULL;
-        seen = gen;
-        g->fn(g->arg, task, g->n_threads);
-        __atomic_sub_fetch(&g->pending, 1, __ATOMIC_RELEASE);
-    }
-}
-
-static void mlp__stop_workers(mlp__gemm_ctx *g)
-{
-    int i;
-    if (!g->n_workers) return;
-    pthread_mutex_lock(&g->mutex);
-    __atomic_store_n(&g->stop, 1, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&g->wake);
-    pthread_mutex_unlock(&g->mutex);
-    for (i = 0; i < g->n_workers; i++) pthread_join(g->workers[i], NULL);
-    g->n_workers = 0;
-}
-
-static int mlp__start_workers(mlp__gemm_ctx *g)
-{
-    int i;
-    pthread_mutex_init(&g->mutex, NULL);
-    pthread_cond_init(&g->wake, NULL);
-    for (i = 1; i < g->n_threads; i++) {
-        mlp__worker_arg *a = (mlp__worker_arg *)mlp__alloc(1, sizeof *a, 1);
-        if (!a) return MLP_ENOMEM;
-        a->g = g; a->task = i;
-        if (pthread_create(&g->workers[i - 1], NULL, mlp__worker, a) != 0) {
-            MLP_FREE(a);
-            return mlp__fail(MLP_ENOMEM, "cannot start thread %d", i);
-        }
-        g->n_workers++;
-    }
-    return MLP_OK;
-}
-#endif
-
-/* Runs fn on every thread of g (only on the caller when parallel is 0). */
-static void mlp__run(mlp__gemm_ctx *g, int parallel, mlp__task_fn fn, void *arg)
-{
-#ifdef MLP__THREADS
-    if (parallel && g && g->n_workers) {
-        g->fn = fn; g->arg = arg;
-        __atomic_store_n(&g->pending, g->n_workers, __ATOMIC_RELAXED);
-        pthread_mutex_lock(&g->mutex);
-        __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&g->wake);
-        pthread_mutex_unlock(&g->mutex);
-        fn(arg, 0, g->n_threads);
-        {
-            unsigned spin = 0;
-            while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause(spin++);
-        }
-        return;
-    }
-#endif
-    (void)g; (void)parallel;
-    fn(arg, 0, 1);
-}
-
-static void mlp__gemm_ctx_free(mlp__gemm_ctx *g)
-{
-    if (!g) return;
-#ifdef MLP__THREADS
-    mlp__stop_workers(g);
-#endif
-    MLP_FREE(g->mem);
-    MLP_FREE(g);
-}
-
-static float *mlp__align64(void *p)
-{
-    return (float *)(void *)((char *)p + ((64 - (uintptr_t)p % 64) % 64));
-}
-
-/* isa must be supported (or AUTO), 1 <= n_threads <= MLP_MAX_THREADS;
-   returns NULL when out of memory or threads cannot start */
-static mlp__gemm_ctx *mlp__gemm_ctx_new(mlp_isa isa, int n_threads)
-{
-    int t;
-    size_t per_thread = MLP__PACK_A_FLOATS + MLP__PACK_B_FLOATS + 32;
-    mlp__gemm_ctx *g = (mlp__gemm_ctx *)mlp__calloc(1, sizeof *g, 1);
-    if (!g) return NULL;
-    g->isa = isa == MLP_ISA_AUTO ? mlp_isa_best() : isa;
-#ifdef MLP__THREADS
-    g->n_threads = n_threads < 1 ? 1 : n_threads > MLP_MAX_THREADS ? MLP_MAX_THREADS : n_threads;
-#else
-    (void)n_threads;
-    g->n_threads = 1;
-#endif
-    if (mlp__kernel_for(g->isa, 0)) {
-        g->mem = mlp__alloc(per_thread, (size_t)g->n_threads, sizeof(float));
-        if (!g->mem) { mlp__gemm_ctx_free(g); return NULL; }
-        for (t = 0; t < g->n_threads; t++) {
-            g->pack_a[t] = mlp__align64((float *)g->mem + per_thread * t);
-            g->pack_b[t] = mlp__align64(g->pack_a[t] + MLP__PACK_A_FLOATS);
-        }
-    }
-#ifdef MLP__THREADS
-    if (g->n_threads > 1 && mlp__start_workers(g) != MLP_OK) { mlp__gemm_ctx_free(g); return NULL; }
-#endif
-    return g;
-}
-
-/* Work below this many multiply-adds runs on one thread: waking another
-   costs more than it saves. */
-#define MLP__PARALLEL_MIN_FMA (1 << 18)
-
-typedef struct mlp__gemm_job {
-    const mlp__gemm_ctx *g;
-    const mlp__kernel *kern;
-    int trans_a, trans_b, M, N, K, split_n;
-    float alpha, beta;
-    const float *A, *B;
-    float *C;
-    int lda, ldb, ldc;
-} mlp__gemm_job;
-
-/* Task t of n takes a contiguous range of whole column panels (or of row
-   panels when N is too narrow to share). */
-static void mlp__gemm_task(void *arg, int t, int n)
-{
-    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
-    int unit = j->split_n ? j->kern->nr : j->kern->mr, len = j->split_n ? j->N : j->M;
-    int units = (len + unit - 1) / unit;
-    int begin = (int)((long)units * t / n) * unit, end = (int)((long)units * (t + 1) / n) * unit;
-    if (end > len) end = len;
-    if (begin >= end) return;
-    if (j->split_n)
-        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
-                          j->M, end - begin, j->K, j->alpha, j->A, j->lda,
-                          j->trans_b ? j->B + (size_t)begin * j->ldb : j->B + begin, j->ldb,
-                          j->beta, j->C + begin, j->ldc);
-    else
-        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
-                          end - begin, j->N, j->K, j->alpha,
-                          j->trans_a ? j->A + begin : j->A + (size_t)begin * j->lda, j->lda,
-                          j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
-}
-
-#if defined(MLP__X86) && defined(__x86_64__)
-/* Task t of n takes a range of 16-column blocks of a batch-1 product: each
-   core streams its own part of every weight row, from its own L2. */
-static void mlp__gemv_task(void *arg, int t, int n)
-{
-    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
-    int blocks = (j->N + 15) / 16, begin = (int)((long)blocks * t / n) * 16, end = (int)((long)blocks * (t + 1) / n) * 16;
-    if (end > j->N) end = j->N;
-    if (begin >= end) return;
-    mlp__gemv_avx512(j->M, end - begin, j->K, j->alpha, j->A, j->lda, j->B + begin, j->ldb, j->beta, j->C + begin, j->ldc);
-}
 
 /* A narrow product with A transposed (the output layer's weight gradient
    x^T dz): row i of C runs down column i of x, so 16 rows of C are one
    contiguous vector of x's row k, and each of the N <= 16 columns gets its
    own accumulator: every lane useful, N independent chains. Inlined once
    per N (the switch below), so the per-column tests fold away. */
-#if defined(__GNUC__) || defined(__clang__)
-#define MLP__ALWAYS_INLINE __attribute__((always_inline)) inline
-#else
-#define MLP__ALWAYS_INLINE
-#endif
 MLP__TARGET("avx512f")
 static MLP__ALWAYS_INLINE void mlp__narrow_ta_n(const int N, int M, int K, float alpha, const float *A, int lda,
                                                 const float *B, int ldb, float beta, float *C, int ldc)
@@ -1471,122 +1241,166 @@ static void mlp__narrow_ta_avx512(int M, int N, int K, float alpha, const float 
     default: break;
     }
 }
+#endif
 
-/* Task t of n takes a range of whole row blocks of a narrow product (8
-   rows, or 16 with A transposed): each row's arithmetic is the same
-   whichever task computes it. */
-static void mlp__narrow_task(void *arg, int t, int n)
+#if defined(MLP__NEON)
+/* NEON (AArch64): 8 x 8 tile, 16 accumulators, FMA by lane */
+static void mlp__micro_neon(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            float alpha, float beta)
 {
-    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
-    int rows = j->trans_a ? 16 : 8;
-    int blocks = (j->M + rows - 1) / rows, begin = (int)((long)blocks * t / n) * rows, end = (int)((long)blocks * (t + 1) / n) * rows;
-    size_t sa_i = j->trans_a ? 1 : (size_t)j->lda, sa_k = j->trans_a ? (size_t)j->lda : 1;
-    if (end > j->M) end = j->M;
-    if (begin >= end) return;
-    if (j->trans_a) {
-        mlp__narrow_ta_avx512(end - begin, j->N, j->K, j->alpha, j->A + begin, j->lda, j->B, j->ldb, j->beta,
-                              j->C + (size_t)begin * j->ldc, j->ldc);
-        return;
+    float32x4_t acc[8][2], vb0, vb1, va0, va1;
+    int k, r;
+    for (r = 0; r < 8; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+    for (k = 0; k < kc; k++, a += 8, b += 8) {
+        vb0 = vld1q_f32(b); vb1 = vld1q_f32(b + 4);
+        va0 = vld1q_f32(a); va1 = vld1q_f32(a + 4);
+        acc[0][0] = vfmaq_laneq_f32(acc[0][0], vb0, va0, 0); acc[0][1] = vfmaq_laneq_f32(acc[0][1], vb1, va0, 0);
+        acc[1][0] = vfmaq_laneq_f32(acc[1][0], vb0, va0, 1); acc[1][1] = vfmaq_laneq_f32(acc[1][1], vb1, va0, 1);
+        acc[2][0] = vfmaq_laneq_f32(acc[2][0], vb0, va0, 2); acc[2][1] = vfmaq_laneq_f32(acc[2][1], vb1, va0, 2);
+        acc[3][0] = vfmaq_laneq_f32(acc[3][0], vb0, va0, 3); acc[3][1] = vfmaq_laneq_f32(acc[3][1], vb1, va0, 3);
+        acc[4][0] = vfmaq_laneq_f32(acc[4][0], vb0, va1, 0); acc[4][1] = vfmaq_laneq_f32(acc[4][1], vb1, va1, 0);
+        acc[5][0] = vfmaq_laneq_f32(acc[5][0], vb0, va1, 1); acc[5][1] = vfmaq_laneq_f32(acc[5][1], vb1, va1, 1);
+        acc[6][0] = vfmaq_laneq_f32(acc[6][0], vb0, va1, 2); acc[6][1] = vfmaq_laneq_f32(acc[6][1], vb1, va1, 2);
+        acc[7][0] = vfmaq_laneq_f32(acc[7][0], vb0, va1, 3); acc[7][1] = vfmaq_laneq_f32(acc[7][1], vb1, va1, 3);
     }
-    mlp__narrow_avx512(end - begin, j->N, j->K, j->alpha, j->A + (size_t)begin * sa_i, sa_i, sa_k,
-                       j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
+    for (r = 0; r < 8; r++) {
+        float *cr = c + (size_t)r * ldc;
+        float32x4_t x0 = vmulq_n_f32(acc[r][0], alpha), x1 = vmulq_n_f32(acc[r][1], alpha);
+        if (beta != 0.0f) {
+            x0 = vfmaq_n_f32(x0, vld1q_f32(cr), beta);
+            x1 = vfmaq_n_f32(x1, vld1q_f32(cr + 4), beta);
+        }
+        vst1q_f32(cr, x0); vst1q_f32(cr + 4, x1);
+    }
 }
 #endif
 
-/* The single entry point every layer uses (g == NULL: the scalar kernel). */
-static void mlp__gemm(mlp__gemm_ctx *g, int trans_a, int trans_b,
-                      int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc)
-{
-    mlp__gemm_job j;
-    const mlp__kernel *kern = g ? mlp__kernel_for(g->isa, N) : NULL;
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-    if (!kern || !g->pack_a[0]) {
-        mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    j.g = g; j.kern = kern; j.trans_a = trans_a; j.trans_b = trans_b;
-    j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
-    j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (g->isa == MLP_ISA_AVX512 && M <= 2 && !trans_a && !trans_b) {
-        mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
-        return;
-    }
-    if (g->isa == MLP_ISA_AVX512 && N <= 16 && !trans_b) {
-        mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
-        return;
-    }
-#endif
-    j.split_n = N >= g->n_threads * kern->nr * 2 || N >= M;
-    mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
-}
-
-MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb,
-                        float beta, float *C, int ldc)
-{
-    mlp__gemm_ctx *g;
-    int rc;
-    if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
-        return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
-    if ((rc = mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc)) != MLP_OK) return rc;
-    if (!(g = mlp__gemm_ctx_new(isa, 1))) return MLP_ENOMEM;
-    mlp__gemm(g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    mlp__gemm_ctx_free(g);
-    return MLP_OK;
-}
-
-MLPDEF void mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                     const float *A, int lda, const float *B, int ldb,
-                     float beta, float *C, int ldc)
-{
-    int rc = mlp_gemm_isa(MLP_ISA_AUTO, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (rc == MLP_ENOMEM) /* no room for packing buffers: the scalar kernel needs none */
-        mlp__gemm(NULL, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-/* ---- activations --------------------------------------------------------- */
-
-static float mlp__sigmoid(float x)
-{
-    /* never exponentiates a large positive number */
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    else { float e = expf(x); return e / (1.0f + e); }
-}
+/* -- elementwise kernels: ReLU, optimizer updates, blur -- */
+/* Every pass with a vector version lives here: its scalar form (the
+   oracle, and the fallback) and one form per instruction set. The kernel
+   table below picks one of each for a network. */
 
 /* ReLU runs on every hidden value twice per batch; written as a C ternary it
    compiles to a branch that mispredicts on half the values, so it gets
    vector versions (max / compare-and-mask, no branches). */
-static void mlp__relu_forward(mlp_isa isa, float *y, const float *x, size_t n);
-static void mlp__relu_backward(mlp_isa isa, float *dx, const float *dy, const float *y, size_t n);
-
-/* y = f(x) elementwise over n values */
-static void mlp__act_forward(mlp_isa isa, mlp_act act, float *y, const float *x, size_t n)
+static void mlp__relu_forward_scalar(float *y, const float *x, size_t n)
 {
     size_t i;
-    switch (act) {
-    case MLP_ACT_RELU:    mlp__relu_forward(isa, y, x, n); break;
-    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) y[i] = mlp__sigmoid(x[i]); break;
-    case MLP_ACT_TANH:    for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
-    case MLP_ACT_IDENTITY: if (y != x) memcpy(y, x, n * sizeof(float)); break;
-    }
+    for (i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* dx = dy * f'(x), with f' written in terms of the output y = f(x) */
-static void mlp__act_backward(mlp_isa isa, mlp_act act, float *dx, const float *dy, const float *y, size_t n)
+static void mlp__relu_backward_scalar(float *dx, const float *dy, const float *y, size_t n)
 {
     size_t i;
-    switch (act) {
-    case MLP_ACT_RELU:    mlp__relu_backward(isa, dx, dy, y, n); break;
-    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
-    case MLP_ACT_TANH:    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
-    case MLP_ACT_IDENTITY: if (dx != dy) memcpy(dx, dy, n * sizeof(float)); break;
-    }
+    for (i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-#if defined(MLP__X86) && defined(__x86_64__)
+/* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
+   Each returns the sum of the new v and w: NaN or infinite exactly when
+   some gradient or weight went bad (or is about to overflow), which costs
+   two adds per vector in a loop that waits on memory anyway. */
+static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
+                             float lr, float momentum, float weight_decay)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        v[i] = momentum * v[i] + dw[i] + weight_decay * w[i];
+        w[i] -= lr * v[i];
+        sum += v[i] + w[i];
+    }
+    return sum;
+}
+
+/* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
+static float mlp__nesterov_scalar(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        float g = dw[i] + weight_decay * w[i];
+        v[i] = momentum * v[i] + g;
+        w[i] -= lr * (g + momentum * v[i]);
+        sum += v[i] + w[i];
+    }
+    return sum;
+}
+
+/* Adam (returns the sum of the new first moment and weights, like the
+   momentum blocks above): m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
+   w -= lr (m / c1) / (sqrt(s / c2) + eps), c = 1 - b^t. AdamW applies the
+   weight decay to w directly (w -= lr wd w) instead of adding it to g. */
+typedef struct mlp__adam_param { float lr, b1, b2, eps, c1, c2; int decoupled; } mlp__adam_param;
+
+static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, size_t n,
+                              const mlp__adam_param *a, float wd)
+{
+    size_t i;
+    float sum = 0.0f;
+    for (i = 0; i < n; i++) {
+        float g = a->decoupled ? dw[i] : dw[i] + wd * w[i];
+        m[i] = a->b1 * m[i] + (1.0f - a->b1) * g;
+        s2[i] = a->b2 * s2[i] + (1.0f - a->b2) * g * g;
+        if (a->decoupled) w[i] -= a->lr * wd * w[i];
+        w[i] -= a->lr * (m[i] / a->c1) / (sqrtf(s2[i] / a->c2) + a->eps);
+        sum += m[i] + w[i];
+    }
+    return sum;
+}
+
+/* The normalised Gaussian taps k[0..2r] for sigma; returns r. */
+static int mlp__gaussian_taps(float *k, float sigma)
+{
+    float sum = 0.0f;
+    int r = (int)ceilf(3.0f * sigma), i;
+    if (r > 31) r = 31;
+    for (i = -r; i <= r; i++) sum += k[i + r] = expf(-(float)(i * i) / (2.0f * sigma * sigma));
+    for (i = 0; i <= 2 * r; i++) k[i] /= sum;
+    return r;
+}
+
+/* in-place separable Gaussian blur of a w x h field (zero outside); tmp
+   holds w * h. Each tap is one branch-free pass over a row, with its
+   bounds clipped once instead of tested per pixel. */
+static void mlp__gaussian_blur_scalar(float *f, float *tmp, int w, int h, float sigma)
+{
+    float k[64];
+    int r = mlp__gaussian_taps(k, sigma), i, x, y;
+    for (x = 0; x < w * h; x++) tmp[x] = 0.0f;
+    for (y = 0; y < h; y++)
+        for (i = -r; i <= r; i++) {
+            int lo = i < 0 ? -i : 0, hi = i > 0 ? w - i : w;
+            float *t = tmp + (size_t)y * w;
+            const float *src = f + (size_t)y * w + i;
+            for (x = lo; x < hi; x++) t[x] += k[i + r] * src[x];
+        }
+    for (x = 0; x < w * h; x++) f[x] = 0.0f;
+    for (y = 0; y < h; y++)
+        for (i = -r; i <= r; i++) {
+            float *d = f + (size_t)y * w;
+            const float *src = tmp + (size_t)(y + i) * w;
+            if (y + i < 0 || y + i >= h) continue;
+            for (x = 0; x < w; x++) d[x] += k[i + r] * src[x];
+        }
+}
+
+#if defined(MLP__X86_64)
+static void mlp__relu_forward_sse2(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_max_ps(_mm_loadu_ps(x + i), _mm_setzero_ps()));
+    mlp__relu_forward_scalar(y + i, x + i, n - i);
+}
+
+static void mlp__relu_backward_sse2(float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(dx + i, _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + i), _mm_setzero_ps()), _mm_loadu_ps(dy + i)));
+    mlp__relu_backward_scalar(dx + i, dy + i, y + i, n - i);
+}
+
 MLP__TARGET("avx512f")
 static void mlp__relu_forward_avx512(float *y, const float *x, size_t n)
 {
@@ -1609,40 +1423,706 @@ static void mlp__relu_backward_avx512(float *dx, const float *dy, const float *y
         _mm512_mask_storeu_ps(dx + i, m, _mm512_mask_loadu_ps(zero, pos, dy + i));
     }
 }
-#endif
 
-static void mlp__relu_forward(mlp_isa isa, float *y, const float *x, size_t n)
+/* The update streams three arrays larger than L2 once per batch: it is
+   memory-bound, so wide loads matter more than anything else here. */
+MLP__TARGET("avx2,fma")
+static float mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
+                           float lr, float momentum, float weight_decay)
 {
     size_t i = 0;
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) { mlp__relu_forward_avx512(y, x, n); return; }
-    if (isa != MLP_ISA_SCALAR)
-        for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_max_ps(_mm_loadu_ps(x + i), _mm_setzero_ps()));
-#elif defined(MLP__NEON)
-    if (isa != MLP_ISA_SCALAR)
-        for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmaxq_f32(vld1q_f32(x + i), vdupq_n_f32(0.0f)));
-#endif
-    (void)isa;
-    for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    float lanes[8], sum;
+    int k;
+    __m256 vlr = _mm256_set1_ps(lr), vmu = _mm256_set1_ps(momentum), vwd = _mm256_set1_ps(weight_decay);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 vi = _mm256_fmadd_ps(vmu, _mm256_loadu_ps(v + i), _mm256_fmadd_ps(vwd, wi, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(v + i, vi);
+        wi = _mm256_fnmadd_ps(vlr, vi, wi);
+        _mm256_storeu_ps(w + i, wi);
+        acc = _mm256_add_ps(acc, _mm256_add_ps(vi, wi));
+    }
+    _mm256_storeu_ps(lanes, acc);
+    sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
+    for (k = 0; k < 8; k++) sum += lanes[k];
+    return sum;
 }
 
-static void mlp__relu_backward(mlp_isa isa, float *dx, const float *dy, const float *y, size_t n)
+/* the sum of a vector's 16 lanes */
+MLP__TARGET("avx512f")
+static float mlp__sum16(__m512 acc)
+{
+    float lanes[16], sum = 0.0f;
+    int k;
+    _mm512_storeu_ps(lanes, acc);
+    for (k = 0; k < 16; k++) sum += lanes[k];
+    return sum;
+}
+
+/* Momentum SGD, or Nesterov's variant (w -= lr (g + mu v) instead of
+   w -= lr v); g = dw + weight_decay w, v = mu v + g in both. */
+MLP__TARGET("avx512f")
+static MLP__ALWAYS_INLINE float mlp__momentum_avx512(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay, int nesterov)
 {
     size_t i = 0;
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) { mlp__relu_backward_avx512(dx, dy, y, n); return; }
-    if (isa != MLP_ISA_SCALAR)
-        for (; i + 4 <= n; i += 4)
-            _mm_storeu_ps(dx + i, _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + i), _mm_setzero_ps()), _mm_loadu_ps(dy + i)));
-#elif defined(MLP__NEON)
-    if (isa != MLP_ISA_SCALAR)
-        for (; i + 4 <= n; i += 4)
-            vst1q_f32(dx + i, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(vld1q_f32(y + i), vdupq_n_f32(0.0f)),
-                                                              vreinterpretq_u32_f32(vld1q_f32(dy + i)))));
-#endif
-    (void)isa;
-    for (; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
+        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), g);
+        _mm512_storeu_ps(v + i, vi);
+        wi = _mm512_fnmadd_ps(vlr, nesterov ? _mm512_fmadd_ps(vmu, vi, g) : vi, wi);
+        _mm512_storeu_ps(w + i, wi);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
+    }
+    return mlp__sum16(acc) + (nesterov ? mlp__nesterov_scalar : mlp__sgd_scalar)(w + i, dw + i, v + i, n - i,
+                                                                              lr, momentum, weight_decay);
 }
+
+MLP__TARGET("avx512f")
+static float mlp__sgd_avx512(float *w, const float *dw, float *v, size_t n,
+                             float lr, float momentum, float weight_decay)
+{
+    return mlp__momentum_avx512(w, dw, v, n, lr, momentum, weight_decay, 0);
+}
+
+MLP__TARGET("avx512f")
+static float mlp__nesterov_avx512(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay)
+{
+    return mlp__momentum_avx512(w, dw, v, n, lr, momentum, weight_decay, 1);
+}
+
+MLP__TARGET("avx512f")
+static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, size_t n,
+                              const mlp__adam_param *a, float wd)
+{
+    size_t i = 0;
+    __m512 b1 = _mm512_set1_ps(a->b1), b2 = _mm512_set1_ps(a->b2), k1 = _mm512_set1_ps(1.0f - a->b1);
+    __m512 k2 = _mm512_set1_ps(1.0f - a->b2), r1 = _mm512_set1_ps(1.0f / a->c1), r2 = _mm512_set1_ps(1.0f / a->c2);
+    __m512 lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps), vwd = _mm512_set1_ps(wd);
+    __m512 shrink = _mm512_set1_ps(a->decoupled ? 1.0f - a->lr * wd : 1.0f), acc = _mm512_setzero_ps();
+    if (a->decoupled) vwd = _mm512_setzero_ps(); /* the decay goes to w, not to g */
+    for (; i + 16 <= n; i += 16) {
+        __m512 wi = _mm512_loadu_ps(w + i);
+        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
+        __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
+        __m512 si = _mm512_fmadd_ps(b2, _mm512_loadu_ps(s2 + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
+        __m512 den = _mm512_add_ps(_mm512_mask_sqrt_ps(_mm512_setzero_ps(), (__mmask16)0xffff, _mm512_mul_ps(si, r2)), eps);
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(s2 + i, si);
+        wi = _mm512_fnmadd_ps(lr, _mm512_div_ps(_mm512_mul_ps(mi, r1), den), _mm512_mul_ps(shrink, wi));
+        _mm512_storeu_ps(w + i, wi);
+        acc = _mm512_add_ps(acc, _mm512_add_ps(mi, wi));
+    }
+    return mlp__sum16(acc) + mlp__adam_scalar(w + i, dw + i, m + i, s2 + i, n - i, a, wd);
+}
+
+/* The same with 16 pixels of a row per instruction (MNIST rows are 28
+   wide: two vectors, the second masked); the sums run in the same order. */
+MLP__TARGET("avx512f")
+static void mlp__gaussian_blur_avx512(float *f, float *tmp, int w, int h, float sigma)
+{
+    float k[64];
+    int r = mlp__gaussian_taps(k, sigma), i, x, y;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x += 16) {
+            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
+            __m512 acc = _mm512_setzero_ps();
+            for (i = -r; i <= r; i++) { /* lanes whose x + i falls outside the row stay out */
+                int lo = x + i < 0 ? -(x + i) : 0, hi = w - x - i;
+                __mmask16 mi = m;
+                if (lo >= 16 || hi <= 0) continue;
+                if (lo > 0) mi &= (__mmask16)(0xffffu << lo);
+                if (hi < 16) mi &= (__mmask16)((1u << hi) - 1);
+                acc = _mm512_mask3_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(mi, f + (size_t)y * w + x + i), acc, mi);
+            }
+            _mm512_mask_storeu_ps(tmp + (size_t)y * w + x, m, acc);
+        }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x += 16) {
+            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
+            __m512 acc = _mm512_setzero_ps();
+            for (i = -r; i <= r; i++) {
+                if (y + i < 0 || y + i >= h) continue;
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(m, tmp + (size_t)(y + i) * w + x), acc);
+            }
+            _mm512_mask_storeu_ps(f + (size_t)y * w + x, m, acc);
+        }
+}
+#endif
+
+#if defined(MLP__NEON)
+static void mlp__relu_forward_neon(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vmaxq_f32(vld1q_f32(x + i), vdupq_n_f32(0.0f)));
+    mlp__relu_forward_scalar(y + i, x + i, n - i);
+}
+
+static void mlp__relu_backward_neon(float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dx + i, vreinterpretq_f32_u32(vandq_u32(vcgtq_f32(vld1q_f32(y + i), vdupq_n_f32(0.0f)),
+                                                          vreinterpretq_u32_f32(vld1q_f32(dy + i)))));
+    mlp__relu_backward_scalar(dx + i, dy + i, y + i, n - i);
+}
+#endif
+
+/* -- dispatch -- */
+
+MLPDEF const char *mlp_isa_name(mlp_isa isa)
+{
+    static const char *names[] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon"};
+    return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_NEON ? names[isa] : "unknown";
+}
+
+MLPDEF int mlp_isa_supported(mlp_isa isa)
+{
+    switch (isa) {
+    case MLP_ISA_SCALAR: return 1;
+#if defined(MLP__X86_64)
+    case MLP_ISA_SSE2: return 1;
+    case MLP_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case MLP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+#if defined(MLP__NEON)
+    case MLP_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+/* the mlp_isa called name, or -1 */
+static int mlp__isa_index(const char *name)
+{
+    int i;
+    for (i = MLP_ISA_AUTO; name && i <= MLP_ISA_NEON; i++)
+        if (!strcmp(name, mlp_isa_name((mlp_isa)i))) return i;
+    return -1;
+}
+
+MLPDEF int mlp_isa_from_name(const char *name, mlp_isa *isa)
+{
+    int i = mlp__isa_index(name);
+    if (i >= 0) {
+        if (isa) *isa = (mlp_isa)i;
+        return MLP_OK;
+    }
+    return mlp__fail(MLP_EARG, "unknown instruction set \"%s\" (expected auto, scalar, sse2, avx2, avx512 or neon)",
+                     name ? name : "(null)");
+}
+
+MLPDEF mlp_isa mlp_isa_best(void)
+{
+    static const mlp_isa order[] = {MLP_ISA_AVX512, MLP_ISA_AVX2, MLP_ISA_NEON, MLP_ISA_SSE2};
+    size_t i;
+#ifndef MLP_NO_STDIO
+    int forced = mlp__isa_index(getenv("MLP_ISA"));
+    if (forced > MLP_ISA_AUTO && mlp_isa_supported((mlp_isa)forced)) return (mlp_isa)forced;
+#endif
+    for (i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (mlp_isa_supported(order[i])) return order[i];
+    return MLP_ISA_SCALAR;
+}
+
+/* -- the kernel table -- */
+/* Everything a network runs that has a vector version, chosen once per
+   network from its instruction set: the only place that asks which one.
+   The product entries may be NULL (the general blocked path, or with no
+   micro-kernel the scalar GEMM); the elementwise ones are always set. */
+typedef float (*mlp__momentum_fn)(float *w, const float *dw, float *v, size_t n,
+                                  float lr, float momentum, float weight_decay);
+typedef struct mlp__kernels {
+    mlp_isa isa;
+    const mlp__kernel *gemm;          /* the blocked GEMM's micro-kernel */
+    const mlp__kernel *gemm_narrow;   /* ... for products at most 16 wide */
+    void (*gemv)(int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);        /* M <= 2 */
+    void (*narrow)(int M, int N, int K, float alpha, const float *A, size_t sa_i, size_t sa_k,
+                   const float *B, int ldb, float beta, float *C, int ldc);     /* N <= 16 */
+    void (*narrow_ta)(int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);  /* N <= 16, A^T */
+    void (*relu_forward)(float *y, const float *x, size_t n);
+    void (*relu_backward)(float *dx, const float *dy, const float *y, size_t n);
+    mlp__momentum_fn sgd, nesterov;
+    float (*adam)(float *w, const float *dw, float *m, float *s2, size_t n,
+                  const mlp__adam_param *a, float wd);
+    void (*blur)(float *f, float *tmp, int w, int h, float sigma);
+} mlp__kernels;
+
+/* isa must be supported here (not AUTO). */
+static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
+{
+    static const mlp__kernels scalar = {
+        MLP_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL,
+        mlp__relu_forward_scalar, mlp__relu_backward_scalar,
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+#if defined(MLP__X86_64)
+    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL};
+    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL};
+    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512};
+    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL};
+    static const mlp__kernels sse2 = {
+        MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
+        mlp__relu_forward_sse2, mlp__relu_backward_sse2,
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+    static const mlp__kernels avx2 = {
+        MLP_ISA_AVX2, &micro_avx2, NULL, NULL, NULL, NULL,
+        mlp__relu_forward_sse2, mlp__relu_backward_sse2,
+        mlp__sgd_avx2, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+    static const mlp__kernels avx512 = {
+        MLP_ISA_AVX512, &micro_avx512, &micro_avx512_narrow,
+        mlp__gemv_avx512, mlp__narrow_avx512, mlp__narrow_ta_avx512,
+        mlp__relu_forward_avx512, mlp__relu_backward_avx512,
+        mlp__sgd_avx512, mlp__nesterov_avx512, mlp__adam_avx512, mlp__gaussian_blur_avx512};
+    if (isa == MLP_ISA_SSE2) return &sse2;
+    if (isa == MLP_ISA_AVX2) return &avx2;
+    if (isa == MLP_ISA_AVX512) return &avx512;
+#endif
+#if defined(MLP__NEON)
+    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL};
+    static const mlp__kernels neon = {
+        MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
+        mlp__relu_forward_neon, mlp__relu_backward_neon,
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+    if (isa == MLP_ISA_NEON) return &neon;
+#endif
+    MLP_ASSERT(isa == MLP_ISA_SCALAR);
+    return &scalar;
+}
+
+/* The micro-kernel for an N columns wide product, or NULL for the scalar GEMM. */
+static const mlp__kernel *mlp__micro_for(const mlp__kernels *k, int N)
+{
+    return k->gemm_narrow && N <= 16 ? k->gemm_narrow : k->gemm;
+}
+
+/* -- subnormal numbers -- */
+/* As training goes on, more and more gradient and velocity values sink
+   into the subnormal range, where this CPU's arithmetic gets many times
+   slower (measured: a 784-800-800-10 epoch went from 8 s to 22 s within five
+   epochs). Training sets flush-to-zero / denormals-are-zero for its own
+   duration on the calling thread (restoring the caller's mode after) and
+   for good on the pool's own threads. Results stay deterministic. */
+#if defined(MLP__X86_64)
+static unsigned mlp__flush_denormals(void)
+{
+    unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u); /* FTZ | DAZ */
+    return old;
+}
+static void mlp__restore_fp_mode(unsigned old) { _mm_setcsr(old); }
+#else
+static unsigned mlp__flush_denormals(void) { return 0; }
+static void mlp__restore_fp_mode(unsigned old) { (void)old; }
+#endif
+
+/* -- threads -- */
+/* A tiny fork-join pool: mlp__run(ctx, fn, arg) calls fn(arg, t, n) once for
+   each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
+   slice of work, and slices never share an output element, so results are
+   bit-identical for any thread count. Workers spin briefly between jobs
+   (a batch issues several small jobs in a row), then sleep. */
+#if !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+#define MLP__THREADS 1
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+#define MLP_MAX_THREADS 64
+typedef void (*mlp__task_fn)(void *arg, int task, int n_tasks);
+
+/* What a network computes with: its kernel table, the GEMM's packing
+   buffers (one pair per thread, so no product allocates) and its thread
+   pool. A network owns one. */
+struct mlp__engine {
+    const mlp__kernels *k;
+    int n_threads;
+    float *pack_a[MLP_MAX_THREADS], *pack_b[MLP_MAX_THREADS]; /* 64-byte aligned: a
+                                 packed row of B never straddles cache lines */
+    void *mem;
+#ifdef MLP__THREADS
+    pthread_t workers[MLP_MAX_THREADS];
+    int n_workers, has_sync;  /* has_sync: mutex and wake are initialised */
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    mlp__task_fn fn;
+    void *arg;
+    unsigned generation;      /* bumped (atomically) to start a job */
+    int pending;              /* workers still busy with the job */
+    int stop;
+#endif
+};
+typedef struct mlp__engine mlp__engine;
+
+#ifdef MLP__THREADS
+typedef struct mlp__worker_arg { mlp__engine *g; int task; } mlp__worker_arg;
+
+/* One step of a spin-wait; every 256th step gives the core away, so that
+   more threads than cores (or an emulator) still make progress. */
+static void mlp__pause(unsigned step)
+{
+    if (step % 256 == 255) { sched_yield(); return; }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *mlp__worker(void *p)
+{
+    mlp__engine *g = ((mlp__worker_arg *)p)->g;
+    int task = ((mlp__worker_arg *)p)->task;
+    unsigned seen = 0;
+    MLP_FREE(p);
+    (void)mlp__flush_denormals(); /* this thread is the library's own */
+    for (;;) {
+        int spin;
+        unsigned gen = seen;
+        for (spin = 0; spin < 20000 && (gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen; spin++)
+            mlp__pause((unsigned)spin);
+        if (gen == seen) {
+            pthread_mutex_lock(&g->mutex);
+            while ((gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen && !g->stop)
+                pthread_cond_wait(&g->wake, &g->mutex);
+            pthread_mutex_unlock(&g->mutex);
+        }
+        if (__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) return NULL;
+        seen = gen;
+        g->fn(g->arg, task, g->n_threads);
+        __atomic_sub_fetch(&g->pending, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void mlp__stop_workers(mlp__engine *g)
+{
+    int i;
+    if (!g->n_workers) return;
+    pthread_mutex_lock(&g->mutex);
+    __atomic_store_n(&g->stop, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&g->wake);
+    pthread_mutex_unlock(&g->mutex);
+    for (i = 0; i < g->n_workers; i++) pthread_join(g->workers[i], NULL);
+    g->n_workers = 0;
+}
+
+static int mlp__start_workers(mlp__engine *g)
+{
+    int i;
+    if (pthread_mutex_init(&g->mutex, NULL) != 0) return mlp__fail(MLP_ENOMEM, "cannot create a mutex");
+    if (pthread_cond_init(&g->wake, NULL) != 0) {
+        pthread_mutex_destroy(&g->mutex);
+        return mlp__fail(MLP_ENOMEM, "cannot create a condition variable");
+    }
+    g->has_sync = 1;
+    for (i = 1; i < g->n_threads; i++) {
+        mlp__worker_arg *a = (mlp__worker_arg *)mlp__alloc(1, sizeof *a, 1);
+        if (!a) return MLP_ENOMEM;
+        a->g = g; a->task = i;
+        if (pthread_create(&g->workers[i - 1], NULL, mlp__worker, a) != 0) {
+            MLP_FREE(a);
+            return mlp__fail(MLP_ENOMEM, "cannot start thread %d", i);
+        }
+        g->n_workers++;
+    }
+    return MLP_OK;
+}
+#endif
+
+/* Runs fn on every thread of g (only on the caller when parallel is 0). */
+static void mlp__run(mlp__engine *g, int parallel, mlp__task_fn fn, void *arg)
+{
+#ifdef MLP__THREADS
+    if (parallel && g && g->n_workers) {
+        g->fn = fn; g->arg = arg;
+        __atomic_store_n(&g->pending, g->n_workers, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&g->mutex);
+        __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&g->wake);
+        pthread_mutex_unlock(&g->mutex);
+        fn(arg, 0, g->n_threads);
+        {
+            unsigned spin = 0;
+            while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause(spin++);
+        }
+        return;
+    }
+#endif
+    (void)g; (void)parallel;
+    fn(arg, 0, 1);
+}
+
+static void mlp__engine_free(mlp__engine *g)
+{
+    if (!g) return;
+#ifdef MLP__THREADS
+    mlp__stop_workers(g);
+    if (g->has_sync) { pthread_mutex_destroy(&g->mutex); pthread_cond_destroy(&g->wake); }
+#endif
+    MLP_FREE(g->mem);
+    MLP_FREE(g);
+}
+
+static float *mlp__align64(void *p)
+{
+    return (float *)(void *)((char *)p + ((64 - (uintptr_t)p % 64) % 64));
+}
+
+/* isa must be supported (or AUTO), 1 <= n_threads <= MLP_MAX_THREADS;
+   returns NULL when out of memory or threads cannot start */
+static mlp__engine *mlp__engine_new(mlp_isa isa, int n_threads)
+{
+    int t;
+    size_t per_thread = MLP__PACK_A_FLOATS + MLP__PACK_B_FLOATS + 32;
+    mlp__engine *g = (mlp__engine *)mlp__calloc(1, sizeof *g, 1);
+    if (!g) return NULL;
+    g->k = mlp__kernels_for(isa == MLP_ISA_AUTO ? mlp_isa_best() : isa);
+#ifdef MLP__THREADS
+    g->n_threads = n_threads < 1 ? 1 : n_threads > MLP_MAX_THREADS ? MLP_MAX_THREADS : n_threads;
+#else
+    (void)n_threads;
+    g->n_threads = 1;
+#endif
+    if (g->k->gemm) {
+        g->mem = mlp__alloc(per_thread, (size_t)g->n_threads, sizeof(float));
+        if (!g->mem) { mlp__engine_free(g); return NULL; }
+        for (t = 0; t < g->n_threads; t++) {
+            g->pack_a[t] = mlp__align64((float *)g->mem + per_thread * t);
+            g->pack_b[t] = mlp__align64(g->pack_a[t] + MLP__PACK_A_FLOATS);
+        }
+    }
+#ifdef MLP__THREADS
+    if (g->n_threads > 1 && mlp__start_workers(g) != MLP_OK) { mlp__engine_free(g); return NULL; }
+#endif
+    return g;
+}
+
+/* Work below this many multiply-adds runs on one thread: waking another
+   costs more than it saves. */
+#define MLP__PARALLEL_MIN_FMA (1 << 18)
+
+typedef struct mlp__gemm_job {
+    const mlp__engine *g;
+    const mlp__kernel *kern;
+    int trans_a, trans_b, M, N, K, split_n;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} mlp__gemm_job;
+
+/* Task t of n takes a contiguous range of whole column panels (or of row
+   panels when N is too narrow to share). */
+static void mlp__gemm_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int unit = j->split_n ? j->kern->nr : j->kern->mr, len = j->split_n ? j->N : j->M;
+    int units = (len + unit - 1) / unit;
+    int begin = (int)((long)units * t / n) * unit, end = (int)((long)units * (t + 1) / n) * unit;
+    if (end > len) end = len;
+    if (begin >= end) return;
+    if (j->split_n)
+        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
+                          j->M, end - begin, j->K, j->alpha, j->A, j->lda,
+                          j->trans_b ? j->B + (size_t)begin * j->ldb : j->B + begin, j->ldb,
+                          j->beta, j->C + begin, j->ldc);
+    else
+        mlp__gemm_blocked(j->kern, j->g->pack_a[t], j->g->pack_b[t], j->trans_a, j->trans_b,
+                          end - begin, j->N, j->K, j->alpha,
+                          j->trans_a ? j->A + begin : j->A + (size_t)begin * j->lda, j->lda,
+                          j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
+}
+
+/* Task t of n takes a range of 16-column blocks of a batch-1 product: each
+   core streams its own part of every weight row, from its own L2. */
+static void mlp__gemv_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int blocks = (j->N + 15) / 16, begin = (int)((long)blocks * t / n) * 16, end = (int)((long)blocks * (t + 1) / n) * 16;
+    if (end > j->N) end = j->N;
+    if (begin >= end) return;
+    j->g->k->gemv(j->M, end - begin, j->K, j->alpha, j->A, j->lda, j->B + begin, j->ldb, j->beta, j->C + begin, j->ldc);
+}
+
+
+/* Task t of n takes a range of whole row blocks of a narrow product (8
+   rows, or 16 with A transposed): each row's arithmetic is the same
+   whichever task computes it. */
+static void mlp__narrow_task(void *arg, int t, int n)
+{
+    const mlp__gemm_job *j = (const mlp__gemm_job *)arg;
+    int rows = j->trans_a ? 16 : 8;
+    int blocks = (j->M + rows - 1) / rows, begin = (int)((long)blocks * t / n) * rows, end = (int)((long)blocks * (t + 1) / n) * rows;
+    size_t sa_i = j->trans_a ? 1 : (size_t)j->lda, sa_k = j->trans_a ? (size_t)j->lda : 1;
+    if (end > j->M) end = j->M;
+    if (begin >= end) return;
+    if (j->trans_a) {
+        j->g->k->narrow_ta(end - begin, j->N, j->K, j->alpha, j->A + begin, j->lda, j->B, j->ldb, j->beta,
+                           j->C + (size_t)begin * j->ldc, j->ldc);
+        return;
+    }
+    j->g->k->narrow(end - begin, j->N, j->K, j->alpha, j->A + (size_t)begin * sa_i, sa_i, sa_k,
+                    j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
+}
+
+/* The single entry point every layer uses (g == NULL: the scalar kernel). */
+static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
+                      int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc)
+{
+    mlp__gemm_job j;
+    const mlp__kernel *kern = g ? mlp__micro_for(g->k, N) : NULL;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
+    if (!kern || !g->pack_a[0]) {
+        mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    j.g = g; j.kern = kern; j.trans_a = trans_a; j.trans_b = trans_b;
+    j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
+    j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
+    if (g->k->gemv && M <= 2 && !trans_a && !trans_b) {
+        mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
+        return;
+    }
+    if (g->k->narrow && N <= 16 && !trans_b) {
+        mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
+        return;
+    }
+    j.split_n = N >= g->n_threads * kern->nr * 2 || N >= M;
+    mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
+}
+
+MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc)
+{
+    mlp__engine *g;
+    int rc;
+    if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
+        return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
+    if ((rc = mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc)) != MLP_OK) return rc;
+    if (!(g = mlp__engine_new(isa, 1))) return MLP_ENOMEM;
+    mlp__gemm(g, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    mlp__engine_free(g);
+    return MLP_OK;
+}
+
+MLPDEF int mlp_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc)
+{
+    int rc = mlp_gemm_isa(MLP_ISA_AUTO, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (rc != MLP_ENOMEM) return rc;
+    /* no room for packing buffers: the scalar kernel needs none */
+    mlp__gemm(NULL, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return MLP_OK;
+}
+
+/* ---- the network object ----------------------------------------------- */
+/* Layers in order, with views into one block of parameters, one of
+   gradients and one of batchnorm statistics; a workspace sized for the
+   largest batch seen, so the training loop never allocates. */
+
+typedef enum { MLP_LAYER_DENSE, MLP_LAYER_ACT, MLP_LAYER_DROPOUT, MLP_LAYER_BATCHNORM } mlp_layer_kind;
+
+typedef struct mlp_layer {
+    mlp_layer_kind kind;
+    int n_in, n_out;
+    mlp_act act;          /* MLP_LAYER_ACT only */
+    float rate;           /* MLP_LAYER_DROPOUT only: fraction of units dropped */
+    float *W, *b;         /* views into mlp_net.params: dense: weights and
+                             biases; batchnorm: scale (gamma) and shift (beta) */
+    float *dW, *db;       /* the same views into mlp_net.grads */
+    /* MLP_LAYER_BATCHNORM only: running mean and variance (inference), the
+       batch's 1/sqrt(var + eps) and mean (scratch of the forward pass),
+       views into mlp_net.stats */
+    float *run_mean, *run_var, *inv_std, *batch_mean;
+    float eps, momentum;  /* batchnorm: running = (1 - momentum) running + momentum batch */
+} mlp_layer;
+
+/* The network. Its definition is the implementation's own: programs use
+   the calls of the API (tests, which see the implementation, may look in). */
+struct mlp_net {
+    int n_layers;
+    mlp_layer *layers;
+    mlp_loss loss;
+    size_t n_params;
+    float *params, *grads, *velocity;  /* velocity (Adam: first moment): allocated by the first step */
+    size_t n_stats;                    /* batchnorm: 4 floats per unit (see mlp_layer) */
+    float *stats;
+    float *second;                     /* Adam's second moment, allocated by its first step */
+    uint64_t step;                     /* optimizer steps taken (Adam's bias correction) */
+    /* workspace for one batch: outputs and output-gradients of every layer */
+    int ws_batch, batch;
+    float *ws, **out, **dout;
+    const float *x;                    /* input of the last forward pass */
+    float *probs;                      /* mlp_predict's output */
+    struct mlp__engine *engine;        /* kernels, packing buffers, threads */
+    int training;                      /* dropout and batch statistics on (mlp_set_training) */
+    int batch_stats;                   /* the last forward pass normalised with batch statistics */
+    mlp_rng dropout_rng;               /* reseeded per batch by mlp_train_epoch */
+    float **aux;                       /* per layer, B x n_out: dropout's mask (0 or
+                                          1/(1-rate)), batchnorm's normalised input */
+    /* what the input is, stored in model files: network input = raw value *
+       input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
+       image_h = input width for image models, 0 x 0 otherwise */
+    float input_scale, input_offset;
+    int image_w, image_h;
+};
+
+MLPDEF int mlp_gemm_net(mlp_net *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc)
+{
+    int rc;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_gemm_net: NULL net");
+    if ((rc = mlp__gemm_args_ok(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc)) != MLP_OK) return rc;
+    mlp__gemm(net->engine, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return MLP_OK;
+}
+
+/* ---- activations --------------------------------------------------------- */
+
+static float mlp__sigmoid(float x)
+{
+    /* never exponentiates a large positive number */
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    else { float e = expf(x); return e / (1.0f + e); }
+}
+
+
+/* y = f(x) elementwise over n values */
+static void mlp__act_forward(const mlp__kernels *k, mlp_act act, float *y, const float *x, size_t n)
+{
+    size_t i;
+    switch (act) {
+    case MLP_ACT_RELU:    k->relu_forward(y, x, n); break;
+    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) y[i] = mlp__sigmoid(x[i]); break;
+    case MLP_ACT_TANH:    for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
+    case MLP_ACT_IDENTITY: if (y != x) memcpy(y, x, n * sizeof(float)); break;
+    }
+}
+
+/* dx = dy * f'(x), with f' written in terms of the output y = f(x) */
+static void mlp__act_backward(const mlp__kernels *k, mlp_act act, float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i;
+    switch (act) {
+    case MLP_ACT_RELU:    k->relu_backward(dx, dy, y, n); break;
+    case MLP_ACT_SIGMOID: for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
+    case MLP_ACT_TANH:    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
+    case MLP_ACT_IDENTITY: if (dx != dy) memcpy(dx, dy, n * sizeof(float)); break;
+    }
+}
+
 
 /* Inverted dropout: y = x m, m = 0 with probability rate, else 1/(1-rate),
    so the expected output equals x and inference needs no rescaling. rate 0
@@ -1807,17 +2287,15 @@ static int mlp__check_labels(const int *labels, int B, int n)
     return MLP_OK;
 }
 
-MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
-                           int B, int n, float *dY)
+MLPDEF int mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
+                         int B, int n, float *dY, float *value)
 {
-    int i;
+    int i, rc;
     double total = 0.0;
     float inv_b;
-    if (!Y || !labels || B <= 0 || n <= 0) {
-        mlp__fail(MLP_EARG, "mlp_loss_eval: bad arguments (B=%d, n=%d)", B, n);
-        return (float)NAN;
-    }
-    if (mlp__check_labels(labels, B, n) != MLP_OK) return (float)NAN;
+    if (!Y || !labels || !value || B <= 0 || n <= 0)
+        return mlp__fail(MLP_EARG, "mlp_loss_eval: bad arguments (B=%d, n=%d)", B, n);
+    if ((rc = mlp__check_labels(labels, B, n)) != MLP_OK) return rc;
     inv_b = 1.0f / (float)B;
     for (i = 0; i < B; i++) {
         const float *y = Y + (size_t)i * n;
@@ -1825,13 +2303,16 @@ MLPDEF float mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
         total += loss == MLP_LOSS_CE ? mlp__ce_row(y, labels[i], n, inv_b, dy)
                                      : mlp__mse_row(y, labels[i], n, inv_b, dy);
     }
-    return (float)(total / B);
+    *value = (float)(total / B);
+    return MLP_OK;
 }
 
 /* ---- layers and network -------------------------------------------------- */
 
+
+
 /* z = x W + b for B rows: x is B x n_in, W is n_in x n_out */
-static void mlp__dense_forward(mlp__gemm_ctx *g, float *z, const float *x, const float *W,
+static void mlp__dense_forward(mlp__engine *g, float *z, const float *x, const float *W,
                                const float *b, int B, int n_in, int n_out)
 {
     int i;
@@ -1840,7 +2321,7 @@ static void mlp__dense_forward(mlp__gemm_ctx *g, float *z, const float *x, const
 }
 
 /* dW = x^T dz, db = column sums of dz, dx = dz W^T (skipped when dx is NULL) */
-static void mlp__dense_backward(mlp__gemm_ctx *g, float *dx, float *dW, float *db,
+static void mlp__dense_backward(mlp__engine *g, float *dx, float *dW, float *db,
                                 const float *dz, const float *x, const float *W,
                                 int B, int n_in, int n_out)
 {
@@ -1882,34 +2363,80 @@ MLPDEF int mlp_parse_spec(const char *spec, int *sizes, int max_sizes)
 
 MLPDEF int mlp_set_isa(mlp_net *net, mlp_isa isa)
 {
-    mlp__gemm_ctx *g;
+    mlp__engine *g;
     if (!net) return mlp__fail(MLP_EARG, "mlp_set_isa: NULL net");
     if (isa != MLP_ISA_AUTO && !mlp_isa_supported(isa))
         return mlp__fail(MLP_EARG, "instruction set %s is not available here", mlp_isa_name(isa));
-    if (!(g = mlp__gemm_ctx_new(isa, net->gemm->n_threads))) return MLP_ENOMEM;
-    mlp__gemm_ctx_free(net->gemm);
-    net->gemm = g;
+    if (!(g = mlp__engine_new(isa, net->engine->n_threads))) return MLP_ENOMEM;
+    mlp__engine_free(net->engine);
+    net->engine = g;
     return MLP_OK;
 }
 
 MLPDEF int mlp_set_threads(mlp_net *net, int n_threads)
 {
-    mlp__gemm_ctx *g;
+    mlp__engine *g;
     if (!net) return mlp__fail(MLP_EARG, "mlp_set_threads: NULL net");
     if (n_threads < 1 || n_threads > MLP_MAX_THREADS)
         return mlp__fail(MLP_EARG, "thread count %d is outside 1..%d", n_threads, MLP_MAX_THREADS);
-    if (!(g = mlp__gemm_ctx_new(net->gemm->isa, n_threads))) return MLP_ENOMEM;
-    mlp__gemm_ctx_free(net->gemm);
-    net->gemm = g;
+    if (!(g = mlp__engine_new(net->engine->k->isa, n_threads))) return MLP_ENOMEM;
+    mlp__engine_free(net->engine);
+    net->engine = g;
     return MLP_OK;
 }
 
-MLPDEF int mlp_get_threads(const mlp_net *net) { return net ? net->gemm->n_threads : 0; }
+MLPDEF int mlp_get_threads(const mlp_net *net) { return net ? net->engine->n_threads : 0; }
 
-MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net ? net->gemm->isa : MLP_ISA_AUTO; }
+MLPDEF mlp_isa mlp_get_isa(const mlp_net *net) { return net ? net->engine->k->isa : MLP_ISA_AUTO; }
 
 MLPDEF int mlp_input_width(const mlp_net *net) { return net ? net->layers[0].n_in : 0; }
 MLPDEF int mlp_output_width(const mlp_net *net) { return net ? net->layers[net->n_layers - 1].n_out : 0; }
+MLPDEF size_t mlp_param_count(const mlp_net *net) { return net ? net->n_params : 0; }
+
+MLPDEF int mlp_dense_count(const mlp_net *net)
+{
+    int l, n = 0;
+    for (l = 0; net && l < net->n_layers; l++) n += net->layers[l].kind == MLP_LAYER_DENSE;
+    return n;
+}
+
+MLPDEF int mlp_dense_weights(const mlp_net *net, int i, mlp_mat *W, mlp_mat *b)
+{
+    int l, seen = 0;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_dense_weights: NULL net");
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_DENSE || seen++ != i) continue;
+        if (W) *W = mlp_mat_view(L->W, L->n_in, L->n_out, L->n_out);
+        if (b) *b = mlp_mat_view(L->b, 1, L->n_out, L->n_out);
+        return MLP_OK;
+    }
+    return mlp__fail(MLP_EARG, "mlp_dense_weights: no dense layer %d (the network has %d)", i, seen);
+}
+
+MLPDEF mlp_input mlp_get_input(const mlp_net *net)
+{
+    mlp_input in;
+    in.scale = net ? net->input_scale : 1.0f;
+    in.offset = net ? net->input_offset : 0.0f;
+    in.image_w = net ? net->image_w : 0;
+    in.image_h = net ? net->image_h : 0;
+    return in;
+}
+
+MLPDEF int mlp_set_input(mlp_net *net, const mlp_input *in)
+{
+    if (!net || !in) return mlp__fail(MLP_EARG, "mlp_set_input: NULL argument");
+    if (!isfinite(in->scale) || !isfinite(in->offset) || in->scale == 0.0f)
+        return mlp__fail(MLP_EARG, "mlp_set_input: scale %g, offset %g (need finite, scale nonzero)", in->scale, in->offset);
+    if (in->image_w < 0 || in->image_h < 0 || (in->image_w == 0) != (in->image_h == 0) ||
+        (in->image_w && (long long)in->image_w * in->image_h != mlp_input_width(net)))
+        return mlp__fail(MLP_EARG, "mlp_set_input: image size %d x %d does not match the input width %d",
+                         in->image_w, in->image_h, mlp_input_width(net));
+    net->input_scale = in->scale; net->input_offset = in->offset;
+    net->image_w = in->image_w; net->image_h = in->image_h;
+    return MLP_OK;
+}
 
 /* the activation that follows dense layer l (identity if none) */
 static mlp_act mlp__act_after(const mlp_net *net, int l)
@@ -1919,13 +2446,13 @@ static mlp_act mlp__act_after(const mlp_net *net, int l)
     return MLP_ACT_IDENTITY;
 }
 
-MLPDEF int mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed)
+MLPDEF int mlp_init_weights(mlp_net *net, mlp_init_kind kind, uint64_t seed)
 {
     int l;
     size_t i;
     mlp_rng rng;
-    if (!net) return mlp__fail(MLP_EARG, "mlp_init: NULL net");
-    if (kind < MLP_INIT_AUTO || kind > MLP_INIT_HE) return mlp__fail(MLP_EARG, "mlp_init: unknown kind %d", (int)kind);
+    if (!net) return mlp__fail(MLP_EARG, "mlp_init_weights: NULL net");
+    if (kind < MLP_INIT_AUTO || kind > MLP_INIT_HE) return mlp__fail(MLP_EARG, "mlp_init_weights: unknown kind %d", (int)kind);
     mlp_rng_seed(&rng, seed, 0x6d6c70u);
     for (l = 0; l < net->n_layers; l++) {
         mlp_layer *L = &net->layers[l];
@@ -1946,6 +2473,37 @@ MLPDEF int mlp_init(mlp_net *net, mlp_init_kind kind, uint64_t seed)
     return MLP_OK;
 }
 
+/* The model file holds exactly what a clone has, so a clone is a model
+   written to memory and read back. */
+MLPDEF mlp_net *mlp_clone(const mlp_net *net)
+{
+    size_t size;
+    void *buf;
+    mlp_net *copy;
+    if (!net) { mlp__fail(MLP_EARG, "mlp_clone: NULL net"); return NULL; }
+    if (!(size = mlp_save_memory(net, NULL, 0)) || !(buf = mlp__alloc(size, 1, 1))) return NULL;
+    copy = mlp_save_memory(net, buf, size) == size ? mlp_load_memory(buf, size) : NULL;
+    MLP_FREE(buf);
+    if (copy && mlp_set_isa(copy, mlp_get_isa(net)) != MLP_OK) { mlp_free(copy); return NULL; }
+    return copy;
+}
+
+MLPDEF int mlp_copy_weights(mlp_net *dst, const mlp_net *src)
+{
+    int l;
+    if (!dst || !src) return mlp__fail(MLP_EARG, "mlp_copy_weights: NULL net");
+    if (dst->n_layers != src->n_layers || dst->n_params != src->n_params || dst->n_stats != src->n_stats)
+        return mlp__fail(MLP_EARG, "mlp_copy_weights: the networks have different layers");
+    for (l = 0; l < src->n_layers; l++)
+        if (dst->layers[l].kind != src->layers[l].kind || dst->layers[l].n_in != src->layers[l].n_in ||
+            dst->layers[l].n_out != src->layers[l].n_out)
+            return mlp__fail(MLP_EARG, "mlp_copy_weights: the networks differ at layer %d", l);
+    if (dst == src) return MLP_OK;
+    memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    if (src->n_stats) memcpy(dst->stats, src->stats, src->n_stats * sizeof(float));
+    return MLP_OK;
+}
+
 MLPDEF void mlp_free(mlp_net *net)
 {
     if (!net) return;
@@ -1960,7 +2518,7 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
     MLP_FREE(net->aux);
-    mlp__gemm_ctx_free(net->gemm);
+    mlp__engine_free(net->engine);
     MLP_FREE(net);
 }
 
@@ -2044,8 +2602,8 @@ MLPDEF mlp_net *mlp_create(int n_sizes, const int *sizes, const mlp_act *acts,
     }
     net->n_layers = l;
     net->input_scale = 1.0f;
-    if (mlp__layout_params(net) != MLP_OK || !(net->gemm = mlp__gemm_ctx_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
-    mlp_init(net, MLP_INIT_AUTO, seed);
+    if (mlp__layout_params(net) != MLP_OK || !(net->engine = mlp__engine_new(MLP_ISA_AUTO, 1))) { mlp_free(net); return NULL; }
+    mlp_init_weights(net, MLP_INIT_AUTO, seed);
     return net;
 }
 
@@ -2172,12 +2730,12 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
     if (mlp__reserve(net, B) != MLP_OK) return NULL;
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
-        if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->gemm, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
+        if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->engine, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
         else if (L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_forward(net->out[l], net->aux[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
         else if (L->kind == MLP_LAYER_BATCHNORM)
             mlp__batchnorm_forward(L, net->out[l], net->aux[l], x, B, net->training);
-        else mlp__act_forward(net->gemm->isa, L->act, net->out[l], x, (size_t)B * L->n_out);
+        else mlp__act_forward(net->engine->k, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
     net->x = X;
@@ -2197,17 +2755,30 @@ MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B)
     return net->probs;
 }
 
+MLPDEF int mlp_predict_mat(mlp_net *net, const mlp_mat *X, mlp_mat *P)
+{
+    const float *p;
+    if (!net || !X || !P || !X->data) return mlp__fail(MLP_EARG, "mlp_predict_mat: NULL argument");
+    if (X->cols != mlp_input_width(net) || X->stride != X->cols)
+        return mlp__fail(MLP_EARG, "mlp_predict_mat: %d x %d inputs (stride %d) for a network of input width %d",
+                         X->rows, X->cols, X->stride, mlp_input_width(net));
+    if (!(p = mlp_predict(net, X->data, X->rows))) return MLP_EARG;
+    *P = mlp_mat_view((float *)p, X->rows, mlp_output_width(net), mlp_output_width(net));
+    return MLP_OK;
+}
+
 /* ---- backward ------------------------------------------------------------ */
 
 MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
 {
-    int l, B, last;
+    int l, B, last, rc;
     float value;
     if (!net || !labels || !net->x) return mlp__fail(MLP_EARG, "mlp_backward: no forward pass or NULL labels");
     B = net->batch;
     last = net->n_layers - 1;
     if (mlp__check_labels(labels, B, mlp_output_width(net)) != MLP_OK) return MLP_EARG;
-    value = mlp_loss_eval(net->loss, net->out[last], labels, B, mlp_output_width(net), net->dout[last]);
+    if ((rc = mlp_loss_eval(net->loss, net->out[last], labels, B, mlp_output_width(net), net->dout[last], &value)) != MLP_OK)
+        return rc;
     if (loss) *loss = value;
     if (!isfinite(value)) return mlp__fail(MLP_ENUMERIC, "the loss is %g", value);
     for (l = last; l >= 0; l--) {
@@ -2215,13 +2786,13 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
         const float *x = l > 0 ? net->out[l - 1] : net->x;
         float *dx = l > 0 ? net->dout[l - 1] : NULL; /* nobody needs dL/dX */
         if (L->kind == MLP_LAYER_DENSE)
-            mlp__dense_backward(net->gemm, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
+            mlp__dense_backward(net->engine, dx, L->dW, L->db, net->dout[l], x, L->W, B, L->n_in, L->n_out);
         else if (dx && L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_backward(dx, net->dout[l], net->aux[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
         else if (L->kind == MLP_LAYER_BATCHNORM)
             mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats);
         else if (dx)
-            mlp__act_backward(net->gemm->isa, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
+            mlp__act_backward(net->engine->k, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
     return MLP_OK;
 }
@@ -2243,158 +2814,7 @@ static int mlp__decays(const mlp_layer *L, int part)
     return part == 0 && L->kind == MLP_LAYER_DENSE;
 }
 
-/* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
-   Each returns the sum of the new v and w: NaN or infinite exactly when
-   some gradient or weight went bad (or is about to overflow), which costs
-   two adds per vector in a loop that waits on memory anyway. */
-static float mlp__sgd_scalar(float *w, const float *dw, float *v, size_t n,
-                             float lr, float momentum, float weight_decay)
-{
-    size_t i;
-    float sum = 0.0f;
-    for (i = 0; i < n; i++) {
-        v[i] = momentum * v[i] + dw[i] + weight_decay * w[i];
-        w[i] -= lr * v[i];
-        sum += v[i] + w[i];
-    }
-    return sum;
-}
 
-/* Nesterov momentum, in the same v form: v = mu v + g; w -= lr (g + mu v). */
-static float mlp__nesterov_scalar(float *w, const float *dw, float *v, size_t n,
-                                  float lr, float momentum, float weight_decay)
-{
-    size_t i;
-    float sum = 0.0f;
-    for (i = 0; i < n; i++) {
-        float g = dw[i] + weight_decay * w[i];
-        v[i] = momentum * v[i] + g;
-        w[i] -= lr * (g + momentum * v[i]);
-        sum += v[i] + w[i];
-    }
-    return sum;
-}
-
-#if defined(MLP__X86) && defined(__x86_64__)
-/* The update streams three arrays larger than L2 once per batch: it is
-   memory-bound, so wide loads matter more than anything else here. */
-MLP__TARGET("avx2,fma")
-static float mlp__sgd_avx2(float *w, const float *dw, float *v, size_t n,
-                           float lr, float momentum, float weight_decay)
-{
-    size_t i = 0;
-    float lanes[8], sum;
-    int k;
-    __m256 vlr = _mm256_set1_ps(lr), vmu = _mm256_set1_ps(momentum), vwd = _mm256_set1_ps(weight_decay);
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        __m256 wi = _mm256_loadu_ps(w + i);
-        __m256 vi = _mm256_fmadd_ps(vmu, _mm256_loadu_ps(v + i), _mm256_fmadd_ps(vwd, wi, _mm256_loadu_ps(dw + i)));
-        _mm256_storeu_ps(v + i, vi);
-        wi = _mm256_fnmadd_ps(vlr, vi, wi);
-        _mm256_storeu_ps(w + i, wi);
-        acc = _mm256_add_ps(acc, _mm256_add_ps(vi, wi));
-    }
-    _mm256_storeu_ps(lanes, acc);
-    sum = mlp__sgd_scalar(w + i, dw + i, v + i, n - i, lr, momentum, weight_decay);
-    for (k = 0; k < 8; k++) sum += lanes[k];
-    return sum;
-}
-
-/* the sum of a vector's 16 lanes */
-MLP__TARGET("avx512f")
-static float mlp__sum16(__m512 acc)
-{
-    float lanes[16], sum = 0.0f;
-    int k;
-    _mm512_storeu_ps(lanes, acc);
-    for (k = 0; k < 16; k++) sum += lanes[k];
-    return sum;
-}
-
-/* Momentum SGD, or Nesterov's variant (w -= lr (g + mu v) instead of
-   w -= lr v); g = dw + weight_decay w, v = mu v + g in both. */
-MLP__TARGET("avx512f")
-static float mlp__momentum_avx512(float *w, const float *dw, float *v, size_t n,
-                                  float lr, float momentum, float weight_decay, int nesterov)
-{
-    size_t i = 0;
-    __m512 vlr = _mm512_set1_ps(lr), vmu = _mm512_set1_ps(momentum), vwd = _mm512_set1_ps(weight_decay);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        __m512 wi = _mm512_loadu_ps(w + i);
-        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
-        __m512 vi = _mm512_fmadd_ps(vmu, _mm512_loadu_ps(v + i), g);
-        _mm512_storeu_ps(v + i, vi);
-        wi = _mm512_fnmadd_ps(vlr, nesterov ? _mm512_fmadd_ps(vmu, vi, g) : vi, wi);
-        _mm512_storeu_ps(w + i, wi);
-        acc = _mm512_add_ps(acc, _mm512_add_ps(vi, wi));
-    }
-    return mlp__sum16(acc) + (nesterov ? mlp__nesterov_scalar : mlp__sgd_scalar)(w + i, dw + i, v + i, n - i,
-                                                                              lr, momentum, weight_decay);
-}
-#endif
-
-static float mlp__sgd_block(mlp_isa isa, float *w, const float *dw, float *v, size_t n,
-                            float lr, float momentum, float weight_decay)
-{
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) return mlp__momentum_avx512(w, dw, v, n, lr, momentum, weight_decay, 0);
-    if (isa == MLP_ISA_AVX2) return mlp__sgd_avx2(w, dw, v, n, lr, momentum, weight_decay);
-#endif
-    (void)isa;
-    return mlp__sgd_scalar(w, dw, v, n, lr, momentum, weight_decay);
-}
-
-/* Adam (returns the sum of the new first moment and weights, like the
-   momentum blocks above): m = b1 m + (1 - b1) g; s = b2 s + (1 - b2) g^2;
-   w -= lr (m / c1) / (sqrt(s / c2) + eps), c = 1 - b^t. AdamW applies the
-   weight decay to w directly (w -= lr wd w) instead of adding it to g. */
-typedef struct mlp__adam_param { float lr, b1, b2, eps, c1, c2; int decoupled; } mlp__adam_param;
-
-static float mlp__adam_scalar(float *w, const float *dw, float *m, float *s2, size_t n,
-                              const mlp__adam_param *a, float wd)
-{
-    size_t i;
-    float sum = 0.0f;
-    for (i = 0; i < n; i++) {
-        float g = a->decoupled ? dw[i] : dw[i] + wd * w[i];
-        m[i] = a->b1 * m[i] + (1.0f - a->b1) * g;
-        s2[i] = a->b2 * s2[i] + (1.0f - a->b2) * g * g;
-        if (a->decoupled) w[i] -= a->lr * wd * w[i];
-        w[i] -= a->lr * (m[i] / a->c1) / (sqrtf(s2[i] / a->c2) + a->eps);
-        sum += m[i] + w[i];
-    }
-    return sum;
-}
-
-#if defined(MLP__X86) && defined(__x86_64__)
-MLP__TARGET("avx512f")
-static float mlp__adam_avx512(float *w, const float *dw, float *m, float *s2, size_t n,
-                              const mlp__adam_param *a, float wd)
-{
-    size_t i = 0;
-    __m512 b1 = _mm512_set1_ps(a->b1), b2 = _mm512_set1_ps(a->b2), k1 = _mm512_set1_ps(1.0f - a->b1);
-    __m512 k2 = _mm512_set1_ps(1.0f - a->b2), r1 = _mm512_set1_ps(1.0f / a->c1), r2 = _mm512_set1_ps(1.0f / a->c2);
-    __m512 lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps), vwd = _mm512_set1_ps(wd);
-    __m512 shrink = _mm512_set1_ps(a->decoupled ? 1.0f - a->lr * wd : 1.0f), acc = _mm512_setzero_ps();
-    if (a->decoupled) vwd = _mm512_setzero_ps(); /* the decay goes to w, not to g */
-    for (; i + 16 <= n; i += 16) {
-        __m512 wi = _mm512_loadu_ps(w + i);
-        __m512 g = _mm512_fmadd_ps(vwd, wi, _mm512_loadu_ps(dw + i));
-        __m512 mi = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + i), _mm512_mul_ps(k1, g));
-        __m512 si = _mm512_fmadd_ps(b2, _mm512_loadu_ps(s2 + i), _mm512_mul_ps(k2, _mm512_mul_ps(g, g)));
-        __m512 den = _mm512_add_ps(_mm512_mask_sqrt_ps(_mm512_setzero_ps(), (__mmask16)0xffff, _mm512_mul_ps(si, r2)), eps);
-        _mm512_storeu_ps(m + i, mi);
-        _mm512_storeu_ps(s2 + i, si);
-        wi = _mm512_fnmadd_ps(lr, _mm512_div_ps(_mm512_mul_ps(mi, r1), den), _mm512_mul_ps(shrink, wi));
-        _mm512_storeu_ps(w + i, wi);
-        acc = _mm512_add_ps(acc, _mm512_add_ps(mi, wi));
-    }
-    return mlp__sum16(acc) + mlp__adam_scalar(w + i, dw + i, m + i, s2 + i, n - i, a, wd);
-}
-
-#endif
 
 typedef struct mlp__update_job {
     mlp_net *net;
@@ -2409,15 +2829,12 @@ static float mlp__update_block(const mlp__update_job *j, size_t o, size_t n, flo
     mlp_net *net = j->net;
     float *w = net->params + o, *v = net->velocity + o;
     const float *dw = net->grads + o;
-    mlp_isa isa = net->gemm->isa;
-    if (j->optimizer == MLP_OPT_SGD) return mlp__sgd_block(isa, w, dw, v, n, j->lr, j->momentum, wd);
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512)
-        return j->optimizer == MLP_OPT_NESTEROV ? mlp__momentum_avx512(w, dw, v, n, j->lr, j->momentum, wd, 1)
-                                                : mlp__adam_avx512(w, dw, v, net->second + o, n, &j->adam, wd);
-#endif
-    return j->optimizer == MLP_OPT_NESTEROV ? mlp__nesterov_scalar(w, dw, v, n, j->lr, j->momentum, wd)
-                                            : mlp__adam_scalar(w, dw, v, net->second + o, n, &j->adam, wd);
+    const mlp__kernels *k = net->engine->k;
+    switch (j->optimizer) {
+    case MLP_OPT_SGD:      return k->sgd(w, dw, v, n, j->lr, j->momentum, wd);
+    case MLP_OPT_NESTEROV: return k->nesterov(w, dw, v, n, j->lr, j->momentum, wd);
+    default:               return k->adam(w, dw, v, net->second + o, n, &j->adam, wd);
+    }
 }
 
 /* Task t updates the t-th slice of every parameter block. Slice bounds are
@@ -2451,7 +2868,7 @@ static int mlp__update(mlp_net *net, mlp__update_job *j)
 {
     int t;
     j->net = net;
-    mlp__run(net->gemm, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__update_task, j);
+    mlp__run(net->engine, net->n_params >= MLP__PARALLEL_MIN_FMA / 4, mlp__update_task, j);
     for (t = 0; t < MLP_MAX_THREADS; t++)
         if (j->bad[t]) return mlp__fail(MLP_ENUMERIC, "a gradient or weight became NaN or infinite");
     return MLP_OK;
@@ -2467,6 +2884,41 @@ MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_dec
     memset(&j, 0, sizeof j);
     j.optimizer = MLP_OPT_SGD; j.lr = lr; j.momentum = momentum; j.weight_decay = weight_decay;
     return mlp__update(net, &j);
+}
+
+MLPDEF mlp_train_config mlp_train_defaults(void)
+{
+    mlp_train_config c;
+    memset(&c, 0, sizeof c);
+    c.batch = 64;
+    c.lr = 0.05f;
+    c.momentum = 0.9f;
+    c.weight_decay = 0.0f;
+    c.lr_decay = 0.5f;
+    c.lr_step = 3;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.lr_scale = 1.0f;
+    c.seed = 1;
+    return c;
+}
+
+/* A zeroed config trains: the fields whose zero would mean nothing take
+   their defaults; momentum, weight decay and the others keep the zero they
+   say (momentum 0 is plain SGD). */
+static mlp_train_config mlp__with_defaults(const mlp_train_config *cfg)
+{
+    mlp_train_config c = *cfg, d = mlp_train_defaults();
+    if (c.batch == 0) c.batch = d.batch;
+    if (c.lr == 0.0f) c.lr = d.lr;
+    if (c.lr_decay == 0.0f) c.lr_decay = d.lr_decay;
+    if (c.lr_step == 0) c.lr_step = d.lr_step;
+    if (c.beta1 == 0.0f) c.beta1 = d.beta1;
+    if (c.beta2 == 0.0f) c.beta2 = d.beta2;
+    if (c.eps == 0.0f) c.eps = d.eps;
+    if (c.lr_scale == 0.0f) c.lr_scale = d.lr_scale;
+    return c;
 }
 
 static int mlp__check_config(const mlp_train_config *cfg)
@@ -2524,11 +2976,14 @@ static void mlp__max_norm(mlp_net *net, float max)
     }
 }
 
-MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float lr)
+MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *config, float lr)
 {
     mlp__update_job j;
+    mlp_train_config c;
+    const mlp_train_config *cfg = &c;
     int rc;
-    if (!net || !cfg) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
+    if (!net || !config) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
+    c = mlp__with_defaults(config);
     if ((rc = mlp__check_config(cfg)) != MLP_OK) return rc;
     if ((rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK) return rc;
     if (cfg->clip_norm > 0.0f) mlp__clip_gradients(net, cfg->clip_norm);
@@ -2548,28 +3003,14 @@ MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *cfg, float l
 
 /* ---- training loop and metrics ------------------------------------------- */
 
-MLPDEF mlp_train_config mlp_train_defaults(void)
-{
-    mlp_train_config c;
-    memset(&c, 0, sizeof c);
-    c.batch = 64;
-    c.lr = 0.05f;
-    c.momentum = 0.9f;
-    c.weight_decay = 0.0f;
-    c.lr_decay = 0.5f;
-    c.lr_step = 3;
-    c.beta1 = 0.9f;
-    c.beta2 = 0.999f;
-    c.eps = 1e-8f;
-    c.lr_scale = 1.0f;
-    c.seed = 1;
-    return c;
-}
 
-MLPDEF float mlp_lr_at(const mlp_train_config *cfg, int epoch)
+MLPDEF float mlp_lr_at(const mlp_train_config *config, int epoch)
 {
     float base, factor;
-    if (!cfg || epoch < 0) return 0.0f;
+    mlp_train_config c;
+    const mlp_train_config *cfg = &c;
+    if (!config || epoch < 0) return 0.0f;
+    c = mlp__with_defaults(config);
     base = cfg->lr * (cfg->lr_scale > 0.0f ? cfg->lr_scale : 1.0f);
     switch (cfg->schedule) {
     case MLP_SCHEDULE_EXP: factor = powf(cfg->lr_decay, (float)epoch); break;
@@ -2604,8 +3045,19 @@ static void mlp__permutation(int *perm, int n, mlp_rng *rng)
 }
 
 
+/* The caller's callback runs in the caller's floating-point mode, not in
+   the flush-to-zero mode training uses. */
+static int mlp__call_on_batch(const mlp_train_config *cfg, const mlp_batch_info *info, unsigned caller_fp_mode)
+{
+    int stop;
+    mlp__restore_fp_mode(caller_fp_mode);
+    stop = cfg->on_batch(cfg->user, info);
+    (void)mlp__flush_denormals();
+    return stop;
+}
+
 MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
-                           const mlp_train_config *cfg, int epoch, mlp_eval *stats)
+                           const mlp_train_config *config, int epoch, mlp_eval *stats)
 {
     int *perm, start, rc, n_out, correct = 0, nb, batch_no, done = 0;
     unsigned fp_mode;
@@ -2614,7 +3066,10 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
     double loss_sum = 0.0;
     float lr;
     mlp_rng rng;
-    if (!net || !ds || !cfg) return mlp__fail(MLP_EARG, "mlp_train_epoch: NULL argument");
+    mlp_train_config c;
+    const mlp_train_config *cfg = &c;
+    if (!net || !ds || !config) return mlp__fail(MLP_EARG, "mlp_train_epoch: NULL argument");
+    c = mlp__with_defaults(config);
     if ((rc = mlp__check_config(cfg)) != MLP_OK || (rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
     n_out = mlp_output_width(net);
     nb = cfg->batch < ds->n ? cfg->batch : ds->n;
@@ -2658,7 +3113,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
             mlp_batch_info info;
             info.epoch = epoch; info.batch = batch_no; info.n_batches = (ds->n + nb - 1) / nb;
             info.samples_done = start + B; info.loss = loss;
-            if (rc == MLP_OK && cfg->on_batch(cfg->user, &info) && start + B < ds->n)
+            if (rc == MLP_OK && mlp__call_on_batch(cfg, &info, fp_mode) && start + B < ds->n)
                 rc = mlp__fail(MLP_EINTR, "training stopped after epoch %d, batch %d", epoch + 1, batch_no + 1);
         }
         batch_no++;
@@ -2686,8 +3141,10 @@ MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
         int i, B = ds->n - start < batch ? ds->n - start : batch;
         const int *labels = ds->y + start;
         const float *y = mlp_forward(net, ds->x + (size_t)start * ds->dim, B);
+        float loss;
         if (!y) return MLP_ENOMEM;
-        loss_sum += (double)mlp_loss_eval(net->loss, y, labels, B, n_out, NULL) * B;
+        if ((rc = mlp_loss_eval(net->loss, y, labels, B, n_out, NULL, &loss)) != MLP_OK) return rc;
+        loss_sum += (double)loss * B;
         for (i = 0; i < B; i++) {
             int p = mlp__argmax(y + (size_t)i * n_out, n_out);
             correct += p == labels[i];
@@ -2744,7 +3201,7 @@ static int mlp__idx_parse_header(mlp_idx *idx, const unsigned char *h, size_t n_
 {
     int i, es;
     size_t count = 1;
-    if (n_bytes < 4) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%lu bytes)", name, (unsigned long)n_bytes);
+    if (n_bytes < 4) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%llu bytes)", name, (unsigned long long)n_bytes);
     if (h[0] != 0 || h[1] != 0)
         return mlp__fail(MLP_EFORMAT, "%s: bad magic %02x %02x (not an IDX file)", name, h[0], h[1]);
     es = mlp__idx_elem_size(h[2]);
@@ -2754,12 +3211,12 @@ static int mlp__idx_parse_header(mlp_idx *idx, const unsigned char *h, size_t n_
     idx->type = h[2];
     idx->ndims = h[3];
     *header_len = 4 + 4 * (size_t)idx->ndims;
-    if (n_bytes < *header_len) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%lu of %lu bytes)", name, (unsigned long)n_bytes, (unsigned long)*header_len);
+    if (n_bytes < *header_len) return mlp__fail(MLP_EFORMAT, "%s: truncated header (%llu of %llu bytes)", name, (unsigned long long)n_bytes, (unsigned long long)*header_len);
     for (i = 0; i < idx->ndims; i++) {
         idx->dims[i] = mlp__be32(h + 4 + 4 * i);
         if (idx->dims[i] == 0) return mlp__fail(MLP_EFORMAT, "%s: dimension %d is 0", name, i);
         if (idx->dims[i] > MLP_IDX_MAX_ELEMS / count)
-            return mlp__fail(MLP_EFORMAT, "%s: dimensions too large (over %lu elements)", name, (unsigned long)MLP_IDX_MAX_ELEMS);
+            return mlp__fail(MLP_EFORMAT, "%s: dimensions too large (over %llu elements)", name, (unsigned long long)MLP_IDX_MAX_ELEMS);
         count *= idx->dims[i];
     }
     idx->count = count;
@@ -2771,7 +3228,7 @@ static int mlp__idx_convert(mlp_idx *idx, const unsigned char *body, const char 
 {
     size_t i, es = (size_t)mlp__idx_elem_size(idx->type);
     idx->data = (float *)mlp__alloc(idx->count, sizeof(float), 1);
-    if (!idx->data) return mlp__fail(MLP_ENOMEM, "%s: out of memory for %lu elements", name, (unsigned long)idx->count);
+    if (!idx->data) return mlp__fail(MLP_ENOMEM, "%s: out of memory for %llu elements", name, (unsigned long long)idx->count);
     for (i = 0; i < idx->count; i++) idx->data[i] = mlp__idx_elem(idx->type, body + i * es);
     return MLP_OK;
 }
@@ -2787,11 +3244,11 @@ MLPDEF int mlp_idx_load_memory(mlp_idx *idx, const void *bytes, size_t n_bytes, 
     if (!bytes && n_bytes) return mlp__fail(MLP_EARG, "%s: NULL bytes", name);
     if ((rc = mlp__idx_parse_header(idx, p, n_bytes, name, &header_len, &body_len)) != MLP_OK) return rc;
     if (n_bytes - header_len < body_len)
-        return mlp__fail(MLP_EFORMAT, "%s: truncated body (%lu of %lu bytes)", name,
-                         (unsigned long)(n_bytes - header_len), (unsigned long)body_len);
+        return mlp__fail(MLP_EFORMAT, "%s: truncated body (%llu of %llu bytes)", name,
+                         (unsigned long long)(n_bytes - header_len), (unsigned long long)body_len);
     if (n_bytes - header_len > body_len)
-        return mlp__fail(MLP_EFORMAT, "%s: %lu bytes of trailing garbage after the data", name,
-                         (unsigned long)(n_bytes - header_len - body_len));
+        return mlp__fail(MLP_EFORMAT, "%s: %llu bytes of trailing garbage after the data", name,
+                         (unsigned long long)(n_bytes - header_len - body_len));
     return mlp__idx_convert(idx, p + header_len, name);
 }
 
@@ -2813,9 +3270,9 @@ MLPDEF int mlp_idx_load(mlp_idx *idx, const char *path)
     if (rc == MLP_OK) {
         if (fseek(f, 0, SEEK_END) != 0 || (file_len = ftell(f)) < 0) rc = mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
         else if ((size_t)file_len - header_len < body_len)
-            rc = mlp__fail(MLP_EFORMAT, "%s: truncated body (%lu of %lu bytes)", path, (unsigned long)((size_t)file_len - header_len), (unsigned long)body_len);
+            rc = mlp__fail(MLP_EFORMAT, "%s: truncated body (%llu of %llu bytes)", path, (unsigned long long)((size_t)file_len - header_len), (unsigned long long)body_len);
         else if ((size_t)file_len - header_len > body_len)
-            rc = mlp__fail(MLP_EFORMAT, "%s: %lu bytes of trailing garbage after the data", path, (unsigned long)((size_t)file_len - header_len - body_len));
+            rc = mlp__fail(MLP_EFORMAT, "%s: %llu bytes of trailing garbage after the data", path, (unsigned long long)((size_t)file_len - header_len - body_len));
         else if (fseek(f, (long)header_len, SEEK_SET) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot seek", path);
     }
     if (rc == MLP_OK && !(body = (unsigned char *)mlp__alloc(body_len, 1, 1))) rc = MLP_ENOMEM;
@@ -2850,16 +3307,16 @@ MLPDEF int mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const ml
     if (labels->ndims != 1 && !(labels->ndims == 2 && labels->dims[1] == 1))
         return mlp__fail(MLP_EFORMAT, "labels must be one-dimensional (got %d dimensions)", labels->ndims);
     if (images->dims[0] != labels->dims[0])
-        return mlp__fail(MLP_EFORMAT, "%lu images but %lu labels", (unsigned long)images->dims[0], (unsigned long)labels->dims[0]);
+        return mlp__fail(MLP_EFORMAT, "%llu images but %llu labels", (unsigned long long)images->dims[0], (unsigned long long)labels->dims[0]);
     if (labels->type == MLP_IDX_F32 || labels->type == MLP_IDX_F64)
         return mlp__fail(MLP_EFORMAT, "labels must be integers, not floating point");
     dim = images->count / images->dims[0];
     if (dim > MLP_MAX_WIDTH || images->dims[0] > INT_MAX)
-        return mlp__fail(MLP_EFORMAT, "images too large (%lu x %lu)", (unsigned long)images->dims[0], (unsigned long)dim);
+        return mlp__fail(MLP_EFORMAT, "images too large (%llu x %llu)", (unsigned long long)images->dims[0], (unsigned long long)dim);
     for (i = 0; i < labels->count; i++) {
         float v = labels->data[i];
         if (v < 0.0f || v > MLP__MAX_LABEL)
-            return mlp__fail(MLP_EFORMAT, "label %.0f at index %lu is out of range (0..%d)", v, (unsigned long)i, MLP__MAX_LABEL);
+            return mlp__fail(MLP_EFORMAT, "label %.0f at index %llu is out of range (0..%d)", v, (unsigned long long)i, MLP__MAX_LABEL);
         if ((int)v > max_label) max_label = (int)v;
     }
     ds->x = (float *)mlp__alloc(images->count, sizeof(float), 1);
@@ -2904,6 +3361,11 @@ MLPDEF void mlp_dataset_free(mlp_dataset *ds)
     MLP_FREE(ds->x);
     MLP_FREE(ds->y);
     memset(ds, 0, sizeof *ds);
+}
+
+MLPDEF mlp_mat mlp_dataset_inputs(const mlp_dataset *ds)
+{
+    return ds ? mlp_mat_view(ds->x, ds->n, ds->dim, ds->dim) : mlp_mat_view(NULL, 0, 0, 0);
 }
 
 MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
@@ -3096,7 +3558,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
         kind = mlp__get_u32(p + off);
         size = mlp__get_u32(p + off + 4);
         off += 8;
-        if (size > end - off) return mlp__fail(MLP_EFORMAT, "layer record %u: %u bytes claimed, %lu left", r, size, (unsigned long)(end - off));
+        if (size > end - off) return mlp__fail(MLP_EFORMAT, "layer record %u: %u bytes claimed, %llu left", r, size, (unsigned long long)(end - off));
         if (kind == MLP__REC_DENSE) {
             uint32_t n_in, n_out;
             int d;
@@ -3175,7 +3637,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     if (arch->hidden_dropouts && arch->hidden_dropouts != arch->hidden_acts)
         return mlp__fail(MLP_EFORMAT, "dropout after %d of %d hidden activations (all or none)", arch->hidden_dropouts, arch->hidden_acts);
     if (prev_dropout) return mlp__fail(MLP_EFORMAT, "a dropout layer cannot come last");
-    if (off != end) return mlp__fail(MLP_EFORMAT, "%lu unexpected bytes after the last layer", (unsigned long)(end - off));
+    if (off != end) return mlp__fail(MLP_EFORMAT, "%llu unexpected bytes after the last layer", (unsigned long long)(end - off));
     return MLP_OK;
 }
 
@@ -3190,7 +3652,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     int l, d;
     if (!buf) { mlp__fail(MLP_EARG, "mlp_load_memory: NULL buffer"); return NULL; }
     if (size < 12 || memcmp(p, mlp__model_magic, 8) != 0) {
-        mlp__fail(MLP_EFORMAT, size < 8 ? "too short to be a model file (%lu bytes)" : "not an mlp.h model file (bad magic)", (unsigned long)size);
+        mlp__fail(MLP_EFORMAT, size < 8 ? "too short to be a model file (%llu bytes)" : "not an mlp.h model file (bad magic)", (unsigned long long)size);
         return NULL;
     }
     version = mlp__get_u32(p + 8);
@@ -3198,7 +3660,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
         mlp__fail(MLP_EFORMAT, "model format version %u; this mlp.h reads version %d", version, MLP__MODEL_VERSION);
         return NULL;
     }
-    if (size < MLP__MODEL_HEADER + 4) { mlp__fail(MLP_EFORMAT, "truncated header (%lu bytes)", (unsigned long)size); return NULL; }
+    if (size < MLP__MODEL_HEADER + 4) { mlp__fail(MLP_EFORMAT, "truncated header (%llu bytes)", (unsigned long long)size); return NULL; }
     end = size - 4;
     stored = mlp__get_u32(p + end);
     actual = mlp_crc32(p, end);
@@ -3248,7 +3710,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
                 for (i = 0; i < (size_t)L->n_out; i++) blocks[k][i] = mlp__get_f32(p + at + 12 + 4 * ((size_t)k * L->n_out + i));
             for (i = 0; i < (size_t)L->n_out; i++)
                 if (!(L->run_var[i] >= 0.0f) || !isfinite(L->run_var[i]) || !isfinite(L->run_mean[i])) {
-                    mlp__fail(MLP_EFORMAT, "batchnorm running statistics of unit %lu are not finite (or the variance < 0)", (unsigned long)i);
+                    mlp__fail(MLP_EFORMAT, "batchnorm running statistics of unit %llu are not finite (or the variance < 0)", (unsigned long long)i);
                     mlp_free(net);
                     return NULL;
                 }
@@ -3260,7 +3722,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     }
     for (i = 0; i < net->n_params; i++)
         if (!isfinite(net->params[i])) {
-            mlp__fail(MLP_EFORMAT, "parameter %lu is not finite", (unsigned long)i);
+            mlp__fail(MLP_EFORMAT, "parameter %llu is not finite", (unsigned long long)i);
             mlp_free(net);
             return NULL;
         }
@@ -3288,13 +3750,17 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
 #define MLP__CKPT_HEADER 112
 static const unsigned char mlp__ckpt_magic[8] = {0x89, 'M', 'L', 'P', 'C', 'K', 0x0D, 0x0A};
 
-MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
+MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *config, int epoch, int batch,
                                          void *buf, size_t cap)
 {
     size_t model = mlp_save_memory(net, NULL, 0), vel, need, i;
     unsigned char *p = (unsigned char *)buf;
     uint32_t blocks;
-    if (!net || !cfg || epoch < 0 || batch < 0 || !model) { mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: bad arguments"); return 0; }
+    mlp_train_config c;
+    const mlp_train_config *cfg;
+    if (!net || !config || epoch < 0 || batch < 0 || !model) { mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: bad arguments"); return 0; }
+    c = mlp__with_defaults(config); /* a resumed run reads back what trained */
+    cfg = &c;
     blocks = net->second ? 2u : net->velocity ? 1u : 0u;
     vel = 4 * net->n_params * blocks;
     need = MLP__CKPT_HEADER + model + vel + 4;
@@ -3351,11 +3817,11 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
         mlp__fail(MLP_EFORMAT, "checkpoint header out of range (epoch %u, batch %u, batch size %u, lr step %u)", e, b, bs, step);
         return NULL;
     }
-    if (model > size - MLP__CKPT_HEADER - 4) { mlp__fail(MLP_EFORMAT, "checkpoint model of %llu bytes, %lu present", (unsigned long long)model, (unsigned long)(size - MLP__CKPT_HEADER - 4)); return NULL; }
+    if (model > size - MLP__CKPT_HEADER - 4) { mlp__fail(MLP_EFORMAT, "checkpoint model of %llu bytes, %llu present", (unsigned long long)model, (unsigned long long)(size - MLP__CKPT_HEADER - 4)); return NULL; }
     if (!(net = mlp_load_memory(p + MLP__CKPT_HEADER, (size_t)model))) return NULL;
     vel = 4 * net->n_params * has_vel;
     if (size != MLP__CKPT_HEADER + (size_t)model + vel + 4) {
-        mlp__fail(MLP_EFORMAT, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)size, (unsigned long)(MLP__CKPT_HEADER + (size_t)model + vel + 4));
+        mlp__fail(MLP_EFORMAT, "checkpoint size %llu does not match its contents (%llu)", (unsigned long long)size, (unsigned long long)(MLP__CKPT_HEADER + (size_t)model + vel + 4));
         mlp_free(net);
         return NULL;
     }
@@ -4466,85 +4932,6 @@ static float mlp__sample(const float *img, int w, int h, float x, float y)
     return v;
 }
 
-/* The normalised Gaussian taps k[0..2r] for sigma; returns r. */
-static int mlp__gaussian_taps(float *k, float sigma)
-{
-    float sum = 0.0f;
-    int r = (int)ceilf(3.0f * sigma), i;
-    if (r > 31) r = 31;
-    for (i = -r; i <= r; i++) sum += k[i + r] = expf(-(float)(i * i) / (2.0f * sigma * sigma));
-    for (i = 0; i <= 2 * r; i++) k[i] /= sum;
-    return r;
-}
-
-/* in-place separable Gaussian blur of a w x h field (zero outside); tmp
-   holds w * h. Each tap is one branch-free pass over a row, with its
-   bounds clipped once instead of tested per pixel. */
-static void mlp__gaussian_blur_scalar(float *f, float *tmp, int w, int h, float sigma)
-{
-    float k[64];
-    int r = mlp__gaussian_taps(k, sigma), i, x, y;
-    for (x = 0; x < w * h; x++) tmp[x] = 0.0f;
-    for (y = 0; y < h; y++)
-        for (i = -r; i <= r; i++) {
-            int lo = i < 0 ? -i : 0, hi = i > 0 ? w - i : w;
-            float *t = tmp + (size_t)y * w;
-            const float *src = f + (size_t)y * w + i;
-            for (x = lo; x < hi; x++) t[x] += k[i + r] * src[x];
-        }
-    for (x = 0; x < w * h; x++) f[x] = 0.0f;
-    for (y = 0; y < h; y++)
-        for (i = -r; i <= r; i++) {
-            float *d = f + (size_t)y * w;
-            const float *src = tmp + (size_t)(y + i) * w;
-            if (y + i < 0 || y + i >= h) continue;
-            for (x = 0; x < w; x++) d[x] += k[i + r] * src[x];
-        }
-}
-
-#if defined(MLP__X86) && defined(__x86_64__)
-/* The same with 16 pixels of a row per instruction (MNIST rows are 28
-   wide: two vectors, the second masked); the sums run in the same order. */
-MLP__TARGET("avx512f")
-static void mlp__gaussian_blur_avx512(float *f, float *tmp, int w, int h, float sigma)
-{
-    float k[64];
-    int r = mlp__gaussian_taps(k, sigma), i, x, y;
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x += 16) {
-            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
-            __m512 acc = _mm512_setzero_ps();
-            for (i = -r; i <= r; i++) { /* lanes whose x + i falls outside the row stay out */
-                int lo = x + i < 0 ? -(x + i) : 0, hi = w - x - i;
-                __mmask16 mi = m;
-                if (lo >= 16 || hi <= 0) continue;
-                if (lo > 0) mi &= (__mmask16)(0xffffu << lo);
-                if (hi < 16) mi &= (__mmask16)((1u << hi) - 1);
-                acc = _mm512_mask3_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(mi, f + (size_t)y * w + x + i), acc, mi);
-            }
-            _mm512_mask_storeu_ps(tmp + (size_t)y * w + x, m, acc);
-        }
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x += 16) {
-            __mmask16 m = w - x >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (w - x)) - 1);
-            __m512 acc = _mm512_setzero_ps();
-            for (i = -r; i <= r; i++) {
-                if (y + i < 0 || y + i >= h) continue;
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(k[i + r]), _mm512_maskz_loadu_ps(m, tmp + (size_t)(y + i) * w + x), acc);
-            }
-            _mm512_mask_storeu_ps(f + (size_t)y * w + x, m, acc);
-        }
-}
-#endif
-
-static void mlp__gaussian_blur(mlp_isa isa, float *f, float *tmp, int w, int h, float sigma)
-{
-#if defined(MLP__X86) && defined(__x86_64__)
-    if (isa == MLP_ISA_AVX512) { mlp__gaussian_blur_avx512(f, tmp, w, h, sigma); return; }
-#endif
-    (void)isa;
-    mlp__gaussian_blur_scalar(f, tmp, w, h, sigma);
-}
 
 static float mlp__uniform_pm(mlp_rng *rng, float range) { return range * (2.0f * mlp_rng_float(rng) - 1.0f); }
 
@@ -4583,12 +4970,12 @@ static void mlp__change_thickness(float *img, float *tmp, int w, int h, float am
 
 /* Gaussian blur that keeps the image's peak (preprocessing stretches the
    ink to full scale again) */
-static void mlp__blur_keep_peak(mlp_isa isa, float *img, float *tmp, int w, int h, float sigma)
+static void mlp__blur_keep_peak(const mlp__kernels *k, float *img, float *tmp, int w, int h, float sigma)
 {
     float before = 0.0f, after = 0.0f;
     int i;
     for (i = 0; i < w * h; i++) before = mlp__maxf(before, img[i]);
-    mlp__gaussian_blur(isa, img, tmp, w, h, sigma);
+    k->blur(img, tmp, w, h, sigma);
     for (i = 0; i < w * h; i++) after = mlp__maxf(after, img[i]);
     if (after > 0.0f) for (i = 0; i < w * h; i++) img[i] *= before / after;
 }
@@ -4608,7 +4995,7 @@ static void mlp__add_specks(float *img, int w, int h, mlp_rng *rng)
 /* One image: dst(p) = src(A^-1 (p - c) + c - t + d(p)), d the elastic field,
    then strokes, blur and specks.
    scratch holds 3 w h floats. */
-static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w, int h, const mlp_augment *a,
+static void mlp__augment_image(const mlp__kernels *k, const float *src, float *dst, int w, int h, const mlp_augment *a,
                                mlp_rng *rng, float *scratch)
 {
     float *dx = scratch, *dy = scratch + w * h, *tmp = scratch + 2 * w * h;
@@ -4619,8 +5006,8 @@ static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w,
     int x, y, elastic = a->elastic_alpha > 0.0f && a->elastic_sigma > 0.0f;
     if (elastic) {
         for (x = 0; x < w * h; x++) { dx[x] = mlp__uniform_pm(rng, 1.0f); dy[x] = mlp__uniform_pm(rng, 1.0f); }
-        mlp__gaussian_blur(isa, dx, tmp, w, h, a->elastic_sigma);
-        mlp__gaussian_blur(isa, dy, tmp, w, h, a->elastic_sigma);
+        k->blur(dx, tmp, w, h, a->elastic_sigma);
+        k->blur(dy, tmp, w, h, a->elastic_sigma);
     }
     for (y = 0; y < h; y++)
         for (x = 0; x < w; x++) {
@@ -4636,7 +5023,7 @@ static void mlp__augment_image(mlp_isa isa, const float *src, float *dst, int w,
     if (a->thickness > 0.0f) mlp__change_thickness(dst, tmp, w, h, mlp__uniform_pm(rng, a->thickness));
     if (a->blur > 0.0f) {
         float sigma = a->blur * mlp_rng_float(rng);
-        if (sigma > 0.2f) mlp__blur_keep_peak(isa, dst, tmp, w, h, sigma);
+        if (sigma > 0.2f) mlp__blur_keep_peak(k, dst, tmp, w, h, sigma);
     }
     if (a->specks > 0.0f && mlp_rng_float(rng) < a->specks) mlp__add_specks(dst, w, h, rng);
 }
@@ -4646,7 +5033,7 @@ typedef struct mlp__augment_job {
     const mlp_augment *aug;
     uint64_t seed;
     int epoch;
-    mlp_isa isa;
+    const mlp__kernels *k;
     float *out, *scratch;   /* scratch: 3 w h floats per thread */
 } mlp__augment_job;
 
@@ -4658,7 +5045,7 @@ static void mlp__augment_task(void *arg, int t, int n)
     for (i = begin; i < end; i++) {
         mlp_rng rng;
         mlp_rng_seed(&rng, j->seed ^ 0x6175676dULL, ((uint64_t)j->epoch << 32) | (uint32_t)i);
-        mlp__augment_image(j->isa, j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
+        mlp__augment_image(j->k, j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
                            j->aug, &rng, j->scratch + (size_t)t * 3 * w * h);
     }
 }
@@ -4667,7 +5054,7 @@ MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_a
                                uint64_t seed, int epoch, float *out)
 {
     mlp__augment_job j;
-    int threads = net ? net->gemm->n_threads : 1;
+    int threads = net ? net->engine->n_threads : 1;
     if (!src || !aug || !out || !src->x) return mlp__fail(MLP_EARG, "mlp_augment_dataset: NULL argument");
     if (src->image_w < 1 || src->image_h < 1 || src->image_w * src->image_h != src->dim)
         return mlp__fail(MLP_EARG, "mlp_augment_dataset: the data set holds no images");
@@ -4678,10 +5065,10 @@ MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_a
         return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma and blur <= 10, "
                                    "thickness <= 3, specks <= 1)");
     j.src = src; j.aug = aug; j.seed = seed; j.epoch = epoch; j.out = out;
-    j.isa = net ? net->gemm->isa : mlp_isa_best();
+    j.k = net ? net->engine->k : mlp__kernels_for(mlp_isa_best());
     j.scratch = (float *)mlp__alloc((size_t)threads * 3, (size_t)src->dim, sizeof(float));
     if (!j.scratch) return MLP_ENOMEM;
-    mlp__run(net ? net->gemm : NULL, 1, mlp__augment_task, &j);
+    mlp__run(net ? net->engine : NULL, 1, mlp__augment_task, &j);
     MLP_FREE(j.scratch);
     return MLP_OK;
 }

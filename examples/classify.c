@@ -220,7 +220,7 @@ static int image_input(const char *path, const mlp_net *net, const options *o, f
     float *px = load_png(path, &w, &h, why);
     if (!px) return -1;
     if (o->raw) {
-        if (w != net->image_w || h != net->image_h) { *why = "--raw needs an image exactly the model's input size"; rc = -1; }
+        if (w != mlp_get_input(net).image_w || h != mlp_get_input(net).image_h) { *why = "--raw needs an image exactly the model's input size"; rc = -1; }
         else for (i = 0; i < w * h; i++) raw[i] = px[2 * i];
         boxes[0].x = boxes[0].y = 0; boxes[0].w = w; boxes[0].h = h;
     } else {
@@ -300,6 +300,7 @@ int main(int argc, char **argv)
     mlp_digit_box *boxes;
     int per, max;
     mlp_net *net;
+    mlp_input input;
     for (i = 1; args && i < argc; i++) {  /* options may come anywhere; "--" ends them */
         if (only_files || strncmp(argv[i], "--", 2) != 0) args[n_args++] = argv[i];
         else if (!strcmp(argv[i], "--")) only_files = 1;
@@ -319,14 +320,15 @@ int main(int argc, char **argv)
     if (n_args < 2) { usage(stderr); free(args); return 2; }
     i = 0;
     if (!(net = mlp_load(args[0]))) { fprintf(stderr, "classify: %s\n", mlp_error()); free(args); return 1; }
-    if (!net->image_w || mlp_output_width(net) > 256) {
+    input = mlp_get_input(net);
+    if (!input.image_w || mlp_output_width(net) > 256) {
         fprintf(stderr, "classify: %s is not an image classifier (no image size recorded)\n", args[0]);
         mlp_free(net);
         free(args);
         return 1;
     }
-    if (!o.raw && (net->image_w != MLP_DIGIT_SIDE || net->image_h != MLP_DIGIT_SIDE)) {
-        fprintf(stderr, "classify: %s takes %dx%d images; without --raw, images are made 28x28\n", args[0], net->image_w, net->image_h);
+    if (!o.raw && (input.image_w != MLP_DIGIT_SIDE || input.image_h != MLP_DIGIT_SIDE)) {
+        fprintf(stderr, "classify: %s takes %dx%d images; without --raw, images are made 28x28\n", args[0], input.image_w, input.image_h);
         mlp_free(net);
         free(args);
         return 1;
@@ -353,7 +355,7 @@ int main(int argc, char **argv)
             if ((o.show || o.stages) && o.raw) { /* the network's input, 0..1 for the picture */
                 int j;
                 for (j = 0; j < per; j++) x[j] = raw[k * per + j] / 255.0f;
-                on_stage(&sink, "what the network sees", x, net->image_w, net->image_h);
+                on_stage(&sink, "what the network sees", x, input.image_w, input.image_h);
                 failed |= sink.failed;
             }
             mlp_normalize_input(net, raw + (size_t)k * per, x + (size_t)k * per);

@@ -191,7 +191,7 @@ static options parse_args(int argc, char **argv)
         }
         else if (!strcmp(f, "--epochs")) o.epochs = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--batch")) o.train.batch = (int)parse_int(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--lr")) o.train.lr = parse_float(f, v, 0, 1e6);
+        else if (!strcmp(f, "--lr")) o.train.lr = parse_float(f, v, 1e-12, 1e6);
         else if (!strcmp(f, "--momentum")) o.train.momentum = parse_float(f, v, 0, 1);
         else if (!strcmp(f, "--weight-decay")) o.train.weight_decay = parse_float(f, v, 0, 1e6);
         else if (!strcmp(f, "--lr-decay")) o.train.lr_decay = parse_float(f, v, 1e-9, 1e6);
@@ -242,19 +242,6 @@ static const char *data_path(char *buf, size_t size, const char *dir, const char
     if (override) return override;
     snprintf(buf, size, "%s/%s", dir, name);
     return buf;
-}
-
-/* the learned state: parameters, and batchnorm's running statistics */
-static void keep_weights(float *copy, const mlp_net *net)
-{
-    memcpy(copy, net->params, sizeof(float) * net->n_params);
-    if (net->n_stats) memcpy(copy + net->n_params, net->stats, sizeof(float) * net->n_stats);
-}
-
-static void restore_weights(mlp_net *net, const float *copy)
-{
-    memcpy(net->params, copy, sizeof(float) * net->n_params);
-    if (net->n_stats) memcpy(net->stats, copy + net->n_params, sizeof(float) * net->n_stats);
 }
 
 static int load(mlp_dataset *ds, const mlp_net *net, const char *images, const char *labels)
@@ -401,7 +388,7 @@ int main(int argc, char **argv)
     mlp_eval ve;
     int augmenting = 0;
     double aug_seconds = 0;
-    float *best = NULL;
+    mlp_net *best = NULL;  /* the weights of the best validation epoch */
     double best_loss = 1e300;
     mlp_eval best_tr = {0, 0, 0, 0};
     char ckpt_default[4096];
@@ -425,7 +412,7 @@ int main(int argc, char **argv)
     memset(&val, 0, sizeof val);
     memset(&augmented, 0, sizeof augmented);
     memset(&ve, 0, sizeof ve);
-    if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init(net, o.init, o.train.seed) != 0)) {
+    if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init_weights(net, o.init, o.train.seed) != 0)) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
         goto done;
     }
@@ -452,12 +439,14 @@ int main(int argc, char **argv)
         augmented = train;
         if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)train.n * train.dim))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     }
-    if (!(best = (float *)malloc(sizeof(float) * (net->n_params + net->n_stats)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    keep_weights(best, net);
-    /* what the model file records about its input */
-    net->input_scale = train.scale;
-    net->image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
-    net->image_h = net->image_w ? train.image_h : 0;
+    if (!(best = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    { /* what the model file records about its input */
+        mlp_input in = mlp_get_input(net);
+        in.scale = train.scale;
+        in.image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
+        in.image_h = in.image_w ? train.image_h : 0;
+        if (mlp_set_input(net, &in) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    }
     n_out = mlp_output_width(net);
     if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     if (o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
@@ -522,7 +511,7 @@ int main(int argc, char **argv)
             int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
             if (watched < best_loss - o.min_delta) {
                 best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0; best_tr = tr;
-                keep_weights(best, net);
+                mlp_copy_weights(best, net);
             } else {
                 bad_epochs++;
                 if (o.plateau && bad_epochs % o.plateau == 0) {
@@ -538,7 +527,7 @@ int main(int argc, char **argv)
         }
     }
     if (o.val && best_epoch && best_epoch < epoch + (epoch < o.epochs)) { /* the weights that did best on validation */
-        restore_weights(net, best);
+        mlp_copy_weights(net, best);
         printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
         if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
             if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0 || mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) {
@@ -558,7 +547,7 @@ int main(int argc, char **argv)
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }
     free(confusion);
-    free(best);
+    mlp_free(best);
     free(augmented.x);
     mlp_dataset_free(&train); /* val is a view into train */
     mlp_dataset_free(&test);

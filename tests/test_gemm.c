@@ -390,9 +390,15 @@ static void test_guard_pages_large(void **state)
 static void test_isa_names(void **state)
 {
     (void)state;
-    assert_int_equal(mlp_isa_from_name("avx512"), MLP_ISA_AVX512);
-    assert_int_equal(mlp_isa_from_name("scalar"), MLP_ISA_SCALAR);
-    assert_true((int)mlp_isa_from_name("mmx") == -1);
+    mlp_isa isa = MLP_ISA_NEON;
+    assert_int_equal(mlp_isa_from_name("avx512", &isa), MLP_OK);
+    assert_int_equal(isa, MLP_ISA_AVX512);
+    assert_int_equal(mlp_isa_from_name("scalar", &isa), MLP_OK);
+    assert_int_equal(isa, MLP_ISA_SCALAR);
+    assert_int_equal(mlp_isa_from_name("mmx", &isa), MLP_EARG);
+    assert_int_equal(isa, MLP_ISA_SCALAR);           /* left alone */
+    assert_non_null(strstr(mlp_error(), "\"mmx\""));
+    assert_int_equal(mlp_isa_from_name(NULL, &isa), MLP_EARG);
     assert_true(mlp_isa_supported(MLP_ISA_SCALAR));
     assert_true(mlp_isa_supported(mlp_isa_best()));
 #if defined(__x86_64__)

@@ -783,7 +783,7 @@ static void test_gaussian_blur(void **state)
             float g2[W * H];
             if (!mlp_isa_supported((mlp_isa)isa)) continue;
             memcpy(g2, f, sizeof f);
-            mlp__gaussian_blur((mlp_isa)isa, g2, tmp, W, H, sigmas[s]);
+            mlp__kernels_for((mlp_isa)isa)->blur(g2, tmp, W, H, sigmas[s]);
             for (x = 0; x < W * H; x++)
                 if (fabs(g2[x] - ref[x]) > 1e-5) fail_msg("%s, sigma %g, pixel %d: %g vs %g", mlp_isa_name((mlp_isa)isa), sigmas[s], x, g2[x], ref[x]);
         }

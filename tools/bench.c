@@ -84,7 +84,7 @@ static double gemm_gflops(const shape *s, const operands *o, mlp_net *ctx_net, i
                 cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans,
                             s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, s->N);
             else
-                mlp__gemm(ctx_net->gemm, s->ta, s->tb, s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, s->N);
+                mlp_gemm_net(ctx_net, s->ta, s->tb, s->M, s->N, s->K, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, s->N);
             reps++;
         } while ((dt = now() - t0) < 0.04);
         t[r] = flop * reps / dt * 1e-9;
@@ -291,7 +291,7 @@ static void make_picture(float *px, int w, int h, const mlp_dataset *test, int f
             for (k = 0; k < digits; k++) { /* digit k's 168-pixel tile (ink in its middle 120), tiles 130 apart */
                 int left = w / 2 - 65 * digits + 130 * k - 19, top = h / 2 - 84;
                 if (x >= left && x < left + 168 && y >= top && y < top + 168)
-                    ink = mlp__maxf(ink, test->x[(size_t)(first + k) * 784 + (y - top) / 6 * 28 + (x - left) / 6]);
+                    ink = fmaxf(ink, test->x[(size_t)(first + k) * 784 + (y - top) / 6 * 28 + (x - left) / 6]);
             }
             px[y * w + x] = light * (0.9f - 0.8f * ink) + 0.04f * (mlp_rng_float(&rng) - 0.5f);
         }

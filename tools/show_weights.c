@@ -34,7 +34,8 @@ int main(int argc, char **argv)
     int max_units = 100, zoom = 3, a = 1, units, cols, rows, w, h, side_w, side_h, u, x, y, rc;
     unsigned char *img;
     mlp_net *net;
-    const mlp_layer *L;
+    mlp_input input;
+    mlp_mat W;
     for (; a < argc && !strncmp(argv[a], "--", 2); a++) {
         if (!strcmp(argv[a], "--help")) { usage(stdout); return 0; }
         if (a + 1 >= argc) { usage(stderr); return 2; }
@@ -44,10 +45,11 @@ int main(int argc, char **argv)
     }
     if (argc - a != 2 || max_units < 1 || zoom < 1 || zoom > 16) { usage(stderr); return 2; }
     if (!(net = mlp_load(argv[a]))) { fprintf(stderr, "show_weights: %s\n", mlp_error()); return 1; }
-    if (!net->image_w) { fprintf(stderr, "show_weights: %s: the model's input is not an image\n", argv[a]); mlp_free(net); return 1; }
-    L = &net->layers[0];
-    side_w = net->image_w; side_h = net->image_h;
-    units = L->n_out < max_units ? L->n_out : max_units;
+    input = mlp_get_input(net);
+    if (!input.image_w) { fprintf(stderr, "show_weights: %s: the model's input is not an image\n", argv[a]); mlp_free(net); return 1; }
+    mlp_dense_weights(net, 0, &W, NULL); /* W: n_in x n_out, column u = unit u's filter */
+    side_w = input.image_w; side_h = input.image_h;
+    units = W.cols < max_units ? W.cols : max_units;
     cols = (int)ceil(sqrt((double)units));
     rows = (units + cols - 1) / cols;
     w = cols * (side_w * zoom + 2) + 2;
@@ -57,10 +59,10 @@ int main(int argc, char **argv)
     for (u = 0; u < units; u++) {
         float peak = 1e-12f;
         int ox = 2 + (u % cols) * (side_w * zoom + 2), oy = 2 + (u / cols) * (side_h * zoom + 2);
-        for (x = 0; x < L->n_in; x++) peak = fmaxf(peak, fabsf(L->W[(size_t)x * L->n_out + u])); /* column u */
+        for (x = 0; x < W.rows; x++) peak = fmaxf(peak, fabsf(mlp_mat_row(W, x)[u])); /* column u */
         for (y = 0; y < side_h * zoom; y++)
             for (x = 0; x < side_w * zoom; x++)
-                colour(L->W[(size_t)((y / zoom) * side_w + x / zoom) * L->n_out + u] / peak,
+                colour(mlp_mat_row(W, (y / zoom) * side_w + x / zoom)[u] / peak,
                        img + ((size_t)(oy + y) * w + ox + x) * 3);
     }
     rc = stbi_write_png(argv[a + 1], w, h, 3, img, w * 3) ? 0 : 1;
