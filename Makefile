@@ -14,12 +14,12 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
-examples: $(EXAMPLES:%=$(B)/%)
-tests: $(TESTS:%=$(B)/%)
+examples: $(EXAMPLES:%=$(B)/%) ## build the examples (xor, train_mnist, classify) into build/
+tests: $(TESTS:%=$(B)/%) ## build the test programs into build/ without running them
 
 $(B) $(B)/san:
 	@mkdir -p $@
@@ -35,16 +35,60 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
-# mlp.h warning-free as C99 and C++11 under gcc and clang, at -O0 and -O2
-test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every compiler found
-	@set -e; for cc in gcc clang g++ clang++; do command -v $$cc > /dev/null || continue; \
+# mlp.h warning-free as C99 and C++11 under gcc and clang, at -O0 and -O2;
+# every configuration macro it reads documented and every documented one read
+# (tools/check_macros); each configuration variant built with -Werror and run
+# (tests/config_variants.c must learn XOR: the defaults, MLP_STATIC,
+# MLP_MALLOC/MLP_FREE, MLP_NO_STDIO, MLP_NO_SIMD, MLP_NO_THREADS); the header
+# used from two files (tests/two_file_*.c), also with the implementation
+# compiled as C and the rest as C++, and as a shared library (MLP_SHARED,
+# -fvisibility=hidden). The compilers run side by side, each writing
+# build/tw/COMPILER.log, printed when all are done (about 40 s on 2 cores).
+test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every compiler found, each configuration variant also run; tools/check_macros
+	tools/check_macros mlp.h
+	@rm -rf $(B)/tw && mkdir -p $(B)/tw; pids=; \
+	for cc in gcc clang g++ clang++; do command -v $$cc > /dev/null || continue; \
+	  ( set -e; d=$(B)/tw/$$cc; mkdir -p $$d; W="-Wall -Wextra -Wpedantic -Werror"; \
 	    case $$cc in *++) std="-x c++ -std=c++11";; *) std="-std=c99";; esac; \
 	    for o in -O0 -O2; do echo "== $$cc $$std $$o"; \
-	        $$cc $$std -Wall -Wextra -Wpedantic -Werror $$o -o $(B)/compile_check tests/compile_check.c -lm -lpthread; done; done
+	        $$cc $$std $$W $$o -o $$d/compile_check tests/compile_check.c -lm -lpthread; done; \
+	    for v in defaults MLP_STATIC CV_ALLOCATOR MLP_NO_STDIO MLP_NO_SIMD MLP_NO_THREADS; do \
+	        case $$v in defaults) D=;; *) D=-D$$v;; esac; \
+	        echo "== $$cc $$std -O0 $${D:+$$D }tests/config_variants.c"; \
+	        $$cc $$std $$W -O0 $$D -o $$d/cv_$$v tests/config_variants.c -lm -lpthread; ./$$d/cv_$$v; done; \
+	    if nm $$d/cv_MLP_STATIC | grep ' T mlp_'; then echo "MLP_STATIC: global functions above"; exit 1; fi; \
+	    echo "== $$cc $$std -O0 tests/two_file_impl.c + tests/two_file_main.c"; \
+	    $$cc $$std $$W -O0 -c -o $$d/two_file_impl.o tests/two_file_impl.c; \
+	    $$cc $$std $$W -O0 -c -o $$d/two_file_main.o tests/two_file_main.c; \
+	    $$cc -o $$d/two_file $$d/two_file_main.o $$d/two_file_impl.o -lm -lpthread; ./$$d/two_file; \
+	    case $$cc in g++) c=gcc;; clang++) c=clang;; *) c=;; esac; \
+	    if [ -n "$$c" ] && command -v $$c > /dev/null; then \
+	        echo "== $$c -std=c99 -O0 tests/two_file_impl.c + $$cc $$std tests/two_file_main.c"; \
+	        $$c -std=c99 $$W -O0 -c -o $$d/two_file_impl_c.o tests/two_file_impl.c; \
+	        $$cc -o $$d/two_file_mixed $$d/two_file_main.o $$d/two_file_impl_c.o -lm -lpthread; ./$$d/two_file_mixed; fi; \
+	    echo "== $$cc $$std -O0 -DMLP_SHARED -fvisibility=hidden: libmlp.so + tests/two_file_main.c"; \
+	    $$cc $$std $$W -O0 -DMLP_SHARED -fPIC -fvisibility=hidden -shared -o $$d/libmlp.so tests/two_file_impl.c -lm -lpthread; \
+	    $$cc $$std $$W -O0 -DMLP_SHARED -c -o $$d/two_file_shared.o tests/two_file_main.c; \
+	    $$cc -o $$d/two_file_shared $$d/two_file_shared.o -L$$d -lmlp; \
+	    LD_LIBRARY_PATH=$$d ./$$d/two_file_shared; \
+	  ) > $(B)/tw/$$cc.log 2>&1 & pids="$$pids $$cc:$$!"; done; \
+	failed=; for p in $$pids; do wait $${p#*:} || failed="$$failed $${p%%:*}"; cat $(B)/tw/$${p%%:*}.log; done; \
+	if [ -n "$$failed" ]; then echo "== test-warnings FAILED under:$$failed (logs in $(B)/tw)"; exit 1; fi; \
+	echo "== test-warnings: every compiler, variant, two-file and shared build passed"
+
+# One kernel table per network, chosen at run time: a plain build and a
+# -march=native build must pick the same function for every entry.
+test-kernels: | $(B) ## the kernel tables of a plain and a -march=native build are the same
+	$(CC) $(WARN) $(CFLAGS) -o $(B)/kernel_table tests/kernel_table.c $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) -march=native -o $(B)/kernel_table_native tests/kernel_table.c $(LDLIBS)
+	./$(B)/kernel_table > $(B)/kernel_table.txt
+	./$(B)/kernel_table_native > $(B)/kernel_table_native.txt
+	diff $(B)/kernel_table.txt $(B)/kernel_table_native.txt
+	@echo "== test-kernels: the same $$(grep -c . $(B)/kernel_table.txt) table entries with and without -march=native"
 
 test-unit: all ## run the tests that need no download
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$(B)/$$t; done
@@ -65,7 +109,7 @@ test-sanitize: $(TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/classify ## e
 # Mutation testing (tools/mutations.txt, about 20 minutes on 2 cores): each
 # plausible mistake in mlp.h must make `make test` fail. Not in CI (too
 # slow); run it before resolving an issue that changes mlp.h.
-mutate: ## mutation testing: every mutant of tools/mutations.txt against make test's suites (MUTATE_FLAGS=--only NAME)
+mutate: ##R mutation testing: every mutant of tools/mutations.txt against make test's suites (MUTATE_FLAGS=--only NAME)
 	tools/mutate $(MUTATE_FLAGS)
 
 # The NEON kernels, built for AArch64 and run under qemu-user. Debian 12's
@@ -81,7 +125,7 @@ $(B)/arm:
 $(B)/arm/test_%: tests/test_%.c mlp.h | $(B)/arm
 	$(ARM_CC) $(WARN) -O2 -DMLP_NO_THREADS -o $@ $< -lcmocka $(LDLIBS)
 
-test-arm: $(ARM_TESTS:%=$(B)/arm/%) ## NEON kernels: AArch64 build of the unit tests under qemu
+test-arm: $(ARM_TESTS:%=$(B)/arm/%) ##R NEON kernels: AArch64 build of the unit tests under qemu
 	@set -e; for t in $(ARM_TESTS); do echo "== $$t (aarch64, qemu)"; $(ARM_RUN) ./$(B)/arm/$$t; done
 
 # The benchmark links OpenBLAS as the reference (mlp.h itself never does).
@@ -97,10 +141,10 @@ $(B)/bench: tools/bench.c mlp.h | $(B)
 $(B)/bench-native: tools/bench.c mlp.h | $(B)
 	$(CC) $(WARN) -O2 -march=native -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
 
-bench: $(B)/bench $(B)/bench-native data ## tools/BENCH.md B1-B4 beside OpenBLAS (plain -O2 build, then B1 with -march=native)
+bench: $(B)/bench $(B)/bench-native data ## tools/BENCH.md B1-B4 beside OpenBLAS, then B1 from a plain and a -march=native build side by side
 	$(BENCH_ENV) ./$(B)/bench
-	@echo; echo "== the same B1 built with -march=native:"
-	$(BENCH_ENV) ./$(B)/bench-native --training
+	@echo
+	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 3
 
 # Fuzzing: libFuzzer targets (clang) for the IDX loader, the model loader and
 # the PNG -> preprocessing -> forward path. `make test` replays the committed
@@ -120,7 +164,7 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h mlp.h
 	@mkdir -p $(B)/fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LDLIBS)
 
-fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECONDS (default 180); crashes land in build/fuzz
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R run each libFuzzer target FUZZ_SECONDS (default 180); crashes land in build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(B)/fuzz/corpus_$$t; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  ./$(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -artifact_prefix=$(B)/fuzz/$$t- \
@@ -134,20 +178,20 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ## run each libFuzzer target FUZZ_SECON
 # weights) are made on a validation split held out of the training set.
 RECIPE := ./$(B)/train_mnist --threads 2 --layers 784-800-800-10 --batchnorm --optimizer sgd --momentum 0.9 \
           --lr 0.1 --schedule cosine --val 5000 --seed 1
-recipe-plain: examples data ## MNIST without augmentation: build/recipe-plain.csv
+recipe-plain: examples data ##R MNIST without augmentation: build/recipe-plain.csv
 	$(RECIPE) --dropout 0.3 --dropout-input 0.1 --epochs 25 --log $(B)/recipe-plain.csv --out $(B)/recipe-plain.mlp
 
-recipe-augment: examples data ## MNIST with affine + elastic augmentation: build/recipe-augment.csv
+recipe-augment: examples data ##R MNIST with affine + elastic augmentation: build/recipe-augment.csv
 	$(RECIPE) --epochs 100 --shift 2 --rotate 8 --scale 0.08 --shear 0.08 \
 	    --elastic-alpha 34 --elastic-sigma 4 --log $(B)/recipe-augment.csv --out $(B)/recipe-augment.mlp
 
-recipe-augment-long: examples data ## the augmented recipe, wider and longer (about 25 min): build/recipe-augment-long.csv
+recipe-augment-long: examples data ##R the augmented recipe, wider and longer (about 25 min): build/recipe-augment-long.csv
 	$(RECIPE) --layers 784-1024-1024-10 --epochs 200 --shift 2 --rotate 8 --scale 0.08 --shear 0.08 \
 	    --elastic-alpha 34 --elastic-sigma 4 --log $(B)/recipe-augment-long.csv --out $(B)/recipe-augment-long.mlp
 
 # The README's pictures (examples/figures/), regenerated from scratch.
 FIG := examples/figures
-figures: examples tools data ## regenerate the README's figures (training curves, confusion, filters, errors, experiments)
+figures: examples tools data ##R regenerate the README's figures (training curves, confusion, filters, errors, experiments)
 	@mkdir -p $(FIG)
 	./$(B)/train_mnist --quiet --threads 2 --log $(B)/fig-run.csv --confusion $(B)/fig-conf.csv --out $(B)/fig-model.mlp > /dev/null
 	./$(B)/train_mnist --quiet --threads 2 --layers 784-10 --out $(B)/fig-softmax.mlp > /dev/null
@@ -160,7 +204,7 @@ figures: examples tools data ## regenerate the README's figures (training curves
 
 # train -> save -> load -> classify under valgrind memcheck: zero errors, no leaks
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
-valgrind: examples tools data ## train, save, load and classify under valgrind memcheck
+valgrind: examples tools data ##R train, save, load and classify under valgrind memcheck
 	@rm -rf $(B)/vg && mkdir -p $(B)/vg
 	$(VALGRIND) ./$(B)/train_mnist --quiet --threads 2 --layers 784-32-10 --epochs 1 \
 	    --checkpoint $(B)/vg/ckpt --out $(B)/vg/model.mlp > /dev/null
@@ -170,7 +214,7 @@ valgrind: examples tools data ## train, save, load and classify under valgrind m
 	@echo "== valgrind: no errors, no leaks"
 
 EPOCHS ?= 20
-experiments: examples data ## the seed reports' experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png
+experiments: examples data ##R the seed reports' experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png
 	tools/experiments $(EPOCHS)
 
 deps: ## install missing Debian packages (as root) or say which
@@ -197,7 +241,7 @@ model: $(B)/model.mlp ## train the default picture model (augmented, about 65 s 
 $(B)/model.mlp: | $(B)/train_mnist data
 	./$(B)/train_mnist $(MODEL_FLAGS) --log $(B)/model.csv --out $@
 
-model-best: examples data ## the picture model, wider and longer (about 4 min on 2 cores): build/model-best.mlp
+model-best: examples data ##R the picture model, wider and longer (about 4 min on 2 cores): build/model-best.mlp
 	./$(B)/train_mnist $(MODEL_FLAGS) --layers 784-800-800-10 --batchnorm --lr 0.1 --momentum 0.9 --epochs 60 \
 	    --log $(B)/model-best.csv --out $(B)/model-best.mlp
 
@@ -207,28 +251,33 @@ model-best: examples data ## the picture model, wider and longer (about 4 min on
 RW_FONTS := imagemagick fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-urw-base35 \
             fonts-freefont-ttf fonts-comic-neue fonts-humor-sans fonts-dkg-handwriting fonts-breip fonts-bwht
 RW_MODEL ?= $(B)/model.mlp
-realworld: $(B)/model.mlp $(B)/classify ## real-world digit pictures per category (make model's model): accuracy table
+realworld: $(B)/model.mlp $(B)/classify ##R real-world digit pictures per category (make model's model): accuracy table
 	tools/install_deps.sh $(RW_FONTS)
 	tools/realworld.sh $(B)/realworld
 	tools/realworld_score.sh $(RW_MODEL) $(B)/realworld
 
 # The bar issue 11 set: every category at least 95%, clean 98%, numbers 90%,
 # and blank or cut pictures refused at least 90% of the time.
-test-realworld: $(B)/model.mlp $(B)/classify ## make realworld, failing if a category falls below its bar
+test-realworld: $(B)/model.mlp $(B)/classify ##R make realworld, failing if a category falls below its bar
 	tools/install_deps.sh $(RW_FONTS)
 	tools/realworld.sh $(B)/realworld
 	tools/realworld_score.sh --check $(RW_MODEL) $(B)/realworld
 
-fonts: $(B)/model.mlp $(B)/classify ## printed digits in 11 fonts (ImageMagick): accuracy per font
+fonts: $(B)/model.mlp $(B)/classify ##R printed digits in 11 fonts (ImageMagick): accuracy per font
 	tools/install_deps.sh imagemagick fonts-dejavu-core fonts-liberation fonts-urw-base35
 	tools/font_digits.sh $(B)/model.mlp $(B)/font_digits
 
+# `## text` after a target's prerequisites lists it under "for users",
+# `##R text` under "research".
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@echo "For users (build, test, try):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-19s %s\n", $$1, $$2}'
+	@echo; echo "Research (MNIST recipes, experiments, figures, real-world scores; slow or special testing):"
+	@grep -E '^[a-z-]+:.*##R ' $(MAKEFILE_LIST) | sed 's/:.*##R /\t/' | awk -F'\t' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 clean: ## remove build outputs
 	rm -rf $(B)
 
-tools: $(TOOLS:%=$(B)/%)
+tools: $(TOOLS:%=$(B)/%) ## build the tools (idx2png, mnist_centre, show_weights, show_errors) into build/
 $(B)/%: tools/%.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)

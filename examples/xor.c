@@ -10,11 +10,10 @@ int main(void)
 {
     float X[8] = {0, 0, 0, 1, 1, 0, 1, 1};
     int y[4] = {0, 1, 1, 0};
-    int sizes[3] = {2, 8, 2};
-    mlp_act acts[2] = {MLP_ACT_TANH, MLP_ACT_IDENTITY};
     const float *p;
     int step, i, wrong = 0;
-    mlp_net *net = mlp_create(3, sizes, acts, MLP_LOSS_CE, 42);
+    /* 2 inputs, 8 tanh units, 2 outputs (the classes 0 and 1); seed 42 */
+    mlp_net *net = mlp_create_spec("2-8-2", MLP_ACT_TANH, MLP_LOSS_CE, 42);
     if (!net) { fprintf(stderr, "xor: %s\n", mlp_error()); return 1; }
 
     for (step = 0; step < 2000; step++) {
