@@ -10,11 +10,11 @@ SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 EXAMPLES   := xor train_mnist classify
 TOOLS      := idx2png mnist_centre show_weights show_errors
-UNIT_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess test_cli test_classify test_tools test_cpp
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess test_cli test_classify test_tools test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,7 +35,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings test-kernels ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels test-boundary ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -90,6 +90,13 @@ test-kernels: | $(B) ## the kernel tables of a plain and a -march=native build a
 	diff $(B)/kernel_table.txt $(B)/kernel_table_native.txt
 	@echo "== test-kernels: the same $$(grep -c . $(B)/kernel_table.txt) table entries with and without -march=native"
 
+# The examples and tools are written as users write programs: through the
+# public API, never an internal mlp__ name or a field of the opaque mlp_net.
+test-boundary: ## examples and tools use only mlp.h's public API (no mlp__ names, no mlp_net fields)
+	@if grep -nE 'mlp__|[a-z_]*net->' examples/*.c tools/*.c; then \
+	    echo "== test-boundary: the lines above use mlp.h's internals"; exit 1; fi
+	@echo "== test-boundary: examples/ and tools/ use only the public API"
+
 test-unit: all ## run the tests that need no download
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$(B)/$$t; done
 
@@ -117,7 +124,7 @@ mutate: ##R mutation testing: every mutant of tools/mutations.txt against make t
 # out (MLP_NO_THREADS); the thread pool is tested natively.
 ARM_CC    ?= aarch64-linux-gnu-gcc
 ARM_RUN   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
-ARM_TESTS := test_gemm test_grad test_idx test_train test_model test_preprocess
+ARM_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
 
 $(B)/arm:
 	@mkdir -p $@
@@ -214,7 +221,7 @@ valgrind: examples tools data ##R train, save, load and classify under valgrind 
 	@echo "== valgrind: no errors, no leaks"
 
 EPOCHS ?= 20
-experiments: examples data ##R the seed reports' experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png
+experiments: examples data ##R a reference experiment grid (EPOCHS=20): build/experiments/results.md + accuracy.png
 	tools/experiments $(EPOCHS)
 
 deps: ## install missing Debian packages (as root) or say which

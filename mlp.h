@@ -275,11 +275,12 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
 /* Parses "784-256-10" into sizes; returns the count or a negative code. */
 MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
 MLPDEF void     mlp_free(mlp_net *net);
-/* A new network with net's layers, weights, statistics and input
-   description (not its optimizer state; one thread, the default kernels). */
+/* A new network with net's layers, weights, statistics, input description
+   and kernels (not its optimizer state; one thread). */
 MLPDEF mlp_net *mlp_clone(const mlp_net *net);
-/* dst's weights and batchnorm statistics = src's (the same layers): what
-   inference uses, e.g. to keep the best epoch's model while training. */
+/* dst's weights and batchnorm statistics = src's: what inference uses, e.g.
+   to keep the best epoch's model while training. The layers must match:
+   kinds, widths and activations. */
 MLPDEF int      mlp_copy_weights(mlp_net *dst, const mlp_net *src);
 /* Draws every weight afresh (biases 0, batchnorm scale 1 and shift 0). */
 MLPDEF int      mlp_init_weights(mlp_net *net, mlp_init_kind kind, uint64_t seed);
@@ -744,6 +745,7 @@ MLPDEF int mlp_mat_clone(mlp_mat *dst, const mlp_mat *src)
 {
     int rc;
     if (!dst || !src || !src->data) return mlp__fail(MLP_EARG, "mlp_mat_clone: NULL matrix");
+    if (dst == src) return mlp__fail(MLP_EARG, "mlp_mat_clone: a matrix cannot be cloned onto itself");
     if ((rc = mlp_mat_create(dst, src->rows, src->cols)) != MLP_OK) return rc;
     return mlp_mat_copy(dst, src);
 }
@@ -2496,7 +2498,7 @@ MLPDEF int mlp_copy_weights(mlp_net *dst, const mlp_net *src)
         return mlp__fail(MLP_EARG, "mlp_copy_weights: the networks have different layers");
     for (l = 0; l < src->n_layers; l++)
         if (dst->layers[l].kind != src->layers[l].kind || dst->layers[l].n_in != src->layers[l].n_in ||
-            dst->layers[l].n_out != src->layers[l].n_out)
+            dst->layers[l].n_out != src->layers[l].n_out || dst->layers[l].act != src->layers[l].act)
             return mlp__fail(MLP_EARG, "mlp_copy_weights: the networks differ at layer %d", l);
     if (dst == src) return MLP_OK;
     memcpy(dst->params, src->params, src->n_params * sizeof(float));
@@ -2762,7 +2764,8 @@ MLPDEF int mlp_predict_mat(mlp_net *net, const mlp_mat *X, mlp_mat *P)
     if (X->cols != mlp_input_width(net) || X->stride != X->cols)
         return mlp__fail(MLP_EARG, "mlp_predict_mat: %d x %d inputs (stride %d) for a network of input width %d",
                          X->rows, X->cols, X->stride, mlp_input_width(net));
-    if (!(p = mlp_predict(net, X->data, X->rows))) return MLP_EARG;
+    if (X->rows > MLP_MAX_BATCH) return mlp__fail(MLP_EARG, "mlp_predict_mat: %d rows (at most %d)", X->rows, MLP_MAX_BATCH);
+    if (!(p = mlp_predict(net, X->data, X->rows))) return MLP_ENOMEM; /* the arguments were checked above */
     *P = mlp_mat_view((float *)p, X->rows, mlp_output_width(net), mlp_output_width(net));
     return MLP_OK;
 }
