@@ -151,7 +151,7 @@ $(B)/bench-native: tools/bench.c mlp.h | $(B)
 bench: $(B)/bench $(B)/bench-native data ## tools/BENCH.md B1-B4 beside OpenBLAS, then B1 from a plain and a -march=native build side by side
 	$(BENCH_ENV) ./$(B)/bench
 	@echo
-	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 3
+	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 5
 
 # Fuzzing: libFuzzer targets (clang) for the IDX loader, the model loader and
 # the PNG -> preprocessing -> forward path. `make test` replays the committed
