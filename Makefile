@@ -41,7 +41,8 @@ test: all fuzz-replay test-warnings test-kernels test-boundary ## run every test
 
 # mlp.h warning-free as C99 and C++11 under gcc and clang, at -O0 and -O2;
 # every configuration macro it reads documented and every documented one read
-# (tools/check_macros); each configuration variant built with -Werror and run
+# (tools/check_macros); every public function in the doc block's API list
+# (tools/check_api_list); each configuration variant built with -Werror and run
 # (tests/config_variants.c must learn XOR: the defaults, MLP_STATIC,
 # MLP_MALLOC/MLP_FREE, MLP_NO_STDIO, MLP_NO_SIMD, MLP_NO_THREADS); the header
 # used from two files (tests/two_file_*.c), also with the implementation
@@ -50,6 +51,7 @@ test: all fuzz-replay test-warnings test-kernels test-boundary ## run every test
 # build/tw/COMPILER.log, printed when all are done (about 40 s on 2 cores).
 test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every compiler found, each configuration variant also run; tools/check_macros
 	tools/check_macros mlp.h
+	tools/check_api_list mlp.h
 	@rm -rf $(B)/tw && mkdir -p $(B)/tw; pids=; \
 	for cc in gcc clang g++ clang++; do command -v $$cc > /dev/null || continue; \
 	  ( set -e; d=$(B)/tw/$$cc; mkdir -p $$d; W="-Wall -Wextra -Wpedantic -Werror"; \

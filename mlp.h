@@ -114,13 +114,14 @@
       describe: mlp_input_width, mlp_output_width, mlp_param_count,
                 mlp_dense_count, mlp_dense_weights, mlp_get_input, mlp_set_input
       compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
-                mlp_predict, mlp_loss_eval
+                mlp_predict, mlp_predict_mat, mlp_loss_eval
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
-                mlp_checkpoint_save, mlp_checkpoint_load (+ _memory)
+                mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
+                mlp_checkpoint_load_memory
       images:   mlp_digit_preprocess, mlp_digit_preprocess_ex, mlp_number_preprocess,
                 mlp_normalize_input, mlp_augment_dataset
 
@@ -1695,6 +1696,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     if (isa == MLP_ISA_NEON) return &neon;
 #endif
     MLP_ASSERT(isa == MLP_ISA_SCALAR);
+    (void)isa; /* unused when neither SIMD path is compiled and NDEBUG is set */
     return &scalar;
 }
 
@@ -2560,6 +2562,7 @@ static int mlp__layout_params(mlp_net *net)
             else { memcpy(L->run_mean, old_mean, nb * sizeof(float)); memcpy(L->run_var, old_var, nb * sizeof(float)); }
         }
     }
+    MLP_ASSERT(off == n_params && st == n_stats); /* the two passes laid out the same layers */
     MLP_FREE(net->params); MLP_FREE(net->grads); MLP_FREE(net->stats);
     MLP_FREE(net->velocity); MLP_FREE(net->second);
     net->params = params; net->grads = grads; net->stats = stats;
