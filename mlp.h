@@ -2082,6 +2082,8 @@ struct mlp_net {
     int image_w, image_h;
 };
 
+/* A product on the network's engine (its kernel table, packing buffers and
+   threads), e.g. for a benchmark that times the products training runs. */
 MLPDEF int mlp_gemm_net(mlp_net *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc)
