@@ -150,7 +150,7 @@ $(B)/bench: tools/bench.c mlp.h | $(B)
 $(B)/bench-native: tools/bench.c mlp.h | $(B)
 	$(CC) $(WARN) -O2 -march=native -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
 
-bench: $(B)/bench $(B)/bench-native data ## tools/BENCH.md B1-B4 beside OpenBLAS, then B1 from a plain and a -march=native build side by side
+bench: $(B)/bench $(B)/bench-native data ## tools/bench_workloads.md B1-B4 beside OpenBLAS, then B1 from a plain and a -march=native build side by side
 	$(BENCH_ENV) ./$(B)/bench
 	@echo
 	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 5

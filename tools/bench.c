@@ -1,4 +1,4 @@
-/* bench.c - the reference workloads of tools/BENCH.md, side by side with OpenBLAS.
+/* bench.c - the reference workloads of tools/bench_workloads.md, side by side with OpenBLAS.
    B3: GEMM GFLOP/s at the B1 shapes and 1024^3, each of our kernels and
    OpenBLAS cblas_sgemm (the reference; mlp.h never uses it), 1 and 2 threads.
    B1: training seconds per epoch, B2: inference throughput and latency,
@@ -335,7 +335,7 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
-           only_training ? "training only" : "tools/BENCH.md B1-B4, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
+           only_training ? "training only" : "tools/bench_workloads.md B1-B4, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
     peak = fma_peak();
     if (peak > 0)
         printf("this core's AVX-512 FMA peak: %.1f GFLOP/s (12 independent FMA chains); B1 at that rate: %.3f s/epoch\n",

@@ -1,5 +1,5 @@
 #!/bin/sh
-# B1 (tools/BENCH.md) from two builds of tools/bench.c, a plain -O2 one and a
+# B1 (tools/bench_workloads.md) from two builds of tools/bench.c, a plain -O2 one and a
 # -march=native one, run alternately RUNS times (default 3) so that both see
 # the same machine noise; prints the median seconds per epoch of each and
 # their ratio, per thread count. Both builds run the same kernels (one
