@@ -75,8 +75,13 @@
       saying what went wrong, e.g. "t10k-labels-idx1-ubyte: label 11 at index
       3 is out of range". It is the message of the most recent failure in
       the calling thread: read it right after a call fails (a successful call
-      does not clear it). The library never prints, never calls exit(), and
-      never aborts on bad data; MLP_ASSERT guards only its own invariants.
+      does not clear it). Sizes come back through out-parameters
+      (mlp_save_memory). Accessors and pure functions (mlp_input_width,
+      mlp_param_count, mlp_get_input, mlp_mat_view, mlp_lr_at, ...) cannot
+      fail: on NULL or a bad shape they return a neutral value (0, the
+      defaults, an empty matrix) instead of crashing. The library never
+      prints, never calls exit(), and never aborts on bad data; MLP_ASSERT
+      guards only its own invariants.
 
    DATA LAYOUT
       Matrices are row-major float (mlp_mat: element (i, j) at data[i *
@@ -137,7 +142,8 @@
                         mlp_dense_weights, mlp_param_count, mlp_gemm_net);
                         mlp_mat has strides and views; one failure
                         convention (mlp_gemm and mlp_gemm_ref return int,
-                        mlp_isa_from_name and mlp_loss_eval answer through
+                        mlp_isa_from_name, mlp_loss_eval, mlp_save_memory and
+                        mlp_checkpoint_save_memory answer through
                         out-parameters); mlp_init renamed mlp_init_weights;
                         MLP_REALLOC dropped; MLP_SHARED, overridable MLPDEF,
                         version macros; one kernel table per network; a
@@ -388,8 +394,9 @@ MLPDEF int  mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds);
 /* ---- model files --------------------------------------------------------- */
 /* A versioned, little-endian, CRC-checked format (documented byte by byte in
    the implementation section "model files"). The loader trusts nothing. */
-MLPDEF size_t   mlp_save_memory(const mlp_net *net, void *buf, size_t cap); /* bytes needed;
-                                                   writes them if cap suffices; 0 on error */
+/* *size = the bytes the model takes; with buf, they are written there (cap
+   must be at least *size: MLP_EARG otherwise, nothing written). */
+MLPDEF int      mlp_save_memory(const mlp_net *net, void *buf, size_t cap, size_t *size);
 MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size);
 #ifndef MLP_NO_STDIO
 MLPDEF int      mlp_save(const mlp_net *net, const char *path); /* atomic: PATH.tmp, fsync, rename */
@@ -520,8 +527,8 @@ MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
    after `epoch` whole epochs and `batch` batches of the next one, so that
    training resumes bit-identically (the shuffle depends only on seed and
    epoch). Same format rules as model files. cfg's callbacks are not saved. */
-MLPDEF size_t   mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg,
-                                           int epoch, int batch, void *buf, size_t cap);
+MLPDEF int      mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg,
+                                           int epoch, int batch, void *buf, size_t cap, size_t *size);
 MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg,
                                            int *epoch, int *batch);
 #ifndef MLP_NO_STDIO
@@ -2487,8 +2494,8 @@ MLPDEF mlp_net *mlp_clone(const mlp_net *net)
     void *buf;
     mlp_net *copy;
     if (!net) { mlp__fail(MLP_EARG, "mlp_clone: NULL net"); return NULL; }
-    if (!(size = mlp_save_memory(net, NULL, 0)) || !(buf = mlp__alloc(size, 1, 1))) return NULL;
-    copy = mlp_save_memory(net, buf, size) == size ? mlp_load_memory(buf, size) : NULL;
+    if (mlp_save_memory(net, NULL, 0, &size) != MLP_OK || !(buf = mlp__alloc(size, 1, 1))) return NULL;
+    copy = mlp_save_memory(net, buf, size, &size) == MLP_OK ? mlp_load_memory(buf, size) : NULL;
     MLP_FREE(buf);
     if (copy && mlp_set_isa(copy, mlp_get_isa(net)) != MLP_OK) { mlp_free(copy); return NULL; }
     return copy;
@@ -3475,12 +3482,12 @@ static uint32_t mlp__act_code(mlp_act act)
     return act == MLP_ACT_RELU ? 1u : act == MLP_ACT_SIGMOID ? 2u : 3u;
 }
 
-MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
+/* The model's size in bytes; written to buf when cap suffices. */
+static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
 {
     size_t need = MLP__MODEL_HEADER + 4, off, i;
     unsigned char *p = (unsigned char *)buf;
     int l;
-    if (!net) { mlp__fail(MLP_EARG, "mlp_save_memory: NULL net"); return 0; }
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         need += 8 + (L->kind == MLP_LAYER_DENSE ? 8 + 4 * ((size_t)L->n_in * L->n_out + L->n_out)
@@ -3536,6 +3543,25 @@ MLPDEF size_t mlp_save_memory(const mlp_net *net, void *buf, size_t cap)
     }
     mlp__put_u32(p + off, mlp_crc32(p, off));
     return need;
+}
+
+/* the size query and the write of the two *_save_memory calls */
+static int mlp__sized_write(const char *what, size_t need, void *buf, size_t cap, size_t *size)
+{
+    *size = need;
+    if (buf && cap < need)
+        return mlp__fail(MLP_EARG, "%s: the buffer holds %llu bytes, %llu are needed", what,
+                         (unsigned long long)cap, (unsigned long long)need);
+    return MLP_OK;
+}
+
+MLPDEF int mlp_save_memory(const mlp_net *net, void *buf, size_t cap, size_t *size)
+{
+    int rc;
+    if (!net || !size) return mlp__fail(MLP_EARG, "mlp_save_memory: NULL argument");
+    if ((rc = mlp__sized_write("mlp_save_memory", mlp__save_model(net, NULL, 0), buf, cap, size)) != MLP_OK) return rc;
+    if (buf) mlp__save_model(net, buf, cap);
+    return MLP_OK;
 }
 
 /* The architecture read from a model's records: enough to call mlp_create. */
@@ -3758,10 +3784,12 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
 #define MLP__CKPT_HEADER 112
 static const unsigned char mlp__ckpt_magic[8] = {0x89, 'M', 'L', 'P', 'C', 'K', 0x0D, 0x0A};
 
-MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *config, int epoch, int batch,
-                                         void *buf, size_t cap)
+/* The checkpoint's size in bytes (0 on bad arguments); written to buf when
+   cap suffices. */
+static size_t mlp__save_checkpoint(const mlp_net *net, const mlp_train_config *config, int epoch, int batch,
+                                   void *buf, size_t cap)
 {
-    size_t model = mlp_save_memory(net, NULL, 0), vel, need, i;
+    size_t model = net ? mlp__save_model(net, NULL, 0) : 0, vel, need, i;
     unsigned char *p = (unsigned char *)buf;
     uint32_t blocks;
     mlp_train_config c;
@@ -3800,11 +3828,23 @@ MLPDEF size_t mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_con
     mlp__put_f32(p + 100, cfg->lr_scale);
     mlp__put_u32(p + 104, (uint32_t)net->step);
     mlp__put_u32(p + 108, (uint32_t)(net->step >> 32));
-    mlp_save_memory(net, p + MLP__CKPT_HEADER, model);
+    mlp__save_model(net, p + MLP__CKPT_HEADER, model);
     for (i = 0; i < net->n_params * blocks; i++)
         mlp__put_f32(p + MLP__CKPT_HEADER + model + 4 * i, i < net->n_params ? net->velocity[i] : net->second[i - net->n_params]);
     mlp__put_u32(p + need - 4, mlp_crc32(p, need - 4));
     return need;
+}
+
+MLPDEF int mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
+                                      void *buf, size_t cap, size_t *size)
+{
+    size_t need;
+    int rc;
+    if (!size) return mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: NULL size");
+    if (!(need = mlp__save_checkpoint(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
+    if ((rc = mlp__sized_write("mlp_checkpoint_save_memory", need, buf, cap, size)) != MLP_OK) return rc;
+    if (buf) mlp__save_checkpoint(net, cfg, epoch, batch, buf, cap);
+    return MLP_OK;
 }
 
 MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg, int *epoch, int *batch)
@@ -3916,9 +3956,9 @@ MLPDEF int mlp_save(const mlp_net *net, const char *path)
     void *buf;
     int rc;
     if (!net || !path) return mlp__fail(MLP_EARG, "mlp_save: NULL argument");
-    size = mlp_save_memory(net, NULL, 0);
+    size = mlp__save_model(net, NULL, 0);
     if (!(buf = mlp__alloc(size, 1, 1))) return MLP_ENOMEM;
-    mlp_save_memory(net, buf, size);
+    mlp__save_model(net, buf, size);
     rc = mlp__write_atomic(path, buf, size);
     MLP_FREE(buf);
     return rc;
@@ -3930,9 +3970,9 @@ MLPDEF int mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg, 
     void *buf;
     int rc;
     if (!net || !cfg || !path) return mlp__fail(MLP_EARG, "mlp_checkpoint_save: NULL argument");
-    if (!(size = mlp_checkpoint_save_memory(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
+    if (!(size = mlp__save_checkpoint(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
     if (!(buf = mlp__alloc(size, 1, 1))) return MLP_ENOMEM;
-    mlp_checkpoint_save_memory(net, cfg, epoch, batch, buf, size);
+    mlp__save_checkpoint(net, cfg, epoch, batch, buf, size);
     rc = mlp__write_atomic(path, buf, size);
     MLP_FREE(buf);
     return rc;

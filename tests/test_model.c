@@ -106,10 +106,10 @@ static void test_golden_file(void **state)
     assert_true(net->layers[0].b[1] == -0.5f);
     assert_true(net->layers[2].W[3] == 3.0f && net->layers[2].b[1] == 0.0625f);
     /* and our writer produces the same bytes on this host */
-    m = mlp_save_memory(net, NULL, 0);
+    assert_int_equal(mlp_save_memory(net, NULL, 0, &m), MLP_OK);
     assert_int_equal(m, n);
     again = malloc(m);
-    assert_int_equal(mlp_save_memory(net, again, m), m);
+    assert_int_equal(mlp_save_memory(net, again, m, &m), MLP_OK);
     assert_memory_equal(again, golden, n);
     free(golden); free(again);
     mlp_free(net);
@@ -251,9 +251,9 @@ static void test_one_output_needs_euclidean_loss(void **state)
 {
     mlp_net *net = mlp_create_spec("3-1", MLP_ACT_RELU, MLP_LOSS_MSE, 1), *back;
     (void)state;
-    model_len = mlp_save_memory(net, NULL, 0);
+    assert_int_equal(mlp_save_memory(net, NULL, 0, &model_len), MLP_OK);
     assert_true(model_len <= sizeof model);
-    assert_int_equal(mlp_save_memory(net, model, sizeof model), model_len);
+    assert_int_equal(mlp_save_memory(net, model, sizeof model, &model_len), MLP_OK);
     back = mlp_load_memory(model, model_len);
     assert_non_null(back);
     mlp_free(back);
@@ -380,9 +380,9 @@ static void test_disk_full_keeps_previous_file(void **state)
 static mlp_net *save_and_load(const mlp_net *net, unsigned char **buf, size_t *n)
 {
     mlp_net *back;
-    *n = mlp_save_memory(net, NULL, 0);
+    assert_int_equal(mlp_save_memory(net, NULL, 0, n), MLP_OK);
     *buf = malloc(*n);
-    assert_int_equal(mlp_save_memory(net, *buf, *n), *n);
+    assert_int_equal(mlp_save_memory(net, *buf, *n, n), MLP_OK);
     back = mlp_load_memory(*buf, *n);
     if (!back) print_error("%s\n", mlp_error());
     assert_non_null(back);
@@ -481,9 +481,9 @@ static void every_record_model(void)
     mlp_net *net = trained_net(), *back;
     assert_int_equal(mlp_add_batchnorm(net), 0);
     assert_int_equal(mlp_add_dropout(net, 0.2f, 0.3f), 0);
-    model_len = mlp_save_memory(net, NULL, 0);
+    assert_int_equal(mlp_save_memory(net, NULL, 0, &model_len), MLP_OK);
     assert_true(model_len <= sizeof model);
-    assert_int_equal(mlp_save_memory(net, model, sizeof model), model_len);
+    assert_int_equal(mlp_save_memory(net, model, sizeof model, &model_len), MLP_OK);
     back = mlp_load_memory(model, model_len);
     if (!back) print_error("%s\n", mlp_error());
     assert_non_null(back);
@@ -632,9 +632,9 @@ static void load_checkpoint_into_model(void)
 {
     mlp_net *net = trained_net();   /* SGD with momentum: one state block */
     ck_cfg = mlp_train_defaults();
-    model_len = mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, NULL, 0);
+    assert_int_equal(mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, NULL, 0, &model_len), MLP_OK);
     assert_true(model_len <= sizeof model);
-    assert_int_equal(mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, model, sizeof model), model_len);
+    assert_int_equal(mlp_checkpoint_save_memory(net, &ck_cfg, 2, 0, model, sizeof model, &model_len), MLP_OK);
     mlp_free(net);
 }
 
@@ -756,9 +756,9 @@ static void test_input_normalisation(void **state)
     int round, i;
     (void)state;
     net->input_scale = 0.5f; net->input_offset = -1.0f;
-    need = mlp_save_memory(net, NULL, 0);
+    assert_int_equal(mlp_save_memory(net, NULL, 0, &need), MLP_OK);
     buf = malloc(need);
-    assert_int_equal(mlp_save_memory(net, buf, need), need);
+    assert_int_equal(mlp_save_memory(net, buf, need, &need), MLP_OK);
     assert_non_null(back = mlp_load_memory(buf, need));
     for (round = 0; round < 2; round++) {
         assert_int_equal(mlp_normalize_input(round ? back : net, raw, x), 0);
@@ -770,12 +770,18 @@ static void test_input_normalisation(void **state)
 static void test_memory_api(void **state)
 {
     mlp_net *net = trained_net(), *back;
-    size_t need = mlp_save_memory(net, NULL, 0);
-    unsigned char *buf = malloc(need);
+    size_t need = 0, got = 0;
+    unsigned char *buf;
     (void)state;
+    assert_int_equal(mlp_save_memory(net, NULL, 0, &need), MLP_OK);
+    buf = malloc(need);
     assert_true(need > 40);
-    assert_int_equal(mlp_save_memory(net, buf, need - 1), need); /* too small: nothing written */
-    assert_int_equal(mlp_save_memory(net, buf, need), need);
+    memset(buf, 0xAB, need);
+    assert_int_equal(mlp_save_memory(net, buf, need - 1, &got), MLP_EARG); /* too small: nothing written */
+    assert_int_equal(got, need);
+    assert_true(buf[0] == 0xAB && buf[need - 1] == 0xAB);
+    assert_non_null(strstr(mlp_error(), "needed"));
+    assert_int_equal(mlp_save_memory(net, buf, need, &got), MLP_OK);
     back = mlp_load_memory(buf, need);
     assert_non_null(back);
     assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));

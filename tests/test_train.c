@@ -328,9 +328,9 @@ static void test_adam_trains_and_resumes(void **state)
     assert_true(ev.accuracy > 0.97);
     b = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 3);
     for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(b, &train, &c, epoch, NULL), 0);
-    size = mlp_checkpoint_save_memory(b, &c, 2, 0, NULL, 0);
+    assert_int_equal(mlp_checkpoint_save_memory(b, &c, 2, 0, NULL, 0, &size), MLP_OK);
     buf = malloc(size);
-    mlp_checkpoint_save_memory(b, &c, 2, 0, buf, size);
+    assert_int_equal(mlp_checkpoint_save_memory(b, &c, 2, 0, buf, size, &size), MLP_OK);
     memset(&c2, 0, sizeof c2);
     r = mlp_checkpoint_load_memory(buf, size, &c2, &e, &bt);
     assert_non_null(r);
@@ -543,9 +543,9 @@ static void check_resume(int batchnorm)
     assert_int_equal(mlp_train_epoch(first, &train, &c, 0, NULL), 0);
     assert_int_equal(mlp_train_epoch(first, &train, &c, 1, &ev), MLP_EINTR);
     assert_int_equal(ev.n, 5 * 32);
-    size = mlp_checkpoint_save_memory(first, &c, 1, 5, NULL, 0);
+    assert_int_equal(mlp_checkpoint_save_memory(first, &c, 1, 5, NULL, 0, &size), MLP_OK);
     buf = malloc(size);
-    assert_int_equal(mlp_checkpoint_save_memory(first, &c, 1, 5, buf, size), size);
+    assert_int_equal(mlp_checkpoint_save_memory(first, &c, 1, 5, buf, size, &size), MLP_OK);
     memset(&c2, 0, sizeof c2);
     resumed = mlp_checkpoint_load_memory(buf, size, &c2, &e, &b);
     assert_non_null(resumed);
@@ -900,6 +900,7 @@ static void test_ties_predict_the_first_class(void **state)
 static void test_api_misuse(void **state)
 {
     float x[4] = {0}, out[784], value;
+    size_t size;
     int labels[2] = {0, 1}, sizes[3] = {2, 3, 2}, n = 0;
     mlp_act acts[2] = {MLP_ACT_RELU, MLP_ACT_IDENTITY};
     mlp_net *net = mlp_create_spec("2-3-2", MLP_ACT_RELU, MLP_LOSS_CE, 1);
@@ -958,9 +959,11 @@ static void test_api_misuse(void **state)
     BAD(mlp_load_memory(NULL, 10) == NULL);
     BAD(mlp_save(NULL, "x") < 0);
     BAD(mlp_save(net, NULL) < 0);
-    BAD(mlp_save_memory(NULL, NULL, 0) == 0);
-    BAD(mlp_checkpoint_save_memory(net, NULL, 0, 0, NULL, 0) == 0);
-    BAD(mlp_checkpoint_save_memory(net, &c, -1, 0, NULL, 0) == 0);
+    BAD(mlp_save_memory(NULL, NULL, 0, &size) == MLP_EARG);
+    BAD(mlp_save_memory(net, NULL, 0, NULL) == MLP_EARG);
+    BAD(mlp_checkpoint_save_memory(net, NULL, 0, 0, NULL, 0, &size) == MLP_EARG);
+    BAD(mlp_checkpoint_save_memory(net, &c, -1, 0, NULL, 0, &size) == MLP_EARG);
+    BAD(mlp_checkpoint_save_memory(net, &c, 0, 0, NULL, 0, NULL) == MLP_EARG);
     BAD(mlp_checkpoint_load(NULL, &c, &n, &n) == NULL);
     BAD(mlp_digit_preprocess(x, -1, 2, 1, out) < 0);
     BAD(mlp_normalize_input(NULL, x, x) < 0);

@@ -22,12 +22,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     }
     net = mlp_load_memory(buf, size);
     if (net) {
-        size_t n = mlp_save_memory(net, NULL, 0), i;
-        unsigned char *again = (unsigned char *)malloc(n);
+        size_t n = 0, i;
+        unsigned char *again;
+        if (mlp_save_memory(net, NULL, 0, &n) != MLP_OK) abort();
+        again = (unsigned char *)malloc(n);
         float *x = (float *)calloc((size_t)mlp_input_width(net), sizeof(float));
         for (i = 0; i < (size_t)mlp_input_width(net); i++) x[i] = (float)(i % 7) / 7.0f;
         if (mlp_input_width(net) <= 4096) mlp_predict(net, x, 1);
-        if (mlp_save_memory(net, again, n) != n || n != size || memcmp(again, buf, n) != 0) abort();
+        if (mlp_save_memory(net, again, n, &n) != MLP_OK || n != size || memcmp(again, buf, n) != 0) abort();
         free(again);
         free(x);
         mlp_free(net);
