@@ -1734,7 +1734,7 @@ static void mlp__restore_fp_mode(unsigned old) { (void)old; }
 #endif
 
 /* -- threads -- */
-/* A tiny fork-join pool: mlp__run(ctx, fn, arg) calls fn(arg, t, n) once for
+/* A tiny fork-join pool: mlp__run(engine, fn, arg) calls fn(arg, t, n) once for
    each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
    slice of work, and slices never share an output element, so results are
    bit-identical for any thread count. Workers spin briefly between jobs
