@@ -2991,15 +2991,12 @@ static void mlp__max_norm(mlp_net *net, float max)
     }
 }
 
-MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *config, float lr)
+/* One step with a config already completed and checked (mlp_train_epoch
+   does that once per epoch, not once per batch). */
+static int mlp__optimizer_step(mlp_net *net, const mlp_train_config *cfg, float lr)
 {
     mlp__update_job j;
-    mlp_train_config c;
-    const mlp_train_config *cfg = &c;
     int rc;
-    if (!net || !config) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
-    c = mlp__with_defaults(config);
-    if ((rc = mlp__check_config(cfg)) != MLP_OK) return rc;
     if ((rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK) return rc;
     if (cfg->clip_norm > 0.0f) mlp__clip_gradients(net, cfg->clip_norm);
     memset(&j, 0, sizeof j);
@@ -3014,6 +3011,16 @@ MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *config, floa
     rc = mlp__update(net, &j);
     if (rc == MLP_OK && cfg->max_norm > 0.0f) mlp__max_norm(net, cfg->max_norm);
     return rc;
+}
+
+MLPDEF int mlp_optimizer_step(mlp_net *net, const mlp_train_config *config, float lr)
+{
+    mlp_train_config cfg;
+    int rc;
+    if (!net || !config) return mlp__fail(MLP_EARG, "mlp_optimizer_step: NULL argument");
+    cfg = mlp__with_defaults(config);
+    if ((rc = mlp__check_config(&cfg)) != MLP_OK) return rc;
+    return mlp__optimizer_step(net, &cfg, lr);
 }
 
 /* ---- training loop and metrics ------------------------------------------- */
@@ -3121,7 +3128,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
         }
-        if ((rc = mlp_optimizer_step(net, cfg, lr)) == MLP_ENUMERIC)
+        if ((rc = mlp__optimizer_step(net, cfg, lr)) == MLP_ENUMERIC)
             mlp__fail(rc, "a gradient or weight became NaN or infinite in epoch %d, batch %d (learning rate too high?)", epoch + 1, batch_no + 1);
         loss_sum += (double)loss * B;
         if (cfg->on_batch) {

@@ -296,9 +296,9 @@ int main(int argc, char **argv)
     stage_sink sink = {NULL, NULL, 0, 0, 0};
     int i, failed = 0, n_args = 0, only_files = 0;
     char **args = (char **)malloc(sizeof(char *) * (size_t)argc); /* MODEL IMAGE... */
-    float *raw, *x;
+    mlp_mat raw = {0, 0, 0, NULL}, x = {0, 0, 0, NULL};
     mlp_digit_box *boxes;
-    int per, max;
+    int per, max, have_memory;
     mlp_net *net;
     mlp_input input;
     for (i = 1; args && i < argc; i++) {  /* options may come anywhere; "--" ends them */
@@ -335,15 +335,15 @@ int main(int argc, char **argv)
     }
     per = mlp_input_width(net);
     max = o.number && !o.raw ? MLP_MAX_DIGITS : 1;
-    raw = (float *)malloc(sizeof(float) * (size_t)per * (size_t)max);
-    x = (float *)malloc(sizeof(float) * (size_t)per * (size_t)max);
+    /* one row per digit: the picture's 28 x 28 raw values, then the network's input */
+    have_memory = mlp_mat_create(&raw, max, per) == 0 && mlp_mat_create(&x, max, per) == 0;
     boxes = (mlp_digit_box *)malloc(sizeof(mlp_digit_box) * (size_t)max);
     sink.o = &o;
-    for (i = 1; raw && x && boxes && i < n_args; i++) {
+    for (i = 1; have_memory && boxes && i < n_args; i++) {
         const char *why = NULL;
         const float *p;
         int n = -1, k;
-        if (stage_begin(&sink, args[i])) n = image_input(args[i], net, &o, raw, boxes, max, &sink, &why);
+        if (stage_begin(&sink, args[i])) n = image_input(args[i], net, &o, raw.data, boxes, max, &sink, &why);
         else why = "out of memory";
         failed |= sink.failed;
         if (n < 0) {
@@ -354,22 +354,22 @@ int main(int argc, char **argv)
         for (k = 0; k < n; k++) {
             if ((o.show || o.stages) && o.raw) { /* the network's input, 0..1 for the picture */
                 int j;
-                for (j = 0; j < per; j++) x[j] = raw[k * per + j] / 255.0f;
-                on_stage(&sink, "what the network sees", x, input.image_w, input.image_h);
+                for (j = 0; j < per; j++) x.data[j] = mlp_mat_row(raw, k)[j] / 255.0f;
+                on_stage(&sink, "what the network sees", x.data, input.image_w, input.image_h);
                 failed |= sink.failed;
             }
-            mlp_normalize_input(net, raw + (size_t)k * per, x + (size_t)k * per);
+            mlp_normalize_input(net, mlp_mat_row(raw, k), mlp_mat_row(x, k));
         }
-        if (!(p = mlp_predict(net, x, n))) { fprintf(stderr, "classify: %s: %s\n", args[i], mlp_error()); failed = 1; continue; }
+        if (!(p = mlp_predict(net, x.data, n))) { fprintf(stderr, "classify: %s: %s\n", args[i], mlp_error()); failed = 1; continue; }
         if (o.number) report_number(args[i], p, mlp_output_width(net), n, boxes, &o);
         else report(args[i], p, mlp_output_width(net), &o);
     }
-    if (!raw || !x || !boxes) { fprintf(stderr, "classify: out of memory\n"); failed = 1; }
+    if (!have_memory || !boxes) { fprintf(stderr, "classify: out of memory\n"); failed = 1; }
     free(sink.path);
     free(boxes);
     free(args);
-    free(raw);
-    free(x);
+    mlp_mat_free(&raw);
+    mlp_mat_free(&x);
     mlp_free(net);
     return failed;
 }

@@ -319,25 +319,28 @@ static int after_batch(void *user, const mlp_batch_info *b)
 }
 
 /* Moves a seeded random n samples of ds to its end and returns them as a
-   view; ds keeps the rest. The view shares ds's memory (free ds only). */
+   view; ds keeps the rest. The view shares ds's memory (free ds only).
+   Out of memory: an empty view, ds untouched. */
 static mlp_dataset hold_out(mlp_dataset *ds, int n, uint64_t seed)
 {
     mlp_dataset val = *ds;
+    mlp_mat X = mlp_dataset_inputs(ds), tmp;
     mlp_rng rng;
     int i;
-    float *tmp = (float *)malloc(sizeof(float) * (size_t)ds->dim);
     mlp_rng_seed(&rng, seed, 0x76616c); /* a stream of its own: "val" */
-    for (i = ds->n - 1; tmp && i >= ds->n - n; i--) { /* partial Fisher-Yates from the end */
+    if (mlp_mat_create(&tmp, 1, ds->dim) != 0) { val.n = 0; return val; } /* out of memory */
+    for (i = ds->n - 1; i >= ds->n - n; i--) { /* partial Fisher-Yates from the end */
         int j = (int)mlp_rng_below(&rng, (uint32_t)i + 1), t = ds->y[i];
-        memcpy(tmp, ds->x + (size_t)i * ds->dim, sizeof(float) * (size_t)ds->dim);
-        memcpy(ds->x + (size_t)i * ds->dim, ds->x + (size_t)j * ds->dim, sizeof(float) * (size_t)ds->dim);
-        memcpy(ds->x + (size_t)j * ds->dim, tmp, sizeof(float) * (size_t)ds->dim);
+        mlp_mat row_i = mlp_mat_rows(X, i, 1), row_j = mlp_mat_rows(X, j, 1);
+        mlp_mat_copy(&tmp, &row_i);
+        mlp_mat_copy(&row_i, &row_j);
+        mlp_mat_copy(&row_j, &tmp);
         ds->y[i] = ds->y[j]; ds->y[j] = t;
     }
-    free(tmp);
+    mlp_mat_free(&tmp);
     ds->n -= n;
     val.n = n;
-    val.x = ds->x + (size_t)ds->n * ds->dim;
+    val.x = mlp_mat_row(X, ds->n);
     val.y = ds->y + ds->n;
     return val;
 }
@@ -422,7 +425,7 @@ int main(int argc, char **argv)
              data_path(p4, sizeof p4, o.data, o.test_labels, "t10k-labels-idx1-ubyte")))
         goto done;
     if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
-    if (o.val) val = hold_out(&train, o.val, o.train.seed);
+    if (o.val && !(val = hold_out(&train, o.val, o.train.seed)).n) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     if (!o.train.total_epochs) o.train.total_epochs = o.epochs; /* the cosine schedule's end */
     if (!o.resume && o.batchnorm && mlp_add_batchnorm(net) != 0) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
