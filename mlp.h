@@ -956,16 +956,30 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 
 #if defined(__GNUC__) || defined(__clang__)
 #define MLP__ALWAYS_INLINE __attribute__((always_inline)) inline
+#elif defined(_MSC_VER)
+#define MLP__ALWAYS_INLINE __forceinline
 #else
 #define MLP__ALWAYS_INLINE
 #endif
 
-/* The vector kernels need intrinsics with per-function target attributes
-   (GCC, clang) on x86-64, or NEON on AArch64. */
-#if !defined(MLP_NO_SIMD) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The x86-64 vector kernels are compiled whatever the build's -march: GCC
+   and clang (clang-cl too) need a target attribute on each function that
+   uses AVX2 or AVX-512 intrinsics, MSVC compiles them as they are. Which
+   ones run is decided at run time (mlp_isa_supported). */
+#if !defined(MLP_NO_SIMD) && (defined(__x86_64__) || defined(_M_X64)) && \
+    (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
 #define MLP__X86_64 1
 #include <immintrin.h>
+#if defined(__GNUC__) || defined(__clang__)
 #define MLP__TARGET(t) __attribute__((target(t)))
+#else
+#define MLP__TARGET(t)
+#endif
+#if defined(_MSC_VER)
+#include <intrin.h> /* __cpuidex */
+#else
+#include <cpuid.h>
+#endif
 #endif
 #if !defined(MLP_NO_SIMD) && defined(__aarch64__)
 #define MLP__NEON 1
@@ -1591,14 +1605,60 @@ MLPDEF const char *mlp_isa_name(mlp_isa isa)
     return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_NEON ? names[isa] : "unknown";
 }
 
+#if defined(MLP__X86_64)
+/* -- which x86-64 instructions this CPU and OS allow -- */
+/* Asked of the CPU directly (cpuid, xgetbv) rather than through a
+   compiler's builtin, so that MSVC, GCC and clang share one answer. */
+static void mlp__cpuid(unsigned leaf, unsigned sub, unsigned r[4])
+{
+#if defined(_MSC_VER)
+    int x[4];
+    __cpuidex(x, (int)leaf, (int)sub);
+    r[0] = (unsigned)x[0]; r[1] = (unsigned)x[1]; r[2] = (unsigned)x[2]; r[3] = (unsigned)x[3];
+#else
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+#endif
+}
+
+/* The register-state bits the OS saves on a context switch (XCR0). */
+static unsigned mlp__os_saved_state(void)
+{
+#if defined(_MSC_VER)
+    return (unsigned)_xgetbv(0);
+#else
+    unsigned lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    return lo;
+#endif
+}
+
+/* An instruction set is usable when the CPU has it and the OS saves its
+   registers: AVX needs XMM+YMM state (XCR0 bits 1-2), AVX-512 also the
+   opmask and upper ZMM state (bits 5-7). */
+static int mlp__x86_has(mlp_isa isa)
+{
+    unsigned basic[4], leaf1[4], leaf7[4] = {0, 0, 0, 0}, xcr0;
+    mlp__cpuid(0, 0, basic);
+    mlp__cpuid(1, 0, leaf1);
+    if (!(leaf1[2] & (1u << 27))) return 0;          /* no OSXSAVE: no xgetbv, no AVX */
+    if (basic[0] >= 7) mlp__cpuid(7, 0, leaf7);
+    xcr0 = mlp__os_saved_state();
+    if (isa == MLP_ISA_AVX2)
+        return (leaf1[2] & (1u << 12)) && (leaf1[2] & (1u << 28)) && (leaf7[1] & (1u << 5)) &&
+               (xcr0 & 0x06u) == 0x06u;              /* FMA, AVX, AVX2 */
+    return isa == MLP_ISA_AVX512 && (leaf7[1] & (1u << 16)) && (xcr0 & 0xE6u) == 0xE6u;
+}
+#endif
+
 MLPDEF int mlp_isa_supported(mlp_isa isa)
 {
     switch (isa) {
     case MLP_ISA_SCALAR: return 1;
 #if defined(MLP__X86_64)
     case MLP_ISA_SSE2: return 1;
-    case MLP_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case MLP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+    case MLP_ISA_AVX2: return mlp__x86_has(MLP_ISA_AVX2);
+    case MLP_ISA_AVX512: return mlp__x86_has(MLP_ISA_AVX512);
 #endif
 #if defined(MLP__NEON)
     case MLP_ISA_NEON: return 1;
@@ -1738,11 +1798,74 @@ static void mlp__restore_fp_mode(unsigned old) { (void)old; }
    each t in 0..n-1, t = 0 on the calling thread. Task t always runs the same
    slice of work, and slices never share an output element, so results are
    bit-identical for any thread count. Workers spin briefly between jobs
-   (a batch issues several small jobs in a row), then sleep. */
-#if !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
+   (a batch issues several small jobs in a row), then sleep.
+   It stands on a thin layer below: threads, a lock, a condition variable and
+   three atomic operations, from POSIX threads or from Win32. */
+#if !defined(MLP_NO_THREADS) && defined(_WIN32)
+#define MLP__THREADS 1
+#define MLP__WIN32_THREADS 1
+#include <windows.h>
+#elif !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__))
 #define MLP__THREADS 1
 #include <pthread.h>
 #include <sched.h>
+#endif
+
+#ifdef MLP__THREADS
+#if defined(MLP__WIN32_THREADS)
+typedef HANDLE mlp__thread;
+typedef SRWLOCK mlp__mutex;
+typedef CONDITION_VARIABLE mlp__cond;
+static int  mlp__mutex_init(mlp__mutex *m) { InitializeSRWLock(m); return 0; }
+static void mlp__mutex_destroy(mlp__mutex *m) { (void)m; } /* SRW locks need no cleanup */
+static void mlp__lock(mlp__mutex *m) { AcquireSRWLockExclusive(m); }
+static void mlp__unlock(mlp__mutex *m) { ReleaseSRWLockExclusive(m); }
+static int  mlp__cond_init(mlp__cond *c) { InitializeConditionVariable(c); return 0; }
+static void mlp__cond_destroy(mlp__cond *c) { (void)c; }
+static void mlp__cond_wait(mlp__cond *c, mlp__mutex *m) { SleepConditionVariableSRW(c, m, INFINITE, 0); }
+static void mlp__cond_wake_all(mlp__cond *c) { WakeAllConditionVariable(c); }
+static void mlp__yield(void) { SwitchToThread(); }
+static void mlp__worker(void *p);
+static DWORD WINAPI mlp__thread_main(LPVOID p) { mlp__worker(p); return 0; }
+static int mlp__thread_start(mlp__thread *t, void *arg)
+{
+    *t = CreateThread(NULL, 0, mlp__thread_main, arg, 0, NULL);
+    return *t ? 0 : -1;
+}
+static void mlp__thread_join(mlp__thread t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+#else
+typedef pthread_t mlp__thread;
+typedef pthread_mutex_t mlp__mutex;
+typedef pthread_cond_t mlp__cond;
+static int  mlp__mutex_init(mlp__mutex *m) { return pthread_mutex_init(m, NULL); }
+static void mlp__mutex_destroy(mlp__mutex *m) { pthread_mutex_destroy(m); }
+static void mlp__lock(mlp__mutex *m) { pthread_mutex_lock(m); }
+static void mlp__unlock(mlp__mutex *m) { pthread_mutex_unlock(m); }
+static int  mlp__cond_init(mlp__cond *c) { return pthread_cond_init(c, NULL); }
+static void mlp__cond_destroy(mlp__cond *c) { pthread_cond_destroy(c); }
+static void mlp__cond_wait(mlp__cond *c, mlp__mutex *m) { pthread_cond_wait(c, m); }
+static void mlp__cond_wake_all(mlp__cond *c) { pthread_cond_broadcast(c); }
+static void mlp__yield(void) { sched_yield(); }
+static void mlp__worker(void *p);
+static void *mlp__thread_main(void *p) { mlp__worker(p); return NULL; }
+static int mlp__thread_start(mlp__thread *t, void *arg) { return pthread_create(t, NULL, mlp__thread_main, arg); }
+static void mlp__thread_join(mlp__thread t) { pthread_join(t, NULL); }
+#endif
+
+/* Atomic loads (acquire), stores (release) and additions (returning the
+   new value) on a shared counter: MSVC's Interlocked functions (full
+   barriers) or the GCC/clang builtins. Counters wrap around harmlessly:
+   they are only compared for equality or against zero. */
+typedef long mlp__atomic;
+#if defined(_MSC_VER)
+static long mlp__atomic_get(volatile mlp__atomic *p) { return InterlockedCompareExchange(p, 0, 0); }
+static void mlp__atomic_set(volatile mlp__atomic *p, long v) { InterlockedExchange(p, v); }
+static long mlp__atomic_add(volatile mlp__atomic *p, long v) { return InterlockedExchangeAdd(p, v) + v; }
+#else
+static long mlp__atomic_get(volatile mlp__atomic *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void mlp__atomic_set(volatile mlp__atomic *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static long mlp__atomic_add(volatile mlp__atomic *p, long v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
+#endif
 #endif
 
 #define MLP_MAX_THREADS 64
@@ -1758,15 +1881,15 @@ struct mlp__engine {
                                  packed row of B never straddles cache lines */
     void *mem;
 #ifdef MLP__THREADS
-    pthread_t workers[MLP_MAX_THREADS];
+    mlp__thread workers[MLP_MAX_THREADS];
     int n_workers, has_sync;  /* has_sync: mutex and wake are initialised */
-    pthread_mutex_t mutex;
-    pthread_cond_t wake;
+    mlp__mutex mutex;
+    mlp__cond wake;
     mlp__task_fn fn;
     void *arg;
-    unsigned generation;      /* bumped (atomically) to start a job */
-    int pending;              /* workers still busy with the job */
-    int stop;
+    volatile mlp__atomic generation; /* bumped to start a job */
+    volatile mlp__atomic pending;    /* workers still busy with the job */
+    volatile mlp__atomic stop;
 #endif
 };
 typedef struct mlp__engine mlp__engine;
@@ -1778,36 +1901,36 @@ typedef struct mlp__worker_arg { mlp__engine *g; int task; } mlp__worker_arg;
    more threads than cores (or an emulator) still make progress. */
 static void mlp__pause(unsigned step)
 {
-    if (step % 256 == 255) { sched_yield(); return; }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
+    if (step % 256 == 255) { mlp__yield(); return; }
+#if defined(MLP__X86_64)
+    _mm_pause();
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
     __asm__ __volatile__("yield");
 #endif
 }
 
-static void *mlp__worker(void *p)
+static void mlp__worker(void *p)
 {
     mlp__engine *g = ((mlp__worker_arg *)p)->g;
     int task = ((mlp__worker_arg *)p)->task;
-    unsigned seen = 0;
+    long seen = 0;
     MLP_FREE(p);
     (void)mlp__flush_denormals(); /* this thread is the library's own */
     for (;;) {
-        int spin;
-        unsigned gen = seen;
-        for (spin = 0; spin < 20000 && (gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen; spin++)
-            mlp__pause((unsigned)spin);
+        unsigned spin;
+        long gen = seen;
+        for (spin = 0; spin < 20000 && (gen = mlp__atomic_get(&g->generation)) == seen; spin++)
+            mlp__pause(spin);
         if (gen == seen) {
-            pthread_mutex_lock(&g->mutex);
-            while ((gen = __atomic_load_n(&g->generation, __ATOMIC_ACQUIRE)) == seen && !g->stop)
-                pthread_cond_wait(&g->wake, &g->mutex);
-            pthread_mutex_unlock(&g->mutex);
+            mlp__lock(&g->mutex);
+            while ((gen = mlp__atomic_get(&g->generation)) == seen && !mlp__atomic_get(&g->stop))
+                mlp__cond_wait(&g->wake, &g->mutex);
+            mlp__unlock(&g->mutex);
         }
-        if (__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) return NULL;
+        if (mlp__atomic_get(&g->stop)) return;
         seen = gen;
         g->fn(g->arg, task, g->n_threads);
-        __atomic_sub_fetch(&g->pending, 1, __ATOMIC_RELEASE);
+        mlp__atomic_add(&g->pending, -1);
     }
 }
 
@@ -1815,21 +1938,21 @@ static void mlp__stop_workers(mlp__engine *g)
 {
     int i;
     if (!g->n_workers) return;
-    pthread_mutex_lock(&g->mutex);
-    __atomic_store_n(&g->stop, 1, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&g->wake);
-    pthread_mutex_unlock(&g->mutex);
-    for (i = 0; i < g->n_workers; i++) pthread_join(g->workers[i], NULL);
+    mlp__lock(&g->mutex);
+    mlp__atomic_set(&g->stop, 1);
+    mlp__atomic_add(&g->generation, 1);
+    mlp__cond_wake_all(&g->wake);
+    mlp__unlock(&g->mutex);
+    for (i = 0; i < g->n_workers; i++) mlp__thread_join(g->workers[i]);
     g->n_workers = 0;
 }
 
 static int mlp__start_workers(mlp__engine *g)
 {
     int i;
-    if (pthread_mutex_init(&g->mutex, NULL) != 0) return mlp__fail(MLP_ENOMEM, "cannot create a mutex");
-    if (pthread_cond_init(&g->wake, NULL) != 0) {
-        pthread_mutex_destroy(&g->mutex);
+    if (mlp__mutex_init(&g->mutex) != 0) return mlp__fail(MLP_ENOMEM, "cannot create a mutex");
+    if (mlp__cond_init(&g->wake) != 0) {
+        mlp__mutex_destroy(&g->mutex);
         return mlp__fail(MLP_ENOMEM, "cannot create a condition variable");
     }
     g->has_sync = 1;
@@ -1837,7 +1960,7 @@ static int mlp__start_workers(mlp__engine *g)
         mlp__worker_arg *a = (mlp__worker_arg *)mlp__alloc(1, sizeof *a, 1);
         if (!a) return MLP_ENOMEM;
         a->g = g; a->task = i;
-        if (pthread_create(&g->workers[i - 1], NULL, mlp__worker, a) != 0) {
+        if (mlp__thread_start(&g->workers[i - 1], a) != 0) {
             MLP_FREE(a);
             return mlp__fail(MLP_ENOMEM, "cannot start thread %d", i);
         }
@@ -1852,17 +1975,15 @@ static void mlp__run(mlp__engine *g, int parallel, mlp__task_fn fn, void *arg)
 {
 #ifdef MLP__THREADS
     if (parallel && g && g->n_workers) {
+        unsigned spin = 0;
         g->fn = fn; g->arg = arg;
-        __atomic_store_n(&g->pending, g->n_workers, __ATOMIC_RELAXED);
-        pthread_mutex_lock(&g->mutex);
-        __atomic_add_fetch(&g->generation, 1, __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&g->wake);
-        pthread_mutex_unlock(&g->mutex);
+        mlp__atomic_set(&g->pending, g->n_workers);
+        mlp__lock(&g->mutex);
+        mlp__atomic_add(&g->generation, 1);
+        mlp__cond_wake_all(&g->wake);
+        mlp__unlock(&g->mutex);
         fn(arg, 0, g->n_threads);
-        {
-            unsigned spin = 0;
-            while (__atomic_load_n(&g->pending, __ATOMIC_ACQUIRE) > 0) mlp__pause(spin++);
-        }
+        while (mlp__atomic_get(&g->pending) > 0) mlp__pause(spin++);
         return;
     }
 #endif
@@ -1875,7 +1996,7 @@ static void mlp__engine_free(mlp__engine *g)
     if (!g) return;
 #ifdef MLP__THREADS
     mlp__stop_workers(g);
-    if (g->has_sync) { pthread_mutex_destroy(&g->mutex); pthread_cond_destroy(&g->wake); }
+    if (g->has_sync) { mlp__mutex_destroy(&g->mutex); mlp__cond_destroy(&g->wake); }
 #endif
     MLP_FREE(g->mem);
     MLP_FREE(g);
@@ -3908,23 +4029,46 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
 }
 
 #ifndef MLP_NO_STDIO
-#if defined(__unix__) || defined(__APPLE__)
+#if defined(_WIN32)
+#include <io.h>       /* _commit, _fileno */
+#include <windows.h>  /* MoveFileExA */
+#elif defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
 #include <unistd.h>
 #endif
 
-/* Pushes a closed file's contents to the disk before it replaces the old one. */
-static int mlp__sync_file(const char *path)
+/* Closes f, the file at path, with its contents on the disk, so that it
+   can replace an old one. Returns 0, or -1 when a write or flush failed.
+   (Strict C99 declares no fileno: POSIX syncs the file through a new
+   descriptor, which fsync covers all the same.) */
+static int mlp__close_synced(FILE *f, const char *path)
 {
-#if defined(__unix__) || defined(__APPLE__)
-    int fd = open(path, O_RDONLY), rc;
-    if (fd < 0) return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
+    int bad = fflush(f) != 0;
+#if defined(_WIN32)
+    bad |= _commit(_fileno(f)) != 0;
+#endif
+    bad |= fclose(f) != 0;
+#if !defined(_WIN32) && (defined(__unix__) || defined(__APPLE__))
+    if (!bad) {
+        int fd = open(path, O_RDONLY);
+        bad = fd < 0 || fsync(fd) != 0;
+        if (fd >= 0) close(fd);
+    }
 #else
     (void)path;
-    return 0;
+#endif
+    return bad ? -1 : 0;
+}
+
+/* Puts tmp in path's place in one step: rename() on POSIX; on Windows,
+   where rename() refuses an existing target, MoveFileEx with
+   REPLACE_EXISTING (and WRITE_THROUGH, so it returns once on disk). */
+static int mlp__replace_file(const char *tmp, const char *path)
+{
+#if defined(_WIN32)
+    return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) ? 0 : -1;
+#else
+    return rename(tmp, path);
 #endif
 }
 
@@ -3942,15 +4086,9 @@ static int mlp__write_atomic(const char *path, const void *buf, size_t size)
     if (!(f = fopen(tmp, "wb"))) rc = mlp__fail(MLP_EIO, "%s: cannot create %s", path, tmp);
     else {
         int bad = fwrite(buf, 1, size, f) != size;
-        bad |= fflush(f) != 0;
-        bad |= fclose(f) != 0;
+        bad |= mlp__close_synced(f, tmp) != 0;
         if (bad) rc = mlp__fail(MLP_EIO, "%s: write failed (disk full?); the previous file is untouched", path);
-        else if (mlp__sync_file(tmp) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot flush %s to disk", path, tmp);
-#ifdef _WIN32
-        else if (remove(path), rename(tmp, path) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot rename %s", path, tmp);
-#else
-        else if (rename(tmp, path) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot rename %s over it", path, tmp);
-#endif
+        else if (mlp__replace_file(tmp, path) != 0) rc = mlp__fail(MLP_EIO, "%s: cannot rename %s over it", path, tmp);
         if (rc != MLP_OK) remove(tmp);
     }
     MLP_FREE(tmp);
@@ -4510,13 +4648,13 @@ static void mlp__digit_ink(float *dst, const mlp__page *p, const mlp__component 
    chamfer (within 8% of Euclidean); dist holds (bw + 2) x (bh + 2). */
 static float mlp__stroke_width(const float *v, int w, int x0, int y0, int bw, int bh, int *dist)
 {
-    int dw = bw + 2, dh = bh + 2, x, y, far = 1 << 28;
+    int dw = bw + 2, dh = bh + 2, x, y, unreached = 1 << 28;
     double sum = 0.0;
     long n = 0;
     for (y = 0; y < dh; y++)
         for (x = 0; x < dw; x++) {
             int inside = x > 0 && y > 0 && x <= bw && y <= bh && v[(size_t)(y0 + y - 1) * w + x0 + x - 1] >= 0.5f;
-            dist[y * dw + x] = inside ? far : 0;
+            dist[y * dw + x] = inside ? unreached : 0;
         }
     for (y = 1; y < dh - 1; y++)
         for (x = 1; x < dw - 1; x++) {

@@ -4,14 +4,20 @@
    cc -O2 -o train_mnist examples/train_mnist.c -lm
    ./train_mnist --help
 */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+#ifdef _WIN32
+#include <io.h>       /* _isatty */
+#include <windows.h>  /* QueryPerformanceCounter */
+#define isatty _isatty
+#else
+#include <unistd.h>   /* isatty */
+#endif
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -253,11 +259,19 @@ static int load(mlp_dataset *ds, const mlp_net *net, const char *images, const c
     return 0;
 }
 
+/* a steady clock in seconds, for the log's timings */
 static double seconds_now(void)
 {
+#ifdef _WIN32
+    LARGE_INTEGER t, per_second;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&per_second);
+    return (double)t.QuadPart / (double)per_second.QuadPart;
+#else
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#endif
 }
 
 static void print_confusion(const int *conf, int n)
@@ -280,7 +294,7 @@ static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
 {
-    if (interrupted) _exit(130);
+    if (interrupted) _Exit(130); /* async-signal-safe, unlike exit() */
     interrupted = 1;
     signal(sig, on_sigint);
 }

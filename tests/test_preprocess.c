@@ -675,7 +675,7 @@ static void test_augmentation_properties(void **state)
     mlp_dataset ds;
     mlp_augment aug;
     float *a = malloc(sizeof(float) * N * W * W), img[5 * 5], tmp[5 * 5];
-    int i, j, apart = 0, far = 0;
+    int i, j, apart = 0, distant = 0;
     double cx0, cy0;
     (void)state;
     memset(&ds, 0, sizeof ds);
@@ -698,9 +698,9 @@ static void test_augmentation_properties(void **state)
         com_of(a + (size_t)i * W * W, W, &cx, &cy);
         if (!(fabs(cx - cx0) <= 2.001 && fabs(cy - cy0) <= 2.001)) fail_msg("image %d moved by (%g, %g)", i, cx - cx0, cy - cy0);
         apart += fabs((cx - cx0) - (cy - cy0)) > 0.5;
-        far += fabs(cx - cx0) > 1.0 || fabs(cy - cy0) > 1.0;
+        distant += fabs(cx - cx0) > 1.0 || fabs(cy - cy0) > 1.0;
     }
-    assert_true(apart > N / 4 && far > N / 4);
+    assert_true(apart > N / 4 && distant > N / 4);
     free(a); free(ds.x); free(ds.y);
     /* strokes: a dot grows into a plus; a 3x3 square shrinks to its centre */
     for (i = 0; i < 25; i++) img[i] = i == 12 ? 1.0f : 0.0f;

@@ -1108,8 +1108,8 @@ static void test_rng(void **state)
    split between threads. */
 static void test_threaded_products_by_hand(void **state)
 {
-    enum { IN = 300, HID = 256, OUT = 10, B = 64 };
-    static float X[B * IN], h[B * HID], dz[B * OUT], dh[B * HID];
+    enum { N_IN = 300, HID = 256, N_OUT = 10, B = 64 };
+    static float X[B * N_IN], h[B * HID], dz[B * N_OUT], dh[B * HID];
     static int labels[B];
     static const int batches[3] = {1, 2, B};
     mlp_net *net = mlp_create_spec("300-256-10", MLP_ACT_RELU, MLP_LOSS_CE, 7);
@@ -1119,26 +1119,26 @@ static void test_threaded_products_by_hand(void **state)
     (void)state;
     assert_true(L1->kind == MLP_LAYER_DENSE && L2->kind == MLP_LAYER_DENSE && L2->n_in == HID);
     mlp_rng_seed(&rng, 99, 3);
-    for (i = 0; i < B * IN; i++) X[i] = mlp_rng_float(&rng);
-    for (i = 0; i < B; i++) labels[i] = (int)mlp_rng_below(&rng, OUT);
+    for (i = 0; i < B * N_IN; i++) X[i] = mlp_rng_float(&rng);
+    for (i = 0; i < B; i++) labels[i] = (int)mlp_rng_below(&rng, N_OUT);
     /* the reference: h = relu(x W1 + b1), z = h W2 + b2, CE gradients */
     for (i = 0; i < B; i++) {
-        double z[OUT], m, sum = 0.0;
+        double z[N_OUT], m, sum = 0.0;
         for (j = 0; j < HID; j++) {
             double a = L1->b[j];
-            for (k = 0; k < IN; k++) a += (double)X[i * IN + k] * L1->W[k * HID + j];
+            for (k = 0; k < N_IN; k++) a += (double)X[i * N_IN + k] * L1->W[k * HID + j];
             h[i * HID + j] = a > 0.0 ? (float)a : 0.0f;
         }
-        for (j = 0; j < OUT; j++) {
+        for (j = 0; j < N_OUT; j++) {
             z[j] = L2->b[j];
-            for (k = 0; k < HID; k++) z[j] += (double)h[i * HID + k] * L2->W[k * OUT + j];
+            for (k = 0; k < HID; k++) z[j] += (double)h[i * HID + k] * L2->W[k * N_OUT + j];
         }
-        for (m = z[0], j = 1; j < OUT; j++) if (z[j] > m) m = z[j];
-        for (j = 0; j < OUT; j++) sum += exp(z[j] - m);
-        for (j = 0; j < OUT; j++) dz[i * OUT + j] = (float)((exp(z[j] - m) / sum - (j == labels[i])) / B);
+        for (m = z[0], j = 1; j < N_OUT; j++) if (z[j] > m) m = z[j];
+        for (j = 0; j < N_OUT; j++) sum += exp(z[j] - m);
+        for (j = 0; j < N_OUT; j++) dz[i * N_OUT + j] = (float)((exp(z[j] - m) / sum - (j == labels[i])) / B);
         for (k = 0; k < HID; k++) {
             double a = 0.0;
-            for (j = 0; j < OUT; j++) a += (double)dz[i * OUT + j] * L2->W[k * OUT + j];
+            for (j = 0; j < N_OUT; j++) a += (double)dz[i * N_OUT + j] * L2->W[k * N_OUT + j];
             dh[i * HID + k] = h[i * HID + k] > 0.0f ? (float)a : 0.0f;
         }
     }
@@ -1153,16 +1153,16 @@ static void test_threaded_products_by_hand(void **state)
         assert_non_null(mlp_forward(net, X, B));
         assert_int_equal(mlp_backward(net, labels, NULL), 0);
         for (k = 0; k < HID; k++)  /* dW2 = h^T dz: the narrow kernel with A transposed */
-            for (j = 0; j < OUT; j++) {
+            for (j = 0; j < N_OUT; j++) {
                 double want = 0.0;
-                for (i = 0; i < B; i++) want += (double)h[i * HID + k] * dz[i * OUT + j];
-                if (!(fabs(L2->dW[k * OUT + j] - want) <= 1e-5 * (1.0 + fabs(want))))
-                    fail_msg("%d threads: dW2[%d][%d] = %g, want %g", threads, k, j, L2->dW[k * OUT + j], want);
+                for (i = 0; i < B; i++) want += (double)h[i * HID + k] * dz[i * N_OUT + j];
+                if (!(fabs(L2->dW[k * N_OUT + j] - want) <= 1e-5 * (1.0 + fabs(want))))
+                    fail_msg("%d threads: dW2[%d][%d] = %g, want %g", threads, k, j, L2->dW[k * N_OUT + j], want);
             }
-        for (k = 0; k < IN; k += 7)  /* dW1 = x^T dh: the blocked kernel, both operands transposed in turn */
+        for (k = 0; k < N_IN; k += 7)  /* dW1 = x^T dh: the blocked kernel, both operands transposed in turn */
             for (j = 0; j < HID; j++) {
                 double want = 0.0;
-                for (i = 0; i < B; i++) want += (double)X[i * IN + k] * dh[i * HID + j];
+                for (i = 0; i < B; i++) want += (double)X[i * N_IN + k] * dh[i * HID + j];
                 if (!(fabs(L1->dW[k * HID + j] - want) <= 1e-5 * (1.0 + fabs(want))))
                     fail_msg("%d threads: dW1[%d][%d] = %g, want %g", threads, k, j, L1->dW[k * HID + j], want);
             }
