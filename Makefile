@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm bench demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -136,6 +136,41 @@ $(B)/arm/test_%: tests/test_%.c mlp.h | $(B)/arm
 
 test-arm: $(ARM_TESTS:%=$(B)/arm/%) ##R NEON kernels: AArch64 build of the unit tests under qemu
 	@set -e; for t in $(ARM_TESTS); do echo "== $$t (aarch64, qemu)"; $(ARM_RUN) ./$(B)/arm/$$t; done
+
+# Windows: MinGW-w64 builds of the examples and the unit tests, run under
+# Wine (tools/wine_run.sh); cmocka for Windows is built from Debian's source
+# package (tools/build_cmocka_mingw.sh). Then MNIST end to end beside Linux,
+# and the MSVC-only lines compiled by clang posing as MSVC (see README).
+WIN_CC     := x86_64-w64-mingw32-gcc
+WIN_CMOCKA := $(B)/mingw/cmocka
+WIN_TESTS  := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
+WIN_STB    := '-DMLP_STB_INCLUDE="/usr/include/stb/stb_image.h"'
+MSVC_CHECK := clang --target=x86_64-w64-mingw32 -isystem /usr/x86_64-w64-mingw32/include \
+              -D_MSC_VER=1930 -fms-extensions -mavx512f -mavx2 -mfma
+
+$(B)/win:
+	@mkdir -p $@
+
+$(WIN_CMOCKA)/lib/libcmocka.a: tools/build_cmocka_mingw.sh
+	tools/build_cmocka_mingw.sh $(WIN_CMOCKA)
+
+$(B)/win/%.exe: examples/%.c mlp.h | $(B)/win
+	$(WIN_CC) $(WARN) -Werror -O2 $(WIN_STB) -o $@ $< -lm -static
+
+$(B)/win/test_%.exe: tests/test_%.c mlp.h $(WIN_CMOCKA)/lib/libcmocka.a | $(B)/win
+	$(WIN_CC) $(WARN) -O2 -I$(WIN_CMOCKA)/include -o $@ $< -L$(WIN_CMOCKA)/lib -lcmocka -lm -static
+
+$(B)/model_diff: tests/model_diff.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+test-windows: $(EXAMPLES:%=$(B)/win/%.exe) $(WIN_TESTS:%=$(B)/win/%.exe) $(B)/train_mnist $(B)/classify $(B)/idx2png $(B)/model_diff ## Windows: MinGW-w64 builds of the examples and unit tests under Wine, MNIST end to end; MSVC-only lines compiled
+	@set -e; for t in $(WIN_TESTS); do echo "== $$t (windows, wine)"; tools/wine_run.sh ./$(B)/win/$$t.exe; done
+	@echo "== xor (windows, wine)"; tools/wine_run.sh ./$(B)/win/xor.exe | tail -2
+	@echo "== MNIST end to end (windows, wine)"; tests/windows_mnist.sh
+	@echo "== MSVC-only lines (clang as MSVC, -fsyntax-only)"
+	@printf '#define MLP_IMPLEMENTATION\n#include "mlp.h"\n' | $(MSVC_CHECK) $(WARN) -Werror -fsyntax-only -x c -
+	@printf '#define MLP_IMPLEMENTATION\n#include "mlp.h"\n' | $(MSVC_CHECK) $(CXXWARN) -Werror -fsyntax-only -x c++ -
+	@echo "== windows: all passed"
 
 # The benchmark links OpenBLAS as the reference (mlp.h itself never does).
 # OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to its SSE3

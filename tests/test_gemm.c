@@ -24,6 +24,10 @@
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
 #define MAP_ANONYMOUS MAP_ANON
 #endif
+#elif defined(_WIN32)
+#include <signal.h>
+#include <windows.h>
+#define HAVE_GUARD_PAGES 1
 #endif
 
 static mlp_isa isas[8];
@@ -219,29 +223,58 @@ static void on_fault(int sig)
    leading guard, hi is one past the last float before the trailing one. */
 static void guarded_new(guarded *g, size_t n)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), guard = (GUARD_BYTES + page - 1) / page * page;
-    size_t body = (n * sizeof(float) + page - 1) / page * page;
-    void *p = mmap(NULL, body + 2 * guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(p != MAP_FAILED);
-    g->map = (char *)p; g->bytes = body + 2 * guard; g->n = n;
+#ifdef _WIN32
+    SYSTEM_INFO si;
+    DWORD was;
+    size_t page, guard, body;
+    GetSystemInfo(&si);
+    page = si.dwPageSize;
+#else
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), guard, body;
+#endif
+    guard = (GUARD_BYTES + page - 1) / page * page;
+    body = (n * sizeof(float) + page - 1) / page * page;
+    g->bytes = body + 2 * guard; g->n = n;
+#ifdef _WIN32
+    g->map = (char *)VirtualAlloc(NULL, g->bytes, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    assert_non_null(g->map);
+    assert_true(VirtualProtect(g->map, guard, PAGE_NOACCESS, &was));
+    assert_true(VirtualProtect(g->map + guard + body, guard, PAGE_NOACCESS, &was));
+#else
+    g->map = (char *)mmap(NULL, g->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(g->map != MAP_FAILED);
     assert_int_equal(mprotect(g->map, guard, PROT_NONE), 0);
     assert_int_equal(mprotect(g->map + guard + body, guard, PROT_NONE), 0);
+#endif
     g->lo = (float *)(void *)(g->map + guard);
     g->hi = (float *)(void *)(g->map + guard + body);
+}
+
+static void guarded_free(guarded *g)
+{
+#ifdef _WIN32
+    VirtualFree(g->map, 0, MEM_RELEASE);
+#else
+    munmap(g->map, g->bytes);
+#endif
 }
 
 static void guards_new(size_t n)
 {
     guarded_new(&gA, n); guarded_new(&gB, n); guarded_new(&gC, n);
     cmocka_on_segv = signal(SIGSEGV, on_fault);
+#ifdef SIGBUS
     cmocka_on_bus = signal(SIGBUS, on_fault); /* some systems report a PROT_NONE page so */
+#endif
 }
 
 static void guards_free(void)
 {
     signal(SIGSEGV, cmocka_on_segv);
+#ifdef SIGBUS
     signal(SIGBUS, cmocka_on_bus);
-    munmap(gA.map, gA.bytes); munmap(gB.map, gB.bytes); munmap(gC.map, gC.bytes);
+#endif
+    guarded_free(&gA); guarded_free(&gB); guarded_free(&gC);
 }
 
 /* A rows x cols matrix with leading dimension ld ends at element
