@@ -155,10 +155,10 @@ $(WIN_CMOCKA)/lib/libcmocka.a: tools/build_cmocka_mingw.sh
 	tools/build_cmocka_mingw.sh $(WIN_CMOCKA)
 
 $(B)/win/%.exe: examples/%.c mlp.h | $(B)/win
-	$(WIN_CC) $(WARN) -Werror -O2 $(WIN_STB) -o $@ $< -lm -static
+	$(WIN_CC) $(WARN) -Werror -O2 $(WIN_STB) -o $@ $< -lm
 
 $(B)/win/test_%.exe: tests/test_%.c mlp.h $(WIN_CMOCKA)/lib/libcmocka.a | $(B)/win
-	$(WIN_CC) $(WARN) -O2 -I$(WIN_CMOCKA)/include -o $@ $< -L$(WIN_CMOCKA)/lib -lcmocka -lm -static
+	$(WIN_CC) $(WARN) -O2 -I$(WIN_CMOCKA)/include -o $@ $< -L$(WIN_CMOCKA)/lib -lcmocka -lm
 
 $(B)/model_diff: tests/model_diff.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)

@@ -9,7 +9,8 @@
        #define MLP_IMPLEMENTATION
        #include "mlp.h"
 
-   Link with -lm (threads are pthreads: glibc 2.34+ needs no -pthread).
+   Link with -lm (threads are pthreads: glibc 2.34+ needs no -pthread; on
+   Windows they are Win32 threads and nothing is needed).
 
    WHAT IT IS
       Matrices (with views), matrix multiply, activations (ReLU, sigmoid,
@@ -97,6 +98,20 @@
       augmentation blur), the same table whatever -march the program was
       compiled with. mlp_set_threads(net, n) gives it n threads; results are
       bit-identical for every thread count.
+
+   PLATFORMS
+      Any C99 or C++11 compiler builds it. The vector kernels and the thread
+      pool need a little more, and are left out where it is missing:
+      - x86-64 kernels (SSE2, AVX2+FMA, AVX-512, chosen at run time with
+        cpuid): GCC, clang (clang-cl too) and MSVC. NEON: AArch64.
+        32-bit x86 and Arm, s390x and other CPUs run the scalar kernels.
+      - threads: POSIX threads (Linux, the BSDs, macOS) or Win32 threads
+        (Windows: MinGW-w64, MSVC), with GCC/clang or MSVC atomics; other
+        compilers (tcc) run one thread.
+      - files are read and written byte by byte in one byte order (model
+        files little-endian, IDX big-endian), so they move between hosts of
+        either byte order.
+      - on Windows, the implementation file includes <windows.h>.
 
    LIMITS (and why)
       MLP_MAX_LAYERS 64 dense layers, widths up to MLP_MAX_WIDTH (1<<20),
@@ -306,8 +321,9 @@ MLPDEF void     mlp_set_training(mlp_net *net, int training);
 MLPDEF int      mlp_set_isa(mlp_net *net, mlp_isa isa); /* choose the kernels */
 MLPDEF mlp_isa  mlp_get_isa(const mlp_net *net);
 /* Threads for this network's work (default 1, at most MLP_MAX_THREADS).
-   Results are bit-identical for every thread count. Without pthreads (or
-   with MLP_NO_THREADS) the count is accepted and 1 thread is used. */
+   Results are bit-identical for every thread count. Without a thread
+   pool (see PLATFORMS, or MLP_NO_THREADS) the count is accepted and 1
+   thread is used. */
 MLPDEF int      mlp_set_threads(mlp_net *net, int n_threads);
 MLPDEF int      mlp_get_threads(const mlp_net *net);
 MLPDEF int      mlp_input_width(const mlp_net *net);
@@ -1800,12 +1816,16 @@ static void mlp__restore_fp_mode(unsigned old) { (void)old; }
    bit-identical for any thread count. Workers spin briefly between jobs
    (a batch issues several small jobs in a row), then sleep.
    It stands on a thin layer below: threads, a lock, a condition variable and
-   three atomic operations, from POSIX threads or from Win32. */
-#if !defined(MLP_NO_THREADS) && defined(_WIN32)
+   three atomic operations, from POSIX threads or from Win32, with atomics
+   from GCC/clang builtins or MSVC; other compilers (tcc) get one thread. */
+#if !defined(MLP_NO_THREADS) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
+#define MLP__HAS_ATOMICS 1
+#endif
+#if defined(MLP__HAS_ATOMICS) && defined(_WIN32)
 #define MLP__THREADS 1
 #define MLP__WIN32_THREADS 1
 #include <windows.h>
-#elif !defined(MLP_NO_THREADS) && (defined(__unix__) || defined(__APPLE__))
+#elif defined(MLP__HAS_ATOMICS) && (defined(__unix__) || defined(__APPLE__))
 #define MLP__THREADS 1
 #include <pthread.h>
 #include <sched.h>
