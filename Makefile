@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows bench demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -81,6 +81,12 @@ test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every com
 	failed=; for p in $$pids; do wait $${p#*:} || failed="$$failed $${p%%:*}"; cat $(B)/tw/$${p%%:*}.log; done; \
 	if [ -n "$$failed" ]; then echo "== test-warnings FAILED under:$$failed (logs in $(B)/tw)"; exit 1; fi; \
 	echo "== test-warnings: every compiler, variant, two-file and shared build passed"
+	@set -e; for cc in x86_64-w64-mingw32-gcc i686-linux-gnu-gcc arm-linux-gnueabihf-gcc s390x-linux-gnu-gcc aarch64-linux-gnu-gcc; do \
+	  command -v $$cc > /dev/null || { echo "== $$cc: not installed, skipped"; continue; }; \
+	  for o in -O0 -O2; do echo "== $$cc -std=c99 $$o -Werror (compile only)"; \
+	    $$cc -std=c99 -Wall -Wextra -Wpedantic -Werror $$o -c -o $(B)/tw/cross.o tests/compile_check.c; done; done; \
+	if command -v tcc > /dev/null; then echo "== tcc -Werror"; tcc -Werror -o $(B)/tw/tcc_check tests/compile_check.c -lm; ./$(B)/tw/tcc_check; \
+	else echo "== tcc: not installed, skipped"; fi
 
 # One kernel table per network, chosen at run time: a plain build and a
 # -march=native build must pick the same function for every entry.
@@ -139,22 +145,25 @@ test-arm: $(ARM_TESTS:%=$(B)/arm/%) ##R NEON kernels: AArch64 build of the unit 
 
 # Windows: MinGW-w64 builds of the examples and the unit tests, run under
 # Wine (tools/wine_run.sh); cmocka for Windows is built from Debian's source
-# package (tools/build_cmocka_mingw.sh). Then MNIST end to end beside Linux,
+# package (tools/build_cmocka.sh). Then MNIST end to end beside Linux,
 # and the MSVC-only lines compiled by clang posing as MSVC (see README).
 WIN_CC     := x86_64-w64-mingw32-gcc
 WIN_CMOCKA := $(B)/mingw/cmocka
 WIN_TESTS  := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
-WIN_STB    := '-DMLP_STB_INCLUDE="/usr/include/stb/stb_image.h"'
+WIN_STB    := -I$(B)/win/include  # stb_image.h found as a user without Debian's layout would have it
 MSVC_CHECK := clang --target=x86_64-w64-mingw32 -isystem /usr/x86_64-w64-mingw32/include \
               -D_MSC_VER=1930 -fms-extensions -mavx512f -mavx2 -mfma
 
 $(B)/win:
 	@mkdir -p $@
 
-$(WIN_CMOCKA)/lib/libcmocka.a: tools/build_cmocka_mingw.sh
-	tools/build_cmocka_mingw.sh $(WIN_CMOCKA)
+$(WIN_CMOCKA)/lib/libcmocka.a: tools/build_cmocka.sh
+	tools/build_cmocka.sh x86_64-w64-mingw32 $(WIN_CMOCKA)
 
-$(B)/win/%.exe: examples/%.c mlp.h | $(B)/win
+$(B)/win/include/stb_image.h: | $(B)/win
+	@mkdir -p $(@D) && ln -sf /usr/include/stb/stb_image.h $@
+
+$(B)/win/%.exe: examples/%.c mlp.h $(B)/win/include/stb_image.h | $(B)/win
 	$(WIN_CC) $(WARN) -Werror -O2 $(WIN_STB) -o $@ $< -lm
 
 $(B)/win/test_%.exe: tests/test_%.c mlp.h $(WIN_CMOCKA)/lib/libcmocka.a | $(B)/win
@@ -166,11 +175,64 @@ $(B)/model_diff: tests/model_diff.c mlp.h | $(B)
 test-windows: $(EXAMPLES:%=$(B)/win/%.exe) $(WIN_TESTS:%=$(B)/win/%.exe) $(B)/train_mnist $(B)/classify $(B)/idx2png $(B)/model_diff ## Windows: MinGW-w64 builds of the examples and unit tests under Wine, MNIST end to end; MSVC-only lines compiled
 	@set -e; for t in $(WIN_TESTS); do echo "== $$t (windows, wine)"; tools/wine_run.sh ./$(B)/win/$$t.exe; done
 	@echo "== xor (windows, wine)"; tools/wine_run.sh ./$(B)/win/xor.exe | tail -2
+	@echo "== MLP_SHARED: mlp.dll (dllexport) + tests/two_file_main.c (dllimport) (windows, wine)"
+	$(WIN_CC) $(WARN) -Werror -O2 -DMLP_SHARED -shared -static-libgcc -o $(B)/win/mlp.dll tests/two_file_impl.c -lm
+	$(WIN_CC) $(WARN) -Werror -O2 -DMLP_SHARED -o $(B)/win/two_file_shared.exe tests/two_file_main.c -L$(B)/win -l:mlp.dll
+	tools/wine_run.sh ./$(B)/win/two_file_shared.exe
 	@echo "== MNIST end to end (windows, wine)"; tests/windows_mnist.sh
+	@echo "== classify.c with -DMLP_STB_INCLUDE (compile only)"
+	$(WIN_CC) $(WARN) -Werror -O2 '-DMLP_STB_INCLUDE="/usr/include/stb/stb_image.h"' -c -o $(B)/win/classify_macro.o examples/classify.c
 	@echo "== MSVC-only lines (clang as MSVC, -fsyntax-only)"
 	@printf '#define MLP_IMPLEMENTATION\n#include "mlp.h"\n' | $(MSVC_CHECK) $(WARN) -Werror -fsyntax-only -x c -
 	@printf '#define MLP_IMPLEMENTATION\n#include "mlp.h"\n' | $(MSVC_CHECK) $(CXXWARN) -Werror -fsyntax-only -x c++ -
 	@echo "== windows: all passed"
+
+# 32-bit x86, 32-bit Arm and big-endian s390x: the unit tests and
+# tests/cross_files built static (cmocka from Debian's source, as for
+# Windows) and run under qemu-user; i686 programs run on this x86-64 CPU as
+# they are. Model files and checkpoints written on each target are read on
+# x86-64 and the other way round. Then the unit tests built by tcc.
+CROSS_TARGETS := i686-linux-gnu arm-linux-gnueabihf s390x-linux-gnu
+CROSS_TESTS   := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
+TCC_TESTS     := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
+cross_run      = $(if $(findstring arm-,$(1)),qemu-arm,$(if $(findstring s390x-,$(1)),qemu-s390x,))
+
+define CROSS_RULES
+$(B)/cross/$(1)/cmocka/lib/libcmocka.a: tools/build_cmocka.sh
+	tools/build_cmocka.sh $(1) $(B)/cross/$(1)/cmocka
+
+$(B)/cross/$(1)/test_%: tests/test_%.c mlp.h $(B)/cross/$(1)/cmocka/lib/libcmocka.a
+	@mkdir -p $$(@D)
+	$(1)-gcc $(WARN) -O2 -static -I$(B)/cross/$(1)/cmocka/include -o $$@ $$< -L$(B)/cross/$(1)/cmocka/lib -lcmocka $(LDLIBS)
+
+$(B)/cross/$(1)/cross_files: tests/cross_files.c mlp.h
+	@mkdir -p $$(@D)
+	$(1)-gcc $(WARN) -Werror -O2 -static -o $$@ $$< $(LDLIBS)
+endef
+$(foreach t,$(CROSS_TARGETS),$(eval $(call CROSS_RULES,$(t))))
+
+$(B)/cross_files: tests/cross_files.c mlp.h | $(B)
+	$(CC) $(WARN) -Werror $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/tcc/test_%: tests/test_%.c mlp.h
+	@mkdir -p $(@D)
+	tcc -o $@ $< -lcmocka $(LDLIBS)
+
+test-cross: $(foreach t,$(CROSS_TARGETS),$(CROSS_TESTS:%=$(B)/cross/$(t)/%) $(B)/cross/$(t)/cross_files) $(B)/cross_files $(TCC_TESTS:%=$(B)/tcc/%) ## 32-bit x86 and Arm, big-endian s390x (qemu): unit tests, files across byte orders; tcc
+	@set -e; rm -rf $(B)/cross/files; mkdir -p $(B)/cross/files/x86_64; \
+	./$(B)/cross_files write $(B)/cross/files/x86_64
+	@pids=; $(foreach t,$(CROSS_TARGETS) tcc, \
+	( set -e; $(if $(filter tcc,$(t)), \
+	  for s in $(TCC_TESTS); do echo "== $$s (tcc)"; ./$(B)/tcc/$$s; done, \
+	  for s in $(CROSS_TESTS); do echo "== $$s ($(t))"; $(call cross_run,$(t)) ./$(B)/cross/$(t)/$$s; done; \
+	  echo "== files ($(t) <-> x86_64)"; mkdir -p $(B)/cross/files/$(t); \
+	  $(call cross_run,$(t)) ./$(B)/cross/$(t)/cross_files write $(B)/cross/files/$(t); \
+	  ./$(B)/cross_files check $(B)/cross/files/$(t); \
+	  $(call cross_run,$(t)) ./$(B)/cross/$(t)/cross_files check $(B)/cross/files/x86_64) \
+	) > $(B)/cross/$(t).log 2>&1 & pids="$$pids $(t):$$!";) \
+	failed=; for p in $$pids; do wait $${p#*:} || failed="$$failed $${p%%:*}"; cat $(B)/cross/$${p%%:*}.log; done; \
+	if [ -n "$$failed" ]; then echo "== test-cross FAILED on:$$failed (logs in $(B)/cross)"; exit 1; fi; \
+	echo "== test-cross: every target passed"
 
 # The benchmark links OpenBLAS as the reference (mlp.h itself never does).
 # OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to its SSE3

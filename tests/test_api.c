@@ -147,6 +147,25 @@ static void test_mat_create_and_view(void **state)
     assert_empty(mlp_mat_view(buf, 2, 3, -3));
 }
 
+/* Sizes past the address space fail with a message instead of wrapping:
+   on a 32-bit host 65536 x 65536 floats are 2^34 bytes, which a size_t
+   multiplication would wrap to 0; on a 64-bit host, sizes past
+   MLP_MAX_ALLOC (the allocation is never tried). */
+static void test_sizes_beyond_address_space(void **state)
+{
+    int big = sizeof(size_t) == 4 ? 65536 : 2000000000;
+    char spec[64];
+    mlp_mat m;
+    (void)state;
+    assert_int_equal(mlp_mat_create(&m, big, big), MLP_ENOMEM);
+    assert_null(m.data);
+    assert_non_null(strstr(mlp_error(), "out of memory"));
+    snprintf(spec, sizeof spec, "%d-%d-10", big + 4464, big + 4464); /* 70000 or 2000004464 */
+    mlp__error_message[0] = 0; /* so the message below is this failure's */
+    assert_null(mlp_create_spec(spec, MLP_ACT_RELU, MLP_LOSS_CE, 1));
+    assert_true(strlen(mlp_error()) > 0);
+}
+
 static void test_mat_rows_and_row(void **state)
 {
     float buf[20];
@@ -825,6 +844,27 @@ static void test_isa_from_name(void **state)
     assert_true(mlp_error()[0] != 0);
 }
 
+/* ---- 9b. which instruction sets this CPU has ---------------------------------------- */
+
+/* mlp.h asks the CPU itself (cpuid, xgetbv), so that MSVC builds share the
+   answer; GCC's and clang's own runtime check (which also asks whether the
+   OS saves the registers) is the independent answer to compare with. */
+static void test_isa_detection(void **state)
+{
+    (void)state;
+    assert_true(mlp_isa_supported(MLP_ISA_SCALAR));
+#if defined(__x86_64__) && !defined(MLP_NO_SIMD) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    assert_true(mlp_isa_supported(MLP_ISA_SSE2));
+    assert_int_equal(mlp_isa_supported(MLP_ISA_AVX2),
+                     __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    assert_int_equal(mlp_isa_supported(MLP_ISA_AVX512), !!__builtin_cpu_supports("avx512f"));
+    assert_false(mlp_isa_supported(MLP_ISA_NEON));
+#elif !defined(__aarch64__)
+    assert_false(mlp_isa_supported(MLP_ISA_AVX2) || mlp_isa_supported(MLP_ISA_AVX512));
+#endif
+}
+
 /* ---- 10. mlp_loss_eval ------------------------------------------------------------ */
 
 static void test_loss_eval(void **state)
@@ -1094,6 +1134,8 @@ int main(void)
         cmocka_unit_test(test_callback_fp_mode),
         cmocka_unit_test(test_error_message_lifetime),
         cmocka_unit_test(test_init_weights),
+        cmocka_unit_test(test_sizes_beyond_address_space),
+        cmocka_unit_test(test_isa_detection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

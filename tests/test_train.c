@@ -412,7 +412,7 @@ static void test_thread_count_does_not_change_results(void **state)
     a = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e1, NULL, "4-200-130-3", 1, 2);
     b = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e2, NULL, "4-200-130-3", 2, 2);
     c = train_blobs_threads(MLP_LOSS_CE, MLP_ACT_RELU, 3, &e3, NULL, "4-200-130-3", 3, 2);
-#ifndef MLP_NO_THREADS
+#ifdef MLP__THREADS /* the build has a thread pool (not MLP_NO_THREADS, not tcc) */
     assert_int_equal(mlp_get_threads(b), 2);
 #else
     assert_int_equal(mlp_get_threads(b), 1); /* accepted, run on one thread */
@@ -643,7 +643,7 @@ static void test_batchnorm_running_stats_by_hand(void **state)
     assert_int_equal(mlp_add_batchnorm(net), 0);
     bn = &net->layers[1];
     assert_int_equal(bn->kind, MLP_LAYER_BATCHNORM);
-    assert_true(bn->momentum == 0.1f);
+    assert_true(bn->momentum == (float)0.1f /* x87: constants carry excess precision */);
     net->layers[0].W[0] = 1; net->layers[0].W[1] = 0; net->layers[0].W[2] = 0; net->layers[0].W[3] = 1;
     net->layers[0].b[0] = net->layers[0].b[1] = 0;
     memset(&ds, 0, sizeof ds);
