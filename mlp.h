@@ -1,4 +1,4 @@
-/* mlp.h - v0.3.0 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.3.1 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -163,6 +163,11 @@
                         MLP_REALLOC dropped; MLP_SHARED, overridable MLPDEF,
                         version macros; one kernel table per network; a
                         zeroed mlp_train_config means the defaults
+      0.3.1 (2026-12-02) platforms: Win32 threads, x86-64 kernels under
+                        MSVC, CPU features read with cpuid/xgetbv, saves
+                        replace files atomically on Windows (MoveFileEx);
+                        tcc builds single-threaded; the *_save_memory calls
+                        set *size to 0 when they fail
 
    LICENSE: MIT, see the end of the file.
 */
@@ -195,7 +200,7 @@ extern "C" {
 
 #define MLP_VERSION_MAJOR 0
 #define MLP_VERSION_MINOR 3
-#define MLP_VERSION_PATCH 0
+#define MLP_VERSION_PATCH 1
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
@@ -3706,6 +3711,7 @@ static int mlp__sized_write(const char *what, size_t need, void *buf, size_t cap
 MLPDEF int mlp_save_memory(const mlp_net *net, void *buf, size_t cap, size_t *size)
 {
     int rc;
+    if (size) *size = 0; /* on every failure below */
     if (!net || !size) return mlp__fail(MLP_EARG, "mlp_save_memory: NULL argument");
     if ((rc = mlp__sized_write("mlp_save_memory", mlp__save_model(net, NULL, 0), buf, cap, size)) != MLP_OK) return rc;
     if (buf) mlp__save_model(net, buf, cap);
@@ -3989,6 +3995,7 @@ MLPDEF int mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config
     size_t need;
     int rc;
     if (!size) return mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: NULL size");
+    *size = 0; /* on every failure below */
     if (!(need = mlp__save_checkpoint(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
     if ((rc = mlp__sized_write("mlp_checkpoint_save_memory", need, buf, cap, size)) != MLP_OK) return rc;
     if (buf) mlp__save_checkpoint(net, cfg, epoch, batch, buf, cap);
