@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MNIST end to end on Windows (MinGW-w64 builds under Wine) beside Linux:
 # train a small net with 1 and 2 threads on each, compare the weights,
-# classify test digits as PNGs with the Windows model on both systems.
+# interrupt and resume a run, classify test digits as PNGs with the Windows
+# model on both systems.
 # The kernels are forced to AVX2 (MLP_ISA), which every x86-64 CI machine of
 # ours has, so both systems run the same instructions; the weights may still
 # differ in the last bits where the C libraries' exp() and log() round
@@ -31,6 +32,19 @@ cmp "$out/linux-1.mlp" "$out/linux-2.mlp"
 # Speed is reported, never asserted (the machine is shared).
 secs() { tail -1 "$1" | awk -F, '{print $7}'; }
 echo "epoch seconds under Wine: 1 thread $(secs "$out/windows-1.csv"), 2 threads $(secs "$out/windows-2.csv")"
+
+# Ctrl-C on Windows (raised by --interrupt-after at a known batch) saves a
+# checkpoint and exits 130; resuming it ends with the bytes of a run that was
+# never interrupted.
+small=(--layers 784-32-10 --epochs 2 --quiet)
+run_win $W/train_mnist.exe "${small[@]}" --out "$out/whole.mlp" > /dev/null
+status=0
+run_win $W/train_mnist.exe "${small[@]}" --interrupt-after 50 --checkpoint "$out/cut.ckpt" \
+    --out "$out/resumed.mlp" > /dev/null 2>&1 || status=$?
+[ "$status" -eq 130 ] || { echo "windows_mnist: interrupted run exited $status, not 130" >&2; exit 1; }
+run_win $W/train_mnist.exe --resume "$out/cut.ckpt" --epochs 2 --quiet --out "$out/resumed.mlp" > /dev/null
+cmp "$out/whole.mlp" "$out/resumed.mlp"
+echo "windows: interrupted at batch 50, resumed: the same model as an uninterrupted run"
 
 # Classify 20 test digits as PNGs with the Windows-trained model.
 mkdir -p "$out/png"
