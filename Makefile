@@ -194,7 +194,7 @@ test-windows: $(EXAMPLES:%=$(B)/win/%.exe) $(WIN_TESTS:%=$(B)/win/%.exe) $(B)/tr
 # x86-64 and the other way round. Then the unit tests built by tcc.
 CROSS_TARGETS := i686-linux-gnu arm-linux-gnueabihf s390x-linux-gnu
 CROSS_TESTS   := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
-TCC_TESTS     := test_gemm test_grad test_idx test_train test_api test_model test_preprocess
+TCC_TESTS     := $(CROSS_TESTS)
 cross_run      = $(if $(findstring arm-,$(1)),qemu-arm,$(if $(findstring s390x-,$(1)),qemu-s390x,))
 
 define CROSS_RULES

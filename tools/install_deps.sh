@@ -15,8 +15,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --arm)   want+=(gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64)
                  arches+=(arm64) ;;
-        --cross) want+=(gcc-i686-linux-gnu gcc-arm-linux-gnueabihf gcc-s390x-linux-gnu qemu-user tcc) ;;
-        --windows) want+=(gcc-mingw-w64-x86-64 wine64) ;;
+        --cross) want+=(gcc-i686-linux-gnu gcc-arm-linux-gnueabihf gcc-s390x-linux-gnu qemu-user tcc dpkg-dev cmake) ;;
+        --windows) want+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev cmake) ;;
         *) break ;;
     esac
     shift
