@@ -10,6 +10,7 @@
 # usage: tests/windows_mnist.sh (after make test-windows's builds); needs data/mnist
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ -f data/mnist/train-images-idx3-ubyte ] || { echo "windows_mnist: no MNIST in data/mnist (make data)" >&2; exit 1; }
 B=build; W=$B/win; out=$W/mnist; rm -rf "$out"; mkdir -p "$out"
 run_win() { tools/wine_run.sh "$@"; }
 export MLP_ISA=avx2
