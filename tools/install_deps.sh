@@ -11,12 +11,15 @@ set -euo pipefail
 
 want=(build-essential libcmocka-dev libstb-dev npm gnuplot-nox)
 arches=()
+sources=0   # tools/build_cmocka.sh needs Debian's source packages (deb-src)
 while [ $# -gt 0 ]; do
     case "$1" in
         --arm)   want+=(gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64)
                  arches+=(arm64) ;;
-        --cross) want+=(gcc-i686-linux-gnu gcc-arm-linux-gnueabihf gcc-s390x-linux-gnu qemu-user tcc dpkg-dev cmake) ;;
-        --windows) want+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev cmake) ;;
+        --cross) want+=(gcc-i686-linux-gnu gcc-arm-linux-gnueabihf gcc-s390x-linux-gnu qemu-user tcc dpkg-dev cmake)
+                 sources=1 ;;
+        --windows) want+=(gcc-mingw-w64-x86-64 wine64 dpkg-dev cmake)
+                 sources=1 ;;
         *) break ;;
     esac
     shift
@@ -35,6 +38,17 @@ if [ ${#new_arches[@]} -gt 0 ]; then
     for a in "${new_arches[@]}"; do dpkg --add-architecture "$a"; done
 fi
 want+=("$@")
+# Enabled here, once, so that the cmocka builds (which may run in parallel)
+# never have to run apt-get themselves.
+list=/etc/apt/sources.list.d/debian.sources
+if [ "$sources" = 1 ] && [ -f "$list" ] && ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install_deps: run: sed 's/^Types: deb\$/Types: deb-src/' $list | sudo tee ${list%.sources}-src.sources && sudo apt-get update" >&2
+        exit 1
+    fi
+    sed 's/^Types: deb$/Types: deb-src/' "$list" > "${list%.sources}-src.sources"
+    apt-get update -qq
+fi
 missing=()
 for p in "${want[@]}"; do
     case " ${missing[*]-} " in *" $p "*) continue ;; esac   # qemu-user: --arm and --cross
