@@ -103,7 +103,9 @@
       Any C99 or C++11 compiler builds it. The vector kernels and the thread
       pool need a little more, and are left out where it is missing:
       - x86-64 kernels (SSE2, AVX2+FMA, AVX-512, chosen at run time with
-        cpuid): GCC, clang (clang-cl too) and MSVC. NEON: AArch64.
+        cpuid): GCC, clang and MSVC. NEON: AArch64. (clang-cl before
+        clang 19 hides AVX intrinsics unless built with /arch:AVX512 or
+        -mavx512f -mavx2 -mfma; not tested here.)
         32-bit x86 and Arm, s390x and other CPUs run the scalar kernels.
       - threads: POSIX threads (Linux, the BSDs, macOS) or Win32 threads
         (Windows: MinGW-w64, MSVC), with GCC/clang or MSVC atomics; other
@@ -984,7 +986,7 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 #endif
 
 /* The x86-64 vector kernels are compiled whatever the build's -march: GCC
-   and clang (clang-cl too) need a target attribute on each function that
+   and clang need a target attribute on each function that
    uses AVX2 or AVX-512 intrinsics, MSVC compiles them as they are. Which
    ones run is decided at run time (mlp_isa_supported). */
 #if !defined(MLP_NO_SIMD) && (defined(__x86_64__) || defined(_M_X64)) && \
