@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -236,10 +236,11 @@ test-cross: $(foreach t,$(CROSS_TARGETS),$(CROSS_TESTS:%=$(B)/cross/$(t)/%) $(B)
 
 # The benchmark links OpenBLAS as the reference (mlp.h itself never does).
 # OpenBLAS 0.3.21 does not recognise Zen 5 and falls back to its SSE3
-# "Prescott" kernels, and this machine's environment may force Haswell: the
-# reference runs with its AVX-512 kernels (SkylakeX) named explicitly.
+# "Prescott" kernels, and this machine's environment may force Haswell: on a
+# CPU with AVX-512 the reference runs with its AVX-512 kernels (SkylakeX)
+# named explicitly, elsewhere with the kernels OpenBLAS picks itself.
 BLAS_FLAGS := $$(pkg-config --cflags --libs openblas)
-BENCH_ENV  := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX
+BENCH_ENV  := env -u OPENBLAS_L2_SIZE -u OPENBLAS_CORETYPE $$(grep -qw avx512f /proc/cpuinfo && echo OPENBLAS_CORETYPE=SkylakeX)
 
 $(B)/bench: tools/bench.c mlp.h | $(B)
 	$(CC) $(WARN) -O2 -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
@@ -251,6 +252,9 @@ bench: $(B)/bench $(B)/bench-native data ## tools/bench_workloads.md B1-B4 besid
 	$(BENCH_ENV) ./$(B)/bench
 	@echo
 	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 5
+
+bench-peers: $(B)/bench data ## mlp.h beside PyTorch (python3-torch) on B1, B2 and the recipe network, alternating runs, with the FMA ceiling (PEERS_REPS, default 3)
+	$(BENCH_ENV) tools/bench_peers.sh ./$(B)/bench $(or $(PEERS_REPS),3)
 
 # Fuzzing: libFuzzer targets (clang) for the IDX loader, the model loader and
 # the PNG -> preprocessing -> forward path. `make test` replays the committed

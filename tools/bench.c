@@ -118,46 +118,75 @@ static double gemm_row(const shape *s, mlp_net *net, int threads)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-/* The core's own ceiling: 12 independent AVX-512 FMA chains, nothing else
-   (enough chains to cover the FMA latency on two FMA ports). */
-__attribute__((target("avx512f"), noinline)) static double fma_peak_avx512(long iters)
-{
-    __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f), s;
-    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
-    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
-    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
-    float out[16];
-    double t = now();
-    long n;
-    for (n = 0; n < iters; n++) {
-#define FMA_STEP(x) x = _mm512_fmadd_ps(x, b, c);
-        FMA_STEP(a0) FMA_STEP(a1) FMA_STEP(a2) FMA_STEP(a3) FMA_STEP(a4) FMA_STEP(a5)
-        FMA_STEP(a6) FMA_STEP(a7) FMA_STEP(a8) FMA_STEP(a9) FMA_STEP(a10) FMA_STEP(a11)
-#undef FMA_STEP
-    }
-    t = now() - t;
-    s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    _mm512_storeu_ps(out, s);
-    if (out[0] == 1234.5f) printf(" ");
-    return (double)iters * 12 * 32 / t / 1e9;
+/* The core's own ceiling: 12 independent FMA chains of the widest vectors
+   the CPU has, nothing else (enough chains to cover the FMA latency on two
+   FMA ports). Returns GFLOP/s. */
+#define FMA_PROBE(NAME, TARGET, VEC, SET1, FMADD, ADD, STORE, LANES)                              \
+__attribute__((target(TARGET), noinline)) static double NAME(long iters)                          \
+{                                                                                                  \
+    VEC b = SET1(0.9999999f), c = SET1(1e-7f), s;                                                  \
+    VEC a0 = SET1(0), a1 = SET1(1), a2 = SET1(2), a3 = SET1(3), a4 = SET1(4), a5 = SET1(5);        \
+    VEC a6 = SET1(6), a7 = SET1(7), a8 = SET1(8), a9 = SET1(9), a10 = SET1(10), a11 = SET1(11);    \
+    float out[LANES];                                                                              \
+    double t = now();                                                                              \
+    long n;                                                                                        \
+    for (n = 0; n < iters; n++) {                                                                  \
+        a0 = FMADD(a0, b, c); a1 = FMADD(a1, b, c); a2 = FMADD(a2, b, c); a3 = FMADD(a3, b, c);    \
+        a4 = FMADD(a4, b, c); a5 = FMADD(a5, b, c); a6 = FMADD(a6, b, c); a7 = FMADD(a7, b, c);    \
+        a8 = FMADD(a8, b, c); a9 = FMADD(a9, b, c); a10 = FMADD(a10, b, c); a11 = FMADD(a11, b, c);\
+    }                                                                                              \
+    t = now() - t;                                                                                 \
+    s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));                         \
+    s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)));                                                   \
+    STORE(out, s);                                                                                 \
+    if (out[0] == 1234.5f) printf(" ");                                                            \
+    return (double)iters * 12 * 2 * LANES / t / 1e9;                                               \
 }
+FMA_PROBE(fma_peak_avx512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, 16)
+FMA_PROBE(fma_peak_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, 8)
 #endif
 
-/* single-core FMA peak, GFLOP/s (0 where we have no AVX-512 probe) */
-static double fma_peak(void)
+/* one core's FMA ceiling, GFLOP/s, with the widest FMA the CPU has (0 where
+   we have no probe); *isa names it */
+static double fma_peak(const char **isa)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    double t[5];
-    int r;
-    if (!mlp_isa_supported(MLP_ISA_AVX512)) return 0;
-    double best = 0;
-    for (r = 0; r < 5; r++) t[r] = fma_peak_avx512(50000000);
-    for (r = 0; r < 5; r++) if (t[r] > best) best = t[r];
-    return best; /* a ceiling: the best of 5, not the median */
+    double best = 0, t;
+    int r, wide = mlp_isa_supported(MLP_ISA_AVX512);
+    *isa = wide ? "AVX-512" : "AVX2";
+    if (!wide && !mlp_isa_supported(MLP_ISA_AVX2)) return 0;
+    for (r = 0; r < 5; r++) { /* a ceiling: the best of 5, not the median */
+        t = wide ? fma_peak_avx512(50000000) : fma_peak_avx2(50000000);
+        if (t > best) best = t;
+    }
+    return best;
 #else
+    *isa = "none";
     return 0;
 #endif
+}
+
+#include <pthread.h>
+static void *fma_peak_thread(void *out)
+{
+    const char *isa;
+    *(double *)out = fma_peak(&isa);
+    return NULL;
+}
+
+/* the ceiling of `threads` cores probed at once (they may share a clock or
+   a power budget): the sum of their figures */
+static double fma_peak_cores(int threads)
+{
+    pthread_t th[8];
+    double g[8], sum = 0;
+    int i;
+    if (threads > 8) threads = 8;
+    for (i = 1; i < threads; i++) pthread_create(&th[i], NULL, fma_peak_thread, &g[i]);
+    fma_peak_thread(&g[0]);
+    for (i = 1; i < threads; i++) pthread_join(th[i], NULL);
+    for (i = 0; i < threads; i++) sum += g[i];
+    return sum;
 }
 
 /* B3; also returns, per thread count, the seconds OpenBLAS would spend on
@@ -226,8 +255,9 @@ static void bench_train(const mlp_dataset *train, const mlp_dataset *test, int t
     mlp_free(net);
 }
 
-/* B2: forward passes over the test set */
-static void bench_infer(const mlp_dataset *test, int threads)
+/* B2: forward passes over the test set; images per second at batch 256 and
+   microseconds per image at batch 1, medians of 5 */
+static void infer_figures(const mlp_dataset *test, int threads, double *per_s, double *us)
 {
     mlp_net *net = mlp_create_spec("784-256-128-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
     double t256[5], t1[5];
@@ -242,9 +272,17 @@ static void bench_infer(const mlp_dataset *test, int threads)
         for (i = 0; i < 2000; i++) mlp_forward(net, test->x + (size_t)i * test->dim, 1);
         t1[r] = (now() - t0) / 2000;
     }
-    printf("B2 infer  %d thread%s  batch 256: %9.0f images/s   batch 1: %6.2f us/image\n",
-           threads, threads > 1 ? "s" : " ", test->n / median(t256, 5), 1e6 * median(t1, 5));
+    *per_s = test->n / median(t256, 5);
+    *us = 1e6 * median(t1, 5);
     mlp_free(net);
+}
+
+static void bench_infer(const mlp_dataset *test, int threads)
+{
+    double per_s, us;
+    infer_figures(test, threads, &per_s, &us);
+    printf("B2 infer  %d thread%s  batch 256: %9.0f images/s   batch 1: %6.2f us/image\n",
+           threads, threads > 1 ? "s" : " ", per_s, us);
 }
 
 /* #6's cost of augmentation: one epoch of fresh distorted images (the
@@ -321,12 +359,70 @@ static void bench_preprocess(const mlp_dataset *test)
     free(px);
 }
 
+/* --peers: one workload of tools/bench_peers.sh, printed as one line
+   `mlp WORKLOAD THREADS FIGURE UNIT [test acc A]` in the form
+   tools/bench_torch.py prints PyTorch's. */
+static int peers_train(const mlp_dataset *train, const mlp_dataset *test, int recipe, int threads, int epochs)
+{
+    mlp_net *net = mlp_create_spec(recipe ? "784-800-800-10" : "784-256-128-10", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    mlp_train_config cfg = mlp_train_defaults();
+    double t[64];
+    mlp_eval ev;
+    int e;
+    if (epochs > 64) epochs = 64;
+    cfg.lr = recipe ? 0.1f : 0.05f; cfg.momentum = 0.9f; cfg.batch = 64; cfg.lr_decay = 1.0f;
+    if (!net || (recipe && mlp_add_batchnorm(net)) || mlp_set_threads(net, threads)) {
+        fprintf(stderr, "bench: %s\n", mlp_error());
+        return 1;
+    }
+    for (e = 0; e < epochs; e++) {
+        double t0 = now();
+        if (mlp_train_epoch(net, train, &cfg, e, NULL)) { fprintf(stderr, "bench: %s\n", mlp_error()); return 1; }
+        t[e] = now() - t0;
+    }
+    mlp_evaluate(net, test, 1000, &ev, NULL);
+    printf("mlp %s %d %.4f s/epoch test acc %.4f\n", recipe ? "recipe" : "b1", threads, median(t, epochs), ev.accuracy);
+    mlp_free(net);
+    return 0;
+}
+
+static int peers(int argc, char **argv)
+{
+    mlp_dataset train, test;
+    int threads = argc > 3 ? atoi(argv[3]) : 1, epochs = argc > 5 && !strcmp(argv[4], "--epochs") ? atoi(argv[5]) : 5;
+    int rc = 0;
+    if (argc < 4 || threads < 1 || epochs < 1) {
+        fprintf(stderr, "usage: bench --peers b1|b2|recipe THREADS [--epochs N]\n");
+        return 2;
+    }
+    if (load_mnist(&train, &test)) return 1;
+    if (!strcmp(argv[2], "b1") || !strcmp(argv[2], "recipe")) {
+        rc = peers_train(&train, &test, argv[2][0] == 'r', threads, epochs);
+    } else { /* B2 as bench_infer measures it */
+        double per_s, us;
+        infer_figures(&test, threads, &per_s, &us);
+        printf("mlp b2 %d %.0f images/s\nmlp b2-1 %d %.2f us/image\n", threads, per_s, threads, us);
+    }
+    mlp_dataset_free(&train);
+    mlp_dataset_free(&test);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     double ob_epoch[3] = {0, 0, 0}, peak;
+    const char *peak_isa;
     int only_training = argc > 1 && !strcmp(argv[1], "--training");
     mlp_dataset train, test;
     int threads;
+    if (argc > 1 && !strcmp(argv[1], "--peers")) return peers(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "--ceiling")) { /* one line per core count */
+        const char *isa;
+        double one = fma_peak(&isa);
+        printf("ceiling 1 %.1f GFLOP/s %s\nceiling 2 %.1f GFLOP/s %s\nopenblas %s\n", one, isa, fma_peak_cores(2), isa,
+               openblas_get_corename());
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--preprocess")) { /* that line alone */
         if (load_mnist(&train, &test)) return 1;
         bench_preprocess(&test);
@@ -336,10 +432,10 @@ int main(int argc, char **argv)
     }
     printf("mlp.h benchmark (%s); best kernel here: %s; OpenBLAS core: %s\n",
            only_training ? "training only" : "tools/bench_workloads.md B1-B4, augmentation", mlp_isa_name(mlp_isa_best()), openblas_get_corename());
-    peak = fma_peak();
+    peak = fma_peak(&peak_isa);
     if (peak > 0)
-        printf("this core's AVX-512 FMA peak: %.1f GFLOP/s (12 independent FMA chains); B1 at that rate: %.3f s/epoch\n",
-               peak, 60.4 / peak);
+        printf("this core's %s FMA peak: %.1f GFLOP/s (12 independent FMA chains); B1 at that rate: %.3f s/epoch\n",
+               peak_isa, peak, 60.4 / peak);
     if (!only_training) for (threads = 1; threads <= 2; threads++) bench_gemm(threads, &ob_epoch[threads]);
     if (load_mnist(&train, &test)) return 1;
     printf("\n");
