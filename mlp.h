@@ -1067,6 +1067,93 @@ static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, si
 #undef MLP__STORE
 }
 
+/* The AVX2 streaming kernels for the shapes packing serves badly (see the
+   AVX-512 ones below for why): lanes [0, n) of a mask, for maskload and
+   maskstore, which never touch the masked-off lanes' memory. */
+MLP__TARGET("avx2,fma")
+static __m256i mlp__mask8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* A few rows times an untransposed B, B streamed a row at a time: 96
+   columns in 12 accumulators, 12 independent FMA chains. */
+#define MLP__VEC12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+MLP__TARGET("avx2,fma")
+static void mlp__gemv_avx2(int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int i, j, k;
+    for (i = 0; i < M; i++) {
+        const float *a = A + (size_t)i * lda;
+        float *c = C + (size_t)i * ldc;
+        for (j = 0; j < N; j += 96) {
+            __m256 zero = _mm256_setzero_ps();
+#define MLP__MASK(q) const int n##q = N - j - 8 * q; const __m256i m##q = mlp__mask8(n##q); __m256 acc##q = zero;
+#define MLP__FMA(q) if (n##q > 0) acc##q = _mm256_fmadd_ps(ak, n##q >= 8 ? _mm256_loadu_ps(b + 8 * q) \
+                                                         : _mm256_maskload_ps(b + 8 * q, m##q), acc##q);
+#define MLP__OUT(q) if (n##q > 0) { __m256 x = _mm256_mul_ps(_mm256_set1_ps(alpha), acc##q); \
+    if (beta != 0.0f) x = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(c + j + 8 * q, m##q), x); \
+    _mm256_maskstore_ps(c + j + 8 * q, m##q, x); }
+            MLP__VEC12(MLP__MASK)
+            for (k = 0; k < K; k++) {
+                const float *b = B + (size_t)k * ldb + j;
+                __m256 ak = _mm256_set1_ps(a[k]);
+                MLP__VEC12(MLP__FMA)
+            }
+            MLP__VEC12(MLP__OUT)
+#undef MLP__MASK
+#undef MLP__FMA
+#undef MLP__OUT
+        }
+    }
+}
+
+/* Products at most 16 columns wide with B untransposed, read in place: six
+   rows of C at a time, two masked vectors each (one when N <= 8). A's
+   element (i, k) is A[i * sa_i + k * sa_k], which covers A and A^T. */
+MLP__TARGET("avx2,fma")
+static void mlp__narrow_avx2(int M, int N, int K, float alpha, const float *A, size_t sa_i, size_t sa_k,
+                             const float *B, int ldb, float beta, float *C, int ldc)
+{
+    const __m256i m0 = mlp__mask8(N), m1 = mlp__mask8(N - 8);
+    const int wide = N > 8;
+    __m256 zero = _mm256_setzero_ps(), valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta), b0, b1 = zero;
+    int i = 0, k;
+#define MLP__DECL(r) __m256 c##r##0 = zero, c##r##1 = zero;
+#define MLP__STEP(r) { __m256 va = _mm256_set1_ps(a[r * sa_i]); c##r##0 = _mm256_fmadd_ps(va, b0, c##r##0); \
+    if (wide) c##r##1 = _mm256_fmadd_ps(va, b1, c##r##1); }
+#define MLP__STORE(r) { float *cr = C + (size_t)(i + r) * ldc; \
+    __m256 x0 = _mm256_mul_ps(valpha, c##r##0), x1 = _mm256_mul_ps(valpha, c##r##1); \
+    if (beta != 0.0f) { x0 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(cr, m0), x0); \
+                        if (wide) x1 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(cr + 8, m1), x1); } \
+    _mm256_maskstore_ps(cr, m0, x0); if (wide) _mm256_maskstore_ps(cr + 8, m1, x1); }
+    for (; i + 6 <= M; i += 6) {
+        MLP__ROWS6(MLP__DECL)
+        for (k = 0; k < K; k++) {
+            const float *a = A + (size_t)i * sa_i + (size_t)k * sa_k;
+            b0 = _mm256_maskload_ps(B + (size_t)k * ldb, m0);
+            if (wide) b1 = _mm256_maskload_ps(B + (size_t)k * ldb + 8, m1);
+            MLP__ROWS6(MLP__STEP)
+        }
+        MLP__ROWS6(MLP__STORE)
+    }
+    for (; i < M; i++) { /* the last rows, one at a time */
+        const float *a0 = A + (size_t)i * sa_i;
+        __m256 c00 = zero, c01 = zero;
+        for (k = 0; k < K; k++) {
+            const float *a = a0 + (size_t)k * sa_k;
+            b0 = _mm256_maskload_ps(B + (size_t)k * ldb, m0);
+            if (wide) b1 = _mm256_maskload_ps(B + (size_t)k * ldb + 8, m1);
+            MLP__STEP(0)
+        }
+        MLP__STORE(0)
+    }
+#undef MLP__DECL
+#undef MLP__STEP
+#undef MLP__STORE
+}
+
 /* AVX-512F: 8 x 32 tile, 16 accumulators in zmm registers */
 #define MLP__ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 MLP__TARGET("avx512f")
@@ -1765,7 +1852,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
     static const mlp__kernels avx2 = {
-        MLP_ISA_AVX2, &micro_avx2, NULL, NULL, NULL, NULL,
+        MLP_ISA_AVX2, &micro_avx2, NULL, mlp__gemv_avx2, mlp__narrow_avx2, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
         mlp__sgd_avx2, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
     static const mlp__kernels avx512 = {
@@ -2122,7 +2209,7 @@ static void mlp__narrow_task(void *arg, int t, int n)
     size_t sa_i = j->trans_a ? 1 : (size_t)j->lda, sa_k = j->trans_a ? (size_t)j->lda : 1;
     if (end > j->M) end = j->M;
     if (begin >= end) return;
-    if (j->trans_a) {
+    if (j->trans_a && j->g->k->narrow_ta) {
         j->g->k->narrow_ta(end - begin, j->N, j->K, j->alpha, j->A + begin, j->lda, j->B, j->ldb, j->beta,
                            j->C + (size_t)begin * j->ldc, j->ldc);
         return;
