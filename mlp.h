@@ -881,7 +881,17 @@ typedef void (*mlp__micro_fn)(int kc, const float *a, const float *b, float *c, 
    transposed (the strided reads), or NULL for the plain loops below. */
 typedef void (*mlp__pack_fn)(float *dst, const float *src, int ld, int k0, int i0, int kc, int m);
 
-typedef struct mlp__kernel { mlp__micro_fn micro; int mr, nr; mlp__pack_fn pack_a_rows, pack_b_cols; } mlp__kernel;
+/* The same tile with A read in place (row r of the tile at a + r * lda), so
+   that an untransposed A needs no packing; NULL where packing pays. */
+typedef void (*mlp__micro_a_fn)(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                                float alpha, float beta);
+
+typedef struct mlp__kernel {
+    mlp__micro_fn micro;
+    int mr, nr;
+    mlp__pack_fn pack_a_rows, pack_b_cols;
+    mlp__micro_a_fn micro_a;
+} mlp__kernel;
 
 /* Packs rows [0, m) x columns [0, kc) of op(A) (starting at i0, k0) into
    panels of mr rows: panel p holds, for each k, mr consecutive values. */
@@ -930,19 +940,35 @@ static void mlp__pack_b(float *dst, int trans, const float *B, int ldb, int k0, 
     }
 }
 
-/* One MR x NR tile, full or clipped to m x n at the matrix edge. */
-static void mlp__tile(const mlp__kernel *kern, int kc, const float *a, const float *b,
-                      float *c, int ldc, int m, int n, float alpha, float beta)
+/* C's m x n corner += the kernel's tile (computed into edge, NR wide) */
+static void mlp__edge_to_c(const mlp__kernel *kern, const float *edge, float *c, int ldc, int m, int n, float beta)
 {
-    float edge[MLP__MAX_MR * MLP__MAX_NR];
     int i, j;
-    if (m == kern->mr && n == kern->nr) { kern->micro(kc, a, b, c, (size_t)ldc, alpha, beta); return; }
-    kern->micro(kc, a, b, edge, (size_t)kern->nr, alpha, 0.0f);
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++) {
             float *cij = c + (size_t)i * ldc + j;
             *cij = beta == 0.0f ? edge[i * kern->nr + j] : edge[i * kern->nr + j] + beta * *cij;
         }
+}
+
+/* One MR x NR tile, full or clipped to m x n at the matrix edge. */
+static void mlp__tile(const mlp__kernel *kern, int kc, const float *a, const float *b,
+                      float *c, int ldc, int m, int n, float alpha, float beta)
+{
+    float edge[MLP__MAX_MR * MLP__MAX_NR];
+    if (m == kern->mr && n == kern->nr) { kern->micro(kc, a, b, c, (size_t)ldc, alpha, beta); return; }
+    kern->micro(kc, a, b, edge, (size_t)kern->nr, alpha, 0.0f);
+    mlp__edge_to_c(kern, edge, c, ldc, m, n, beta);
+}
+
+/* A full-height tile with A read in place, clipped to n columns. */
+static void mlp__tile_in_place(const mlp__kernel *kern, int kc, const float *a, int lda, const float *b,
+                               float *c, int ldc, int n, float alpha, float beta)
+{
+    float edge[MLP__MAX_MR * MLP__MAX_NR];
+    if (n == kern->nr) { kern->micro_a(kc, a, (size_t)lda, b, c, (size_t)ldc, alpha, beta); return; }
+    kern->micro_a(kc, a, (size_t)lda, b, edge, (size_t)kern->nr, alpha, 0.0f);
+    mlp__edge_to_c(kern, edge, c, ldc, kern->mr, n, beta);
 }
 
 /* The blocked driver for rows [i_begin, i_end) of C; pack_a and pack_b hold
@@ -952,7 +978,7 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
                               const float *A, int lda, const float *B, int ldb,
                               float beta, float *C, int ldc)
 {
-    int jc, pc, ic, jr, ir;
+    int jc, pc, ic, jr, ir, in_place = !trans_a && kern->micro_a;
     for (jc = 0; jc < N; jc += MLP__NC) {
         int nc = N - jc < MLP__NC ? N - jc : MLP__NC;
         for (pc = 0; pc < K; pc += MLP__KC) {
@@ -962,11 +988,19 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
             else mlp__pack_b(pack_b, trans_b, B, ldb, pc, jc, kc, nc, kern->nr);
             for (ic = 0; ic < M; ic += MLP__MC) {
                 int mc = M - ic < MLP__MC ? M - ic : MLP__MC;
-                if (!trans_a && kern->pack_a_rows) kern->pack_a_rows(pack_a, A, lda, pc, ic, kc, mc);
+                int whole = in_place ? mc / kern->mr * kern->mr : 0; /* rows of whole tiles read in place */
+                if (in_place) { /* only the last, partial tile is packed, at the start of pack_a */
+                    if (whole < mc) mlp__pack_a(pack_a, 0, A, lda, ic + whole, pc, mc - whole, kc, kern->mr);
+                } else if (!trans_a && kern->pack_a_rows) kern->pack_a_rows(pack_a, A, lda, pc, ic, kc, mc);
                 else mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
                 for (jr = 0; jr < nc; jr += kern->nr)
                     for (ir = 0; ir < mc; ir += kern->mr)
-                        mlp__tile(kern, kc, pack_a + (size_t)ir * kc, pack_b + (size_t)jr * kc,
+                        if (ir < whole)
+                            mlp__tile_in_place(kern, kc, A + (size_t)(ic + ir) * lda + pc, lda, pack_b + (size_t)jr * kc,
+                                               C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                                               nc - jr < kern->nr ? nc - jr : kern->nr, alpha, beta_k);
+                        else
+                            mlp__tile(kern, kc, pack_a + (size_t)(ir - whole) * kc, pack_b + (size_t)jr * kc,
                                   C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
                                   mc - ir < kern->mr ? mc - ir : kern->mr,
                                   nc - jr < kern->nr ? nc - jr : kern->nr, alpha, beta_k);
@@ -1040,14 +1074,19 @@ static void mlp__micro_sse2(int kc, const float *a, const float *b, float *c, si
 #undef MLP__STORE
 }
 
-/* AVX2 + FMA: 6 x 16 tile, 12 accumulators in ymm registers */
+/* AVX2 + FMA: 6 x 16 tile, 12 accumulators in ymm registers. Row r's
+   value for step k is a[r * sa_r + k * sa_k]: packed A (sa_r 1, sa_k 6) or
+   A read in place (sa_r lda, sa_k 1), which needs no packing: packing would
+   copy the whole of A once per column block (once per thread when threads
+   share the columns) into a layout the broadcasts do not need. */
 #define MLP__ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
 MLP__TARGET("avx2,fma")
-static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
-                            float alpha, float beta)
+static MLP__ALWAYS_INLINE void mlp__tile_avx2(int kc, const float *a, size_t sa_r, size_t sa_k, const float *b,
+                                              float *c, size_t ldc, float alpha, float beta)
 {
-#define MLP__DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
-#define MLP__STEP(r) va = _mm256_broadcast_ss(a + r); \
+#define MLP__DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps(); \
+    const float *a##r = a + (size_t)r * sa_r;
+#define MLP__STEP(r) va = _mm256_broadcast_ss(a##r + (size_t)k * sa_k); \
     c##r##0 = _mm256_fmadd_ps(va, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(va, b1, c##r##1);
 #define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; \
     __m256 x0 = _mm256_mul_ps(valpha, c##r##0), x1 = _mm256_mul_ps(valpha, c##r##1); \
@@ -1057,7 +1096,7 @@ static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, si
     __m256 va, b0, b1, valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
     int k;
     MLP__ROWS6(MLP__DECL)
-    for (k = 0; k < kc; k++, a += 6, b += 16) {
+    for (k = 0; k < kc; k++, b += 16) {
         b0 = _mm256_loadu_ps(b); b1 = _mm256_loadu_ps(b + 8);
         MLP__ROWS6(MLP__STEP)
     }
@@ -1065,6 +1104,20 @@ static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, si
 #undef MLP__DECL
 #undef MLP__STEP
 #undef MLP__STORE
+}
+
+MLP__TARGET("avx2,fma")
+static void mlp__micro_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            float alpha, float beta)
+{
+    mlp__tile_avx2(kc, a, 1, 6, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx2,fma")
+static void mlp__micro_avx2_a(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                              float alpha, float beta)
+{
+    mlp__tile_avx2(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
 /* The AVX2 streaming kernels for the shapes packing serves badly (see the
@@ -1843,10 +1896,10 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         mlp__relu_forward_scalar, mlp__relu_backward_scalar,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
 #if defined(MLP__X86_64)
-    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL};
-    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL};
-    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512};
-    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL};
+    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL};
+    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL, mlp__micro_avx2_a};
+    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512, NULL};
+    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL, NULL};
     static const mlp__kernels sse2 = {
         MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
@@ -1865,7 +1918,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     if (isa == MLP_ISA_AVX512) return &avx512;
 #endif
 #if defined(MLP__NEON)
-    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL};
+    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL, NULL};
     static const mlp__kernels neon = {
         MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
         mlp__relu_forward_neon, mlp__relu_backward_neon,
@@ -2246,6 +2299,22 @@ static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
     mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
 }
 
+/* The whole product on the calling thread with thread t's packing buffers,
+   for a thread of a parallel region that computes its own rows of a batch.
+   It takes the path mlp__gemm takes for the same shape, except the batch-1
+   one (callers give it more than 2 rows), so each row's arithmetic is what
+   mlp__gemm gives it on any number of threads. */
+static void mlp__gemm_serial(const mlp__engine *g, int t, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    const mlp__kernel *kern = mlp__micro_for(g->k, N);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) mlp__scale_rows(M, N, beta, C, ldc);
+    else if (!kern || !g->pack_a[0]) mlp__gemm_scalar(0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (g->k->narrow && N <= 16) g->k->narrow(M, N, K, alpha, A, (size_t)lda, 1, B, ldb, beta, C, ldc);
+    else mlp__gemm_blocked(kern, g->pack_a[t], g->pack_b[t], 0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc)
@@ -2400,7 +2469,10 @@ static void mlp__dropout_backward(float *dx, const float *dy, const float *mask,
    towards them (the variance unbiased, as in inference it estimates the
    population's); otherwise the running averages are used. xhat keeps
    (x - mean) / sqrt(var + eps) for the backward pass. */
-static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats)
+/* The normalisation's per-unit statistics: the batch's (and the running
+   averages updated), or at inference 1/sqrt(running variance + eps) beside
+   the running mean. Returns the mean to subtract. */
+static const float *mlp__batchnorm_stats(const mlp_layer *L, const float *x, int B, int batch_stats)
 {
     int i, j, n = L->n_out;
     float *mean = batch_stats ? L->batch_mean : L->run_mean, *inv = L->inv_std;
@@ -2421,11 +2493,24 @@ static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, co
     } else {
         for (j = 0; j < n; j++) inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps);
     }
+    return mean;
+}
+
+/* y = gamma xhat + beta with xhat = (x - mean) inv_std, for B rows */
+static void mlp__batchnorm_apply(const mlp_layer *L, float *y, float *xhat, const float *x, int B, const float *mean)
+{
+    int i, j, n = L->n_out;
+    const float *inv = L->inv_std;
     for (i = 0; i < B; i++) {
         const float *xi = x + (size_t)i * n;
         float *hi = xhat + (size_t)i * n, *yi = y + (size_t)i * n;
         for (j = 0; j < n; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = L->W[j] * hi[j] + L->b[j]; }
     }
+}
+
+static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats)
+{
+    mlp__batchnorm_apply(L, y, xhat, x, B, mlp__batchnorm_stats(L, x, B, batch_stats));
 }
 
 /* dbeta = sum dy, dgamma = sum dy xhat over the batch. With batch
@@ -2971,12 +3056,64 @@ static int mlp__reserve(mlp_net *net, int B)
 
 /* ---- forward ------------------------------------------------------------- */
 
-MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
+/* Inference on a batch big enough to share: one parallel region in which
+   each thread runs every layer (and the softmax) on its own rows, instead
+   of a region per product in which every thread packs the same operands.
+   Each row's arithmetic is the layer-by-layer path's, so results do not
+   depend on the thread count. */
+#define MLP__SHARED_ROWS_MIN 16 /* rows per thread, at least */
+
+typedef struct mlp__rows_job { mlp_net *net; const float *X; int B, probs; } mlp__rows_job;
+
+static void mlp__forward_rows_task(void *arg, int t, int n)
 {
-    int l;
+    const mlp__rows_job *j = (const mlp__rows_job *)arg;
+    mlp_net *net = j->net;
+    int l, i, units = (j->B + 7) / 8, r0 = (int)((long)units * t / n) * 8, r1 = (int)((long)units * (t + 1) / n) * 8;
+    int rows, w = mlp_output_width(net);
+    const float *x;
+    if (r1 > j->B) r1 = j->B;
+    if (r0 >= r1) return;
+    rows = r1 - r0;
+    x = j->X + (size_t)r0 * net->layers[0].n_in;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        float *y = net->out[l] + (size_t)r0 * L->n_out;
+        if (L->kind == MLP_LAYER_DENSE) {
+            for (i = 0; i < rows; i++) memcpy(y + (size_t)i * L->n_out, L->b, (size_t)L->n_out * sizeof(float));
+            mlp__gemm_serial(net->engine, t, rows, L->n_out, L->n_in, 1.0f, x, L->n_in, L->W, L->n_out, 1.0f, y, L->n_out);
+        } else if (L->kind == MLP_LAYER_DROPOUT) {
+            memcpy(y, x, (size_t)rows * L->n_out * sizeof(float));
+        } else if (L->kind == MLP_LAYER_BATCHNORM) { /* inv_std was set before the region */
+            mlp__batchnorm_apply(L, y, net->aux[l] + (size_t)r0 * L->n_out, x, rows, L->run_mean);
+        } else {
+            mlp__act_forward(net->engine->k, L->act, y, x, (size_t)rows * L->n_out);
+        }
+        x = y;
+    }
+    if (j->probs)
+        for (i = 0; i < rows; i++) mlp__softmax(net->probs + (size_t)(r0 + i) * w, x + (size_t)i * w, w);
+}
+
+/* The forward pass; with probs, also the softmax into net->probs. */
+static const float *mlp__forward(mlp_net *net, const float *X, int B, int probs)
+{
+    int l, i, w;
     const float *x = X;
     if (!net || !X || B <= 0 || B > MLP_MAX_BATCH) { mlp__fail(MLP_EARG, "mlp_forward: bad arguments (B=%d, limit %d)", B, MLP_MAX_BATCH); return NULL; }
     if (mlp__reserve(net, B) != MLP_OK) return NULL;
+    net->x = X;
+    net->batch = B;
+    net->batch_stats = net->training;
+    w = mlp_output_width(net);
+    if (!net->training && net->engine->n_threads > 1 && B >= MLP__SHARED_ROWS_MIN * net->engine->n_threads) {
+        mlp__rows_job j;
+        for (l = 0; l < net->n_layers; l++)
+            if (net->layers[l].kind == MLP_LAYER_BATCHNORM) (void)mlp__batchnorm_stats(&net->layers[l], NULL, 0, 0);
+        j.net = net; j.X = X; j.B = B; j.probs = probs;
+        mlp__run(net->engine, 1, mlp__forward_rows_task, &j);
+        return probs ? net->probs : net->out[net->n_layers - 1];
+    }
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         if (L->kind == MLP_LAYER_DENSE) mlp__dense_forward(net->engine, net->out[l], x, L->W, L->b, B, L->n_in, L->n_out);
@@ -2987,21 +3124,19 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
         else mlp__act_forward(net->engine->k, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
-    net->x = X;
-    net->batch = B;
-    net->batch_stats = net->training;
-    return x;
+    if (!probs) return x;
+    for (i = 0; i < B; i++) mlp__softmax(net->probs + (size_t)i * w, x + (size_t)i * w, w);
+    return net->probs;
+}
+
+MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B)
+{
+    return mlp__forward(net, X, B, 0);
 }
 
 MLPDEF const float *mlp_predict(mlp_net *net, const float *X, int B)
 {
-    int i, n;
-    const float *y = mlp_forward(net, X, B);
-    if (!y) return NULL;
-    n = mlp_output_width(net);
-    if (net->loss != MLP_LOSS_CE) return y;
-    for (i = 0; i < B; i++) mlp__softmax(net->probs + (size_t)i * n, y + (size_t)i * n, n);
-    return net->probs;
+    return mlp__forward(net, X, B, net && net->loss == MLP_LOSS_CE);
 }
 
 MLPDEF int mlp_predict_mat(mlp_net *net, const mlp_mat *X, mlp_mat *P)

@@ -1170,6 +1170,91 @@ static void test_threaded_products_by_hand(void **state)
     mlp_free(net);
 }
 
+/* Inference on a large batch with several threads runs every layer on
+   each thread's own rows in one parallel region: the result must be the
+   same bits as one thread's layer-by-layer pass, and agree with the forward
+   pass computed here in double, layer by layer from the parameters
+   (batchnorm with running statistics, dropout off, softmax). */
+static void reference_forward(const mlp_net *net, const float *X, int B, double *out)
+{
+    int l, i, j, k, w = net->layers[0].n_in;
+    double *cur = malloc(sizeof(double) * (size_t)B * 1024), *next = malloc(sizeof(double) * (size_t)B * 1024);
+    for (i = 0; i < B * w; i++) cur[i] = X[i];
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        for (i = 0; i < B; i++)
+            for (j = 0; j < L->n_out; j++) {
+                double v, z;
+                switch (L->kind) {
+                case MLP_LAYER_DENSE:
+                    z = L->b[j];
+                    for (k = 0; k < L->n_in; k++) z += cur[i * L->n_in + k] * L->W[(size_t)k * L->n_out + j];
+                    v = z;
+                    break;
+                case MLP_LAYER_BATCHNORM:
+                    v = (cur[i * w + j] - L->run_mean[j]) / sqrt((double)L->run_var[j] + L->eps) * L->W[j] + L->b[j];
+                    break;
+                case MLP_LAYER_ACT:
+                    v = L->act == MLP_ACT_RELU ? (cur[i * w + j] > 0 ? cur[i * w + j] : 0.0)
+                      : L->act == MLP_ACT_TANH ? tanh(cur[i * w + j]) : cur[i * w + j];
+                    break;
+                default: /* dropout: off at inference */
+                    v = cur[i * w + j];
+                }
+                next[i * L->n_out + j] = v;
+            }
+        w = L->n_out;
+        memcpy(cur, next, sizeof(double) * (size_t)B * w);
+    }
+    for (i = 0; i < B; i++) { /* softmax */
+        double m = cur[i * w], sum = 0.0;
+        for (j = 1; j < w; j++) if (cur[i * w + j] > m) m = cur[i * w + j];
+        for (j = 0; j < w; j++) sum += exp(cur[i * w + j] - m);
+        for (j = 0; j < w; j++) out[i * w + j] = exp(cur[i * w + j] - m) / sum;
+    }
+    free(cur); free(next);
+}
+
+static void test_inference_rows_shared_by_threads(void **state)
+{
+    static const int batches[] = {1, 2, 31, 32, 33, 47, 48, 100, 257};
+    mlp_net *net = mlp_create_spec("37-53-29-7", MLP_ACT_RELU, MLP_LOSS_CE, 9);
+    int n = 257, b, i, threads, l;
+    float *X = malloc(sizeof(float) * 37 * (size_t)n), *one = malloc(sizeof(float) * 7 * (size_t)n);
+    double *want = malloc(sizeof(double) * 7 * (size_t)n);
+    mlp_rng rng;
+    (void)state;
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(mlp_add_dropout(net, 0.1f, 0.3f), 0);
+    mlp_rng_seed(&rng, 5, 5);
+    for (i = 0; i < 37 * n; i++) X[i] = 2.0f * mlp_rng_float(&rng) - 1.0f;
+    for (l = 0; l < net->n_layers; l++) /* running statistics far from 0 and 1 */
+        if (net->layers[l].kind == MLP_LAYER_BATCHNORM)
+            for (i = 0; i < net->layers[l].n_out; i++) {
+                net->layers[l].run_mean[i] = 0.3f * mlp_rng_float(&rng) - 0.1f;
+                net->layers[l].run_var[i] = 0.5f + mlp_rng_float(&rng);
+                net->layers[l].W[i] = 0.5f + mlp_rng_float(&rng);
+                net->layers[l].b[i] = 0.2f * mlp_rng_float(&rng) - 0.1f;
+            }
+    reference_forward(net, X, n, want);
+    for (b = 0; b < (int)(sizeof batches / sizeof batches[0]); b++) {
+        const float *p;
+        assert_int_equal(mlp_set_threads(net, 1), 0);
+        assert_non_null(p = mlp_predict(net, X, batches[b]));
+        memcpy(one, p, sizeof(float) * 7 * (size_t)batches[b]);
+        for (i = 0; i < 7 * batches[b]; i++)
+            if (!(fabs(one[i] - want[i]) <= 1e-5))
+                fail_msg("batch %d: probability %d is %g, in double %g", batches[b], i, one[i], want[i]);
+        for (threads = 2; threads <= 3; threads++) {
+            assert_int_equal(mlp_set_threads(net, threads), 0);
+            assert_non_null(p = mlp_predict(net, X, batches[b]));
+            assert_memory_equal(p, one, sizeof(float) * 7 * (size_t)batches[b]);
+        }
+    }
+    free(X); free(one); free(want);
+    mlp_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1188,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_xor),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_thread_count_does_not_change_results),
+        cmocka_unit_test(test_inference_rows_shared_by_threads),
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_sgd_detects_bad_gradients),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
