@@ -2271,6 +2271,18 @@ static void mlp__narrow_task(void *arg, int t, int n)
                     j->B, j->ldb, j->beta, j->C + (size_t)begin * j->ldc, j->ldc);
 }
 
+/* Whether threads share a product's columns (each then packs all of op(A),
+   unless the kernel reads A in place) or its rows (each packs all of
+   op(B)): the split that copies less, among those that give every thread
+   at least two tiles' worth. */
+static int mlp__split_columns(const mlp__engine *g, const mlp__kernel *kern, int trans_a, int M, int N, int K)
+{
+    int cols_ok = N >= g->n_threads * kern->nr * 2, rows_ok = M >= g->n_threads * kern->mr * 2;
+    double copied_by_cols = trans_a || !kern->micro_a ? (double)M * K : 0.0, copied_by_rows = (double)K * N;
+    if (!cols_ok && !rows_ok) return N >= M;
+    return cols_ok && (!rows_ok || copied_by_cols <= copied_by_rows);
+}
+
 /* The single entry point every layer uses (g == NULL: the scalar kernel). */
 static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
                       int M, int N, int K, float alpha, const float *A, int lda,
@@ -2295,7 +2307,7 @@ static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
         mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
         return;
     }
-    j.split_n = N >= g->n_threads * kern->nr * 2 || N >= M;
+    j.split_n = mlp__split_columns(g, kern, trans_a, M, N, K);
     mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
 }
 
