@@ -1,4 +1,4 @@
-/* mlp.h - v0.3.1 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.3.2 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -97,7 +97,10 @@
       with a vector version (matrix products, ReLU, optimizer updates, the
       augmentation blur), the same table whatever -march the program was
       compiled with. mlp_set_threads(net, n) gives it n threads; results are
-      bit-identical for every thread count.
+      bit-identical for every thread count. Inference on a batch of at
+      least 16 rows per thread (mlp_forward, mlp_predict, mlp_evaluate, the
+      network not training) gives each thread its own rows for the whole
+      pass; otherwise threads share each matrix product.
 
    PLATFORMS
       Any C99 or C++11 compiler builds it. The vector kernels and the thread
@@ -170,6 +173,12 @@
                         replace files atomically on Windows (MoveFileEx);
                         tcc builds single-threaded; the *_save_memory calls
                         set *size to 0 when they fail
+      0.3.2 (2026-12-02) speed: AVX2 kernels for batch-1 rows and products
+                        at most 16 wide, the AVX2 GEMM reads an untransposed
+                        A in place; inference on a large batch runs every
+                        layer and the softmax on each thread's own rows in
+                        one parallel region; threads share a product's rows
+                        or columns by which copies less
 
    LICENSE: MIT, see the end of the file.
 */
@@ -202,7 +211,7 @@ extern "C" {
 
 #define MLP_VERSION_MAJOR 0
 #define MLP_VERSION_MINOR 3
-#define MLP_VERSION_PATCH 1
+#define MLP_VERSION_PATCH 2
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
@@ -881,8 +890,9 @@ typedef void (*mlp__micro_fn)(int kc, const float *a, const float *b, float *c, 
    transposed (the strided reads), or NULL for the plain loops below. */
 typedef void (*mlp__pack_fn)(float *dst, const float *src, int ld, int k0, int i0, int kc, int m);
 
-/* The same tile with A read in place (row r of the tile at a + r * lda), so
-   that an untransposed A needs no packing; NULL where packing pays. */
+/* The same tile with A read in place, so that A needs no packing: row r of
+   the tile at a + r * lda (micro_a), or for A transposed column r at a + r
+   (micro_at; step k at a + k * lda). NULL where packing pays. */
 typedef void (*mlp__micro_a_fn)(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
                                 float alpha, float beta);
 
@@ -890,7 +900,7 @@ typedef struct mlp__kernel {
     mlp__micro_fn micro;
     int mr, nr;
     mlp__pack_fn pack_a_rows, pack_b_cols;
-    mlp__micro_a_fn micro_a;
+    mlp__micro_a_fn micro_a, micro_at;
 } mlp__kernel;
 
 /* Packs rows [0, m) x columns [0, kc) of op(A) (starting at i0, k0) into
@@ -961,13 +971,13 @@ static void mlp__tile(const mlp__kernel *kern, int kc, const float *a, const flo
     mlp__edge_to_c(kern, edge, c, ldc, m, n, beta);
 }
 
-/* A full-height tile with A read in place, clipped to n columns. */
-static void mlp__tile_in_place(const mlp__kernel *kern, int kc, const float *a, int lda, const float *b,
-                               float *c, int ldc, int n, float alpha, float beta)
+/* A full-height tile with A read in place by micro, clipped to n columns. */
+static void mlp__tile_in_place(const mlp__kernel *kern, mlp__micro_a_fn micro, int kc, const float *a, int lda,
+                               const float *b, float *c, int ldc, int n, float alpha, float beta)
 {
     float edge[MLP__MAX_MR * MLP__MAX_NR];
-    if (n == kern->nr) { kern->micro_a(kc, a, (size_t)lda, b, c, (size_t)ldc, alpha, beta); return; }
-    kern->micro_a(kc, a, (size_t)lda, b, edge, (size_t)kern->nr, alpha, 0.0f);
+    if (n == kern->nr) { micro(kc, a, (size_t)lda, b, c, (size_t)ldc, alpha, beta); return; }
+    micro(kc, a, (size_t)lda, b, edge, (size_t)kern->nr, alpha, 0.0f);
     mlp__edge_to_c(kern, edge, c, ldc, kern->mr, n, beta);
 }
 
@@ -978,7 +988,8 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
                               const float *A, int lda, const float *B, int ldb,
                               float beta, float *C, int ldc)
 {
-    int jc, pc, ic, jr, ir, in_place = !trans_a && kern->micro_a;
+    mlp__micro_a_fn in_place = trans_a ? kern->micro_at : kern->micro_a;
+    int jc, pc, ic, jr, ir;
     for (jc = 0; jc < N; jc += MLP__NC) {
         int nc = N - jc < MLP__NC ? N - jc : MLP__NC;
         for (pc = 0; pc < K; pc += MLP__KC) {
@@ -990,13 +1001,14 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
                 int mc = M - ic < MLP__MC ? M - ic : MLP__MC;
                 int whole = in_place ? mc / kern->mr * kern->mr : 0; /* rows of whole tiles read in place */
                 if (in_place) { /* only the last, partial tile is packed, at the start of pack_a */
-                    if (whole < mc) mlp__pack_a(pack_a, 0, A, lda, ic + whole, pc, mc - whole, kc, kern->mr);
+                    if (whole < mc) mlp__pack_a(pack_a, trans_a, A, lda, ic + whole, pc, mc - whole, kc, kern->mr);
                 } else if (!trans_a && kern->pack_a_rows) kern->pack_a_rows(pack_a, A, lda, pc, ic, kc, mc);
                 else mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
                 for (jr = 0; jr < nc; jr += kern->nr)
                     for (ir = 0; ir < mc; ir += kern->mr)
                         if (ir < whole)
-                            mlp__tile_in_place(kern, kc, A + (size_t)(ic + ir) * lda + pc, lda, pack_b + (size_t)jr * kc,
+                            mlp__tile_in_place(kern, in_place, kc, trans_a ? A + (size_t)pc * lda + ic + ir
+                                                                           : A + (size_t)(ic + ir) * lda + pc, lda, pack_b + (size_t)jr * kc,
                                                C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
                                                nc - jr < kern->nr ? nc - jr : kern->nr, alpha, beta_k);
                         else
@@ -1075,8 +1087,9 @@ static void mlp__micro_sse2(int kc, const float *a, const float *b, float *c, si
 }
 
 /* AVX2 + FMA: 6 x 16 tile, 12 accumulators in ymm registers. Row r's
-   value for step k is a[r * sa_r + k * sa_k]: packed A (sa_r 1, sa_k 6) or
-   A read in place (sa_r lda, sa_k 1), which needs no packing: packing would
+   value for step k is a[r * sa_r + k * sa_k]: packed A (sa_r 1, sa_k 6), or
+   A read in place (sa_r lda, sa_k 1; transposed: sa_r 1, sa_k lda), which
+   needs no packing: packing would
    copy the whole of A once per column block (once per thread when threads
    share the columns) into a layout the broadcasts do not need. */
 #define MLP__ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -1118,6 +1131,54 @@ static void mlp__micro_avx2_a(int kc, const float *a, size_t lda, const float *b
                               float alpha, float beta)
 {
     mlp__tile_avx2(kc, a, lda, 1, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx2,fma")
+static void mlp__micro_avx2_at(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                               float alpha, float beta)
+{
+    mlp__tile_avx2(kc, a, 1, lda, b, c, ldc, alpha, beta);
+}
+
+/* Packs op(B) = B^T (row j of B is column j of op(B)) into 16-wide panels:
+   8 x 8 blocks read as rows of B and stored transposed, where the plain
+   loop would store one float at a time with a stride. Layout as in
+   mlp__pack_b. */
+MLP__TARGET("avx2,fma")
+static void mlp__pack_b_cols_avx2(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
+{
+    int p, k, h, r;
+    for (p = 0; p < n; p += 16, dst += (size_t)16 * kc) {
+        if (n - p < 16) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 16); continue; }
+        for (h = 0; h < 16; h += 8) { /* columns h..h+7 of the panel: rows of B */
+            const float *b = B + (size_t)(j0 + p + h) * ldb + k0;
+            for (k = 0; k + 8 <= kc; k += 8) {
+                __m256 r0 = _mm256_loadu_ps(b + k), r1 = _mm256_loadu_ps(b + (size_t)ldb + k);
+                __m256 r2 = _mm256_loadu_ps(b + (size_t)2 * ldb + k), r3 = _mm256_loadu_ps(b + (size_t)3 * ldb + k);
+                __m256 r4 = _mm256_loadu_ps(b + (size_t)4 * ldb + k), r5 = _mm256_loadu_ps(b + (size_t)5 * ldb + k);
+                __m256 r6 = _mm256_loadu_ps(b + (size_t)6 * ldb + k), r7 = _mm256_loadu_ps(b + (size_t)7 * ldb + k);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+                __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+                __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+                float *d = dst + (size_t)k * 16 + h;
+                _mm256_storeu_ps(d,       _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(d + 16,  _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(d + 32,  _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(d + 48,  _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(d + 64,  _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(d + 80,  _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(d + 96,  _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(d + 112, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+            for (; k < kc; k++) /* the last kc % 8 steps */
+                for (r = 0; r < 8; r++) dst[(size_t)k * 16 + h + r] = b[(size_t)r * ldb + k];
+        }
+    }
 }
 
 /* The AVX2 streaming kernels for the shapes packing serves badly (see the
@@ -1896,10 +1957,11 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         mlp__relu_forward_scalar, mlp__relu_backward_scalar,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
 #if defined(MLP__X86_64)
-    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL};
-    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, NULL, mlp__micro_avx2_a};
-    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512, NULL};
-    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL, NULL};
+    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL, NULL};
+    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, mlp__pack_b_cols_avx2,
+                                          mlp__micro_avx2_a, mlp__micro_avx2_at};
+    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512, NULL, NULL};
+    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL, NULL, NULL};
     static const mlp__kernels sse2 = {
         MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
@@ -1918,7 +1980,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     if (isa == MLP_ISA_AVX512) return &avx512;
 #endif
 #if defined(MLP__NEON)
-    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL, NULL};
+    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL, NULL, NULL};
     static const mlp__kernels neon = {
         MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
         mlp__relu_forward_neon, mlp__relu_backward_neon,
@@ -2278,7 +2340,8 @@ static void mlp__narrow_task(void *arg, int t, int n)
 static int mlp__split_columns(const mlp__engine *g, const mlp__kernel *kern, int trans_a, int M, int N, int K)
 {
     int cols_ok = N >= g->n_threads * kern->nr * 2, rows_ok = M >= g->n_threads * kern->mr * 2;
-    double copied_by_cols = trans_a || !kern->micro_a ? (double)M * K : 0.0, copied_by_rows = (double)K * N;
+    double copied_by_cols = (trans_a ? kern->micro_at : kern->micro_a) ? 0.0 : (double)M * K;
+    double copied_by_rows = (double)K * N;
     if (!cols_ok && !rows_ok) return N >= M;
     return cols_ok && (!rows_ok || copied_by_cols <= copied_by_rows);
 }
