@@ -36,8 +36,15 @@ fi
 
 # Start Wine's background processes (wineserver, services.exe, ...) away from
 # our stdout/stderr: started by the program itself they inherit them and keep
-# a pipe open until they quit, about 3 s after the program ends.
-"$wineserver" -k0 2>/dev/null || "$wine" hostname </dev/null >/dev/null 2>&1 || true
+# a pipe open until they quit. The server stays 30 s after its last program
+# (Wine's default is 3 s), so programs run one after another (make
+# test-windows) all use one server instead of starting the next while the
+# last one shuts down: on a loaded machine that race once failed a test with
+# exit status 1 and no output.
+if ! "$wineserver" -k0 2>/dev/null; then
+    "$wineserver" -p30 </dev/null >/dev/null 2>&1 || true
+    "$wine" hostname </dev/null >/dev/null 2>&1 || true
+fi
 
 if [ -n "${WINE_RUN_RAW:-}" ]; then
     exec "$wine" "$@"
