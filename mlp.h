@@ -2346,48 +2346,63 @@ static int mlp__split_columns(const mlp__engine *g, const mlp__kernel *kern, int
     return cols_ok && (!rows_ok || copied_by_cols <= copied_by_rows);
 }
 
+/* Which kernel computes a product of M rows and N columns (K > 0): the one
+   choice, shared by mlp__gemm and mlp__gemm_serial, so that a row range of
+   a batch takes the path the whole batch takes. */
+typedef enum { MLP__PATH_SCALAR, MLP__PATH_GEMV, MLP__PATH_NARROW, MLP__PATH_BLOCKED } mlp__path;
+
+static mlp__path mlp__gemm_path(const mlp__engine *g, int trans_a, int trans_b, int M, int N)
+{
+    if (!g || !mlp__micro_for(g->k, N) || !g->pack_a[0]) return MLP__PATH_SCALAR;
+    if (g->k->gemv && M <= 2 && !trans_a && !trans_b) return MLP__PATH_GEMV;
+    if (g->k->narrow && N <= 16 && !trans_b) return MLP__PATH_NARROW;
+    return MLP__PATH_BLOCKED;
+}
+
 /* The single entry point every layer uses (g == NULL: the scalar kernel). */
 static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
                       int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
     mlp__gemm_job j;
-    const mlp__kernel *kern = g ? mlp__micro_for(g->k, N) : NULL;
+    mlp__path path = mlp__gemm_path(g, trans_a, trans_b, M, N);
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-    if (!kern || !g->pack_a[0]) {
+    if (path == MLP__PATH_SCALAR) {
         mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    j.g = g; j.kern = kern; j.trans_a = trans_a; j.trans_b = trans_b;
+    j.g = g; j.kern = mlp__micro_for(g->k, N); j.trans_a = trans_a; j.trans_b = trans_b;
     j.M = M; j.N = N; j.K = K; j.alpha = alpha; j.beta = beta;
     j.A = A; j.B = B; j.C = C; j.lda = lda; j.ldb = ldb; j.ldc = ldc;
-    if (g->k->gemv && M <= 2 && !trans_a && !trans_b) {
+    if (path == MLP__PATH_GEMV) {
         mlp__run(g, N >= 64 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__gemv_task, &j);
         return;
     }
-    if (g->k->narrow && N <= 16 && !trans_b) {
+    if (path == MLP__PATH_NARROW) {
         mlp__run(g, M >= 16 && (double)M * N * K >= MLP__PARALLEL_MIN_FMA / 4, mlp__narrow_task, &j);
         return;
     }
-    j.split_n = mlp__split_columns(g, kern, trans_a, M, N, K);
+    j.split_n = mlp__split_columns(g, j.kern, trans_a, M, N, K);
     mlp__run(g, (double)M * N * K >= MLP__PARALLEL_MIN_FMA, mlp__gemm_task, &j);
 }
 
-/* The whole product on the calling thread with thread t's packing buffers,
-   for a thread of a parallel region that computes its own rows of a batch.
-   It takes the path mlp__gemm takes for the same shape, except the batch-1
-   one (callers give it more than 2 rows), so each row's arithmetic is what
-   mlp__gemm gives it on any number of threads. */
+/* C = alpha A B + beta C (neither transposed) on the calling thread with
+   thread t's packing buffers, for a thread of a parallel region that
+   computes its own rows of a batch: the path mlp__gemm takes (callers give
+   it more than 2 rows, never the batch-1 path), so each row's arithmetic is
+   what mlp__gemm gives it on any number of threads. */
 static void mlp__gemm_serial(const mlp__engine *g, int t, int M, int N, int K, float alpha,
                              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    const mlp__kernel *kern = mlp__micro_for(g->k, N);
+    mlp__path path = mlp__gemm_path(g, 0, 0, M, N);
+    MLP_ASSERT(path != MLP__PATH_GEMV);
     if (M <= 0 || N <= 0) return;
     if (K <= 0) mlp__scale_rows(M, N, beta, C, ldc);
-    else if (!kern || !g->pack_a[0]) mlp__gemm_scalar(0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else if (g->k->narrow && N <= 16) g->k->narrow(M, N, K, alpha, A, (size_t)lda, 1, B, ldb, beta, C, ldc);
-    else mlp__gemm_blocked(kern, g->pack_a[t], g->pack_b[t], 0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (path == MLP__PATH_SCALAR) mlp__gemm_scalar(0, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (path == MLP__PATH_NARROW) g->k->narrow(M, N, K, alpha, A, (size_t)lda, 1, B, ldb, beta, C, ldc);
+    else mlp__gemm_blocked(mlp__micro_for(g->k, N), g->pack_a[t], g->pack_b[t], 0, 0, M, N, K, alpha, A, lda, B, ldb,
+                           beta, C, ldc);
 }
 
 MLPDEF int mlp_gemm_isa(mlp_isa isa, int trans_a, int trans_b, int M, int N, int K, float alpha,
