@@ -359,6 +359,77 @@ static void bench_preprocess(const mlp_dataset *test)
     free(px);
 }
 
+/* --sharing: what it costs two cores to update one weight matrix (B1's
+   784 x 256, the momentum step's three arrays) when each core owns a
+   contiguous half, when each owns half of every row's columns (the split
+   the forward product uses), and when each owns a contiguous half but the
+   other core has just read it all. Memory-bound passes whose halves
+   interleave, or whose lines change cores every step, are what keeps two
+   threads from helping B1 on some machines; this measures it there. */
+typedef struct sharing_job { mlp_net *net; float *w, *dw, *v; int rows, cols, mode; double sink[2]; } sharing_job;
+
+static void sharing_task(void *arg, int t, int n)
+{
+    sharing_job *j = (sharing_job *)arg;
+    const mlp__kernels *k = j->net->engine->k;
+    size_t size = (size_t)j->rows * j->cols, half = size / (size_t)n / 16 * 16, begin = half * (size_t)t;
+    size_t end = t == n - 1 ? size : begin + half;
+    int r, c0 = j->cols / n * t, c1 = t == n - 1 ? j->cols : c0 + j->cols / n;
+    if (j->mode == 1) { /* each core reads all (the next product's packing would) */
+        double s = 0.0;
+        size_t i;
+        for (i = 0; i < size; i += 16) s += j->w[i];
+        j->sink[t] = s;
+        return;
+    }
+    if (j->mode == 2) { /* column halves of every row */
+        for (r = 0; r < j->rows; r++) {
+            size_t o = (size_t)r * j->cols + (size_t)c0;
+            k->sgd(j->w + o, j->dw + o, j->v + o, (size_t)(c1 - c0), 1e-6f, 0.9f, 0.0f);
+        }
+        return;
+    }
+    k->sgd(j->w + begin, j->dw + begin, j->v + begin, end - begin, 1e-6f, 0.9f, 0.0f);
+}
+
+static double sharing_us(sharing_job *j, int threads, int mode, int read_first)
+{
+    double t[51];
+    int rep, i;
+    mlp_set_threads(j->net, threads);
+    for (rep = 0; rep < 51; rep++) {
+        double t0 = 0.0, total = 0.0;
+        for (i = 0; i < 40; i++) {
+            if (read_first) { j->mode = 1; mlp__run(j->net->engine, 1, sharing_task, j); }
+            j->mode = mode;
+            t0 = now();
+            mlp__run(j->net->engine, threads > 1, sharing_task, j);
+            total += now() - t0;
+        }
+        t[rep] = total / 40 * 1e6;
+    }
+    return median(t, 51);
+}
+
+static int sharing(void)
+{
+    sharing_job j;
+    size_t i, size = 784 * 256;
+    memset(&j, 0, sizeof j);
+    j.rows = 784; j.cols = 256;
+    j.net = mlp_create_spec("4-4", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    j.w = (float *)calloc(size, sizeof(float)); j.dw = (float *)calloc(size, sizeof(float)); j.v = (float *)calloc(size, sizeof(float));
+    if (!j.net || !j.w || !j.dw || !j.v) { fprintf(stderr, "bench: out of memory\n"); return 1; }
+    for (i = 0; i < size; i++) j.dw[i] = (float)(i % 97) * 1e-3f;
+    printf("momentum update of a 784 x 256 matrix (3 arrays, %.1f MB), median us:\n", 3.0 * size * 4 / 1e6);
+    printf("  1 thread                                        %8.1f\n", sharing_us(&j, 1, 0, 0));
+    printf("  2 threads, contiguous halves                    %8.1f\n", sharing_us(&j, 2, 0, 0));
+    printf("  2 threads, column halves of every row           %8.1f\n", sharing_us(&j, 2, 2, 0));
+    printf("  2 threads, contiguous halves, each read by both %8.1f\n", sharing_us(&j, 2, 0, 1));
+    mlp_free(j.net); free(j.w); free(j.dw); free(j.v);
+    return 0;
+}
+
 /* --peers: one workload of tools/bench_peers.sh, printed as one line
    `mlp WORKLOAD THREADS FIGURE UNIT [test acc A]` in the form
    tools/bench_torch.py prints PyTorch's. */
@@ -416,6 +487,7 @@ int main(int argc, char **argv)
     mlp_dataset train, test;
     int threads;
     if (argc > 1 && !strcmp(argv[1], "--peers")) return peers(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "--sharing")) return sharing();
     if (argc > 1 && !strcmp(argv[1], "--ceiling")) { /* one line per core count */
         const char *isa;
         double one = fma_peak(&isa);
