@@ -366,67 +366,112 @@ static void bench_preprocess(const mlp_dataset *test)
    other core has just read it all. Memory-bound passes whose halves
    interleave, or whose lines change cores every step, are what keeps two
    threads from helping B1 on some machines; this measures it there. */
-typedef struct sharing_job { mlp_net *net; float *w, *dw, *v; int rows, cols, mode; double sink[2]; } sharing_job;
+#define SHARING_ROWS 784
+#define SHARING_COLS 256
+typedef struct sharing_job {
+    float *w, *dw, *v;
+    int mode, read_first, threads, t;
+    pthread_barrier_t *bar;
+    double seconds[2000], sink;
+} sharing_job;
 
-static void sharing_task(void *arg, int t, int n)
+/* the momentum step, 8 floats at a time where the CPU has AVX2 (a scalar
+   loop would time the arithmetic, not the memory) */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2,fma")))
+static size_t momentum8(float *w, const float *dw, float *v, size_t n)
+{
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 vi = _mm256_fmadd_ps(_mm256_set1_ps(0.9f), _mm256_loadu_ps(v + i), _mm256_loadu_ps(dw + i));
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, _mm256_fnmadd_ps(_mm256_set1_ps(1e-6f), vi, _mm256_loadu_ps(w + i)));
+    }
+    return i;
+}
+#endif
+
+static void momentum(float *w, const float *dw, float *v, size_t n)
+{
+    size_t i = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) i = momentum8(w, dw, v, n);
+#endif
+    for (; i < n; i++) { v[i] = 0.9f * v[i] + dw[i]; w[i] -= 1e-6f * v[i]; }
+}
+
+/* mode 0: contiguous halves; mode 1: column halves of every row */
+static void sharing_update(sharing_job *j)
+{
+    size_t size = (size_t)SHARING_ROWS * SHARING_COLS, part = size / (size_t)j->threads, begin = part * (size_t)j->t;
+    int r, cols = SHARING_COLS / j->threads, c0 = cols * j->t;
+    if (j->mode == 0) { momentum(j->w + begin, j->dw + begin, j->v + begin, part); return; }
+    for (r = 0; r < SHARING_ROWS; r++) {
+        size_t o = (size_t)r * SHARING_COLS + (size_t)c0;
+        momentum(j->w + o, j->dw + o, j->v + o, (size_t)cols);
+    }
+}
+
+static void *sharing_thread(void *arg)
 {
     sharing_job *j = (sharing_job *)arg;
-    const mlp__kernels *k = j->net->engine->k;
-    size_t size = (size_t)j->rows * j->cols, half = size / (size_t)n / 16 * 16, begin = half * (size_t)t;
-    size_t end = t == n - 1 ? size : begin + half;
-    int r, c0 = j->cols / n * t, c1 = t == n - 1 ? j->cols : c0 + j->cols / n;
-    if (j->mode == 1) { /* each core reads all (the next product's packing would) */
-        double s = 0.0;
-        size_t i;
-        for (i = 0; i < size; i += 16) s += j->w[i];
-        j->sink[t] = s;
-        return;
-    }
-    if (j->mode == 2) { /* column halves of every row */
-        for (r = 0; r < j->rows; r++) {
-            size_t o = (size_t)r * j->cols + (size_t)c0;
-            k->sgd(j->w + o, j->dw + o, j->v + o, (size_t)(c1 - c0), 1e-6f, 0.9f, 0.0f);
+    int i;
+    for (i = 0; i < 2000; i++) {
+        double t0;
+        if (j->read_first) { /* every line of w, as the next product's packing would */
+            size_t k;
+            for (k = 0; k < (size_t)SHARING_ROWS * SHARING_COLS; k += 16) j->sink += j->w[k];
         }
-        return;
+        if (j->bar) pthread_barrier_wait(j->bar);
+        t0 = now();
+        sharing_update(j);
+        if (j->bar) pthread_barrier_wait(j->bar);
+        j->seconds[i] = now() - t0;
     }
-    k->sgd(j->w + begin, j->dw + begin, j->v + begin, end - begin, 1e-6f, 0.9f, 0.0f);
+    return NULL;
 }
 
-static double sharing_us(sharing_job *j, int threads, int mode, int read_first)
+/* the median microseconds per update (thread 0's view, barriers included) */
+static double sharing_us(float *w, float *dw, float *v, int threads, int mode, int read_first)
 {
-    double t[51];
-    int rep, i;
-    mlp_set_threads(j->net, threads);
-    for (rep = 0; rep < 51; rep++) {
-        double t0 = 0.0, total = 0.0;
-        for (i = 0; i < 40; i++) {
-            if (read_first) { j->mode = 1; mlp__run(j->net->engine, 1, sharing_task, j); }
-            j->mode = mode;
-            t0 = now();
-            mlp__run(j->net->engine, threads > 1, sharing_task, j);
-            total += now() - t0;
-        }
-        t[rep] = total / 40 * 1e6;
+    static sharing_job jobs[2];
+    pthread_t other;
+    pthread_barrier_t bar;
+    int t;
+    pthread_barrier_init(&bar, NULL, (unsigned)threads);
+    for (t = 0; t < threads; t++) {
+        memset(&jobs[t], 0, sizeof jobs[t]);
+        jobs[t].w = w; jobs[t].dw = dw; jobs[t].v = v; jobs[t].mode = mode; jobs[t].read_first = read_first;
+        jobs[t].threads = threads; jobs[t].t = t; jobs[t].bar = threads > 1 ? &bar : NULL;
     }
-    return median(t, 51);
+    if (threads > 1) pthread_create(&other, NULL, sharing_thread, &jobs[1]);
+    sharing_thread(&jobs[0]);
+    if (threads > 1) pthread_join(other, NULL);
+    pthread_barrier_destroy(&bar);
+    return median(jobs[0].seconds, 2000) * 1e6;
 }
 
+/* --sharing: what it costs two cores to update one weight matrix (B1's
+   784 x 256: the momentum step's three arrays) when each owns a contiguous
+   half, when each owns half of every row's columns (the split the forward
+   product uses), and when each owns a contiguous half that the other core
+   has just read. Memory-bound passes whose halves interleave, or whose
+   lines change cores every step, are what keeps two threads from helping
+   B1 on some machines; this measures it on the one it runs on (medians of
+   2000 updates, after 2000 to warm up). */
 static int sharing(void)
 {
-    sharing_job j;
-    size_t i, size = 784 * 256;
-    memset(&j, 0, sizeof j);
-    j.rows = 784; j.cols = 256;
-    j.net = mlp_create_spec("4-4", MLP_ACT_RELU, MLP_LOSS_CE, 1);
-    j.w = (float *)calloc(size, sizeof(float)); j.dw = (float *)calloc(size, sizeof(float)); j.v = (float *)calloc(size, sizeof(float));
-    if (!j.net || !j.w || !j.dw || !j.v) { fprintf(stderr, "bench: out of memory\n"); return 1; }
-    for (i = 0; i < size; i++) j.dw[i] = (float)(i % 97) * 1e-3f;
-    printf("momentum update of a 784 x 256 matrix (3 arrays, %.1f MB), median us:\n", 3.0 * size * 4 / 1e6);
-    printf("  1 thread                                        %8.1f\n", sharing_us(&j, 1, 0, 0));
-    printf("  2 threads, contiguous halves                    %8.1f\n", sharing_us(&j, 2, 0, 0));
-    printf("  2 threads, column halves of every row           %8.1f\n", sharing_us(&j, 2, 2, 0));
-    printf("  2 threads, contiguous halves, each read by both %8.1f\n", sharing_us(&j, 2, 0, 1));
-    mlp_free(j.net); free(j.w); free(j.dw); free(j.v);
+    size_t i, size = (size_t)SHARING_ROWS * SHARING_COLS;
+    float *w = (float *)calloc(size, sizeof(float)), *dw = (float *)calloc(size, sizeof(float)), *v = (float *)calloc(size, sizeof(float));
+    if (!w || !dw || !v) { fprintf(stderr, "bench: out of memory\n"); return 1; }
+    for (i = 0; i < size; i++) dw[i] = (float)(i % 97) * 1e-3f;
+    (void)sharing_us(w, dw, v, 2, 0, 0);
+    printf("momentum update of a %d x %d matrix (3 arrays, %.1f MB), us per update:\n", SHARING_ROWS, SHARING_COLS, 3.0 * size * 4 / 1e6);
+    printf("  1 thread                                             %8.1f\n", sharing_us(w, dw, v, 1, 0, 0));
+    printf("  2 threads, contiguous halves                         %8.1f\n", sharing_us(w, dw, v, 2, 0, 0));
+    printf("  2 threads, column halves of every row                %8.1f\n", sharing_us(w, dw, v, 2, 1, 0));
+    printf("  2 threads, contiguous halves, both read all before   %8.1f\n", sharing_us(w, dw, v, 2, 0, 1));
+    free(w); free(dw); free(v);
     return 0;
 }
 
