@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary test-export mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,9 +35,18 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings test-kernels test-boundary ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels test-boundary test-export ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
+
+$(B)/export_gen: tests/export_gen.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# mlp_export_c's headers compiled on their own (gcc, clang, g++, freestanding
+# with NAME_NO_LIBC) against mlp_predict, on synthetic networks of every
+# layer kind and on a model train_mnist --export-c writes (when MNIST is here)
+test-export: $(B)/export_gen $(B)/train_mnist ## exported C headers compile standalone and predict what mlp_predict does
+	tests/test_export.sh $(B)
 
 # mlp.h warning-free as C99 and C++11 under gcc and clang, at -O0 and -O2;
 # every configuration macro it reads documented and every documented one read

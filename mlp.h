@@ -1,4 +1,4 @@
-/* mlp.h - v0.3.2 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.4.0 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -146,7 +146,7 @@
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
-                mlp_checkpoint_load_memory
+                mlp_checkpoint_load_memory, mlp_export_c
       images:   mlp_digit_preprocess, mlp_digit_preprocess_ex, mlp_number_preprocess,
                 mlp_normalize_input, mlp_augment_dataset
 
@@ -179,6 +179,10 @@
                         layer and the softmax on each thread's own rows in
                         one parallel region; threads share a product's rows
                         or columns by which copies less
+      0.4.0 (2026-12-02) models out: mlp_export_c writes a network as a
+                        standalone C header (static const weights,
+                        batchnorm folded in, NAME_predict on raw inputs;
+                        no libc at all with NAME_NO_LIBC)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -210,8 +214,8 @@ extern "C" {
 #endif
 
 #define MLP_VERSION_MAJOR 0
-#define MLP_VERSION_MINOR 3
-#define MLP_VERSION_PATCH 2
+#define MLP_VERSION_MINOR 4
+#define MLP_VERSION_PATCH 0
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
@@ -433,6 +437,13 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size);
 #ifndef MLP_NO_STDIO
 MLPDEF int      mlp_save(const mlp_net *net, const char *path); /* atomic: PATH.tmp, fsync, rename */
 MLPDEF mlp_net *mlp_load(const char *path);
+/* A standalone C header for firmware and programs without mlp.h: the
+   weights as static const floats (batchnorm folded in) and
+   int NAME_predict(const float *raw, float *probs), which takes the raw
+   inputs, applies the input normalisation, writes the probabilities when
+   probs is not NULL and returns the class. name: a C identifier (NULL:
+   "mlp_model"). Written atomically, like mlp_save. */
+MLPDEF int      mlp_export_c(const mlp_net *net, const char *path, const char *name);
 #endif
 MLPDEF uint32_t mlp_crc32(const void *data, size_t n);
 
@@ -4516,6 +4527,266 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
     if (!(net = mlp_checkpoint_load_memory(buf, size, cfg, epoch, batch))) mlp__name_file(path);
     MLP_FREE(buf);
     return net;
+}
+
+/* ---- C source export ----------------------------------------------------- */
+/* mlp_export_c writes a network as one standalone C header: the weights as
+   static const float arrays (printed with 9 significant digits, which read
+   back as the same float), batchnorm folded into the product before it,
+   and NAME_predict, which applies the input normalisation, every layer and
+   the softmax with two stack buffers: no allocation, no mlp.h, and no libc
+   but expf/tanhf (none at all with NAME_NO_LIBC defined, which brings a
+   built-in exponential instead). */
+
+typedef struct mlp__text { char *p; size_t n, cap; int overflow; } mlp__text;
+
+static void mlp__emit(mlp__text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+    if (t->overflow) return;
+    va_start(ap, fmt);
+    k = vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= t->cap - t->n) { t->overflow = 1; return; }
+    t->n += (size_t)k;
+}
+
+/* a float literal that reads back as v: 9 significant digits, and a
+   decimal point where %g printed none ("1f" is not C) */
+static void mlp__emit_float(mlp__text *t, float v)
+{
+    char s[32];
+    (void)snprintf(s, sizeof s, "%.9g", (double)v);
+    mlp__emit(t, strpbrk(s, ".e") ? "%sf" : "%s.0f", s);
+}
+
+static void mlp__emit_floats(mlp__text *t, const char *name, const char *array, int index, const float *v, size_t n)
+{
+    size_t i;
+    mlp__emit(t, "static const float %s_%s%d[%lu] = {", name, array, index, (unsigned long)n);
+    for (i = 0; i < n; i++) {
+        mlp__emit(t, i % 8 ? " " : "\n    ");
+        mlp__emit_float(t, v[i]);
+        mlp__emit(t, ",");
+    }
+    mlp__emit(t, "\n};\n");
+}
+
+/* Batchnorm L as y = x s + t per unit: s = gamma / sqrt(var + eps),
+   t = beta - mean s (in double, rounded once). */
+static void mlp__batchnorm_affine(const mlp_layer *L, double *s, double *t)
+{
+    int j;
+    for (j = 0; j < L->n_out; j++) {
+        s[j] = (double)L->W[j] / sqrt((double)L->run_var[j] + (double)L->eps);
+        t[j] = (double)L->b[j] - (double)L->run_mean[j] * s[j];
+    }
+}
+
+/* layer l's number among the layers of its kind, from 1: NAME_w1 is the
+   first product's weights */
+static int mlp__ordinal(const mlp_net *net, int l)
+{
+    int i, k = 0;
+    for (i = 0; i <= l; i++) k += net->layers[i].kind == net->layers[l].kind;
+    return k;
+}
+
+static int mlp__c_identifier(const char *s)
+{
+    size_t i, n = strlen(s);
+    if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9')) return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* The arrays: dense layer l's weights (batchnorm right after it folded in)
+   as NAME_wN / NAME_bN, a batchnorm anywhere else as NAME_sN / NAME_tN. */
+static int mlp__emit_arrays(mlp__text *t, const mlp_net *net, const char *name)
+{
+    int l;
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l], *next = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
+        size_t i, size = (size_t)L->n_in * (size_t)L->n_out;
+        int j, fold = next && L->kind == MLP_LAYER_DENSE && next->kind == MLP_LAYER_BATCHNORM;
+        double *s, *sh;
+        float *w, *b;
+        if (L->kind != MLP_LAYER_DENSE && L->kind != MLP_LAYER_BATCHNORM) continue;
+        if (L->kind == MLP_LAYER_BATCHNORM && l > 0 && net->layers[l - 1].kind == MLP_LAYER_DENSE) continue; /* folded */
+        s = (double *)mlp__alloc((size_t)L->n_out, 2 * sizeof(double), 1);
+        w = (float *)mlp__alloc(L->kind == MLP_LAYER_DENSE ? size : (size_t)L->n_out, sizeof(float), 1);
+        b = (float *)mlp__alloc((size_t)L->n_out, sizeof(float), 1);
+        if (!s || !w || !b) { MLP_FREE(s); MLP_FREE(w); MLP_FREE(b); return MLP_ENOMEM; }
+        sh = s + L->n_out;
+        if (L->kind == MLP_LAYER_BATCHNORM) {
+            mlp__batchnorm_affine(L, s, sh);
+            for (j = 0; j < L->n_out; j++) { w[j] = (float)s[j]; b[j] = (float)sh[j]; }
+            mlp__emit_floats(t, name, "s", mlp__ordinal(net, l), w, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "t", mlp__ordinal(net, l), b, (size_t)L->n_out);
+        } else {
+            if (fold) mlp__batchnorm_affine(next, s, sh);
+            for (i = 0; i < size; i++) w[i] = fold ? (float)((double)L->W[i] * s[i % (size_t)L->n_out]) : L->W[i];
+            for (j = 0; j < L->n_out; j++) b[j] = fold ? (float)((double)L->b[j] * s[j] + sh[j]) : L->b[j];
+            mlp__emit_floats(t, name, "w", mlp__ordinal(net, l), w, size);
+            mlp__emit_floats(t, name, "b", mlp__ordinal(net, l), b, (size_t)L->n_out);
+        }
+        MLP_FREE(s); MLP_FREE(w); MLP_FREE(b);
+    }
+    return MLP_OK;
+}
+
+/* The helpers every exported model carries (static inline: a unit that
+   includes the header and never calls them gets no warning). */
+static void mlp__emit_helpers(mlp__text *t, const char *name, const char *upper)
+{
+    mlp__emit(t,
+        "#ifdef %s_NO_LIBC\n"
+        "/* e^x = 2^k e^r, |r| <= ln(2)/2: Cody-Waite reduction and a degree-6\n"
+        "   polynomial, relative error below 3e-7; 0 below -87 */\n"
+        "static inline float %s_exp(float x)\n{\n"
+        "    float k, r, p, scale = 1.0f, two;\n"
+        "    int n;\n"
+        "    if (x < -87.0f) return 0.0f;\n"
+        "    if (x > 88.0f) x = 88.0f;\n"
+        "    k = (float)(int)(x * 1.44269504f + (x >= 0.0f ? 0.5f : -0.5f));\n"
+        "    r = (x - k * 0.693145752f) - k * 1.42860677e-06f;\n"
+        "    p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));\n"
+        "    n = (int)k;\n"
+        "    two = n < 0 ? 0.5f : 2.0f;\n"
+        "    for (n = n < 0 ? -n : n; n; n >>= 1, two *= two)\n"
+        "        if (n & 1) scale *= two;\n"
+        "    return p * scale;\n}\n"
+        "static inline float %s_tanh(float x)\n{\n"
+        "    float e = %s_exp(-2.0f * (x < 0.0f ? -x : x)), y = (1.0f - e) / (1.0f + e);\n"
+        "    return x < 0.0f ? -y : y;\n}\n"
+        "#else\n"
+        "#include <math.h>\n"
+        "static inline float %s_exp(float x) { return expf(x); }\n"
+        "static inline float %s_tanh(float x) { return tanhf(x); }\n"
+        "#endif\n\n"
+        "/* y = x W + b: x is n_in values, W n_in x n_out (row-major) */\n"
+        "static inline void %s_dense(const float *x, int n_in, const float *W, const float *b, int n_out, float *y)\n{\n"
+        "    int i, j;\n"
+        "    for (j = 0; j < n_out; j++) y[j] = b[j];\n"
+        "    for (i = 0; i < n_in; i++) {\n"
+        "        const float xi = x[i], *row = W + (long)i * n_out;\n"
+        "        for (j = 0; j < n_out; j++) y[j] += xi * row[j];\n"
+        "    }\n}\n\n",
+        upper, name, name, name, name, name, name);
+}
+
+static void mlp__emit_activation(mlp__text *t, const char *name, mlp_act act, const char *v, int n)
+{
+    if (act == MLP_ACT_RELU)
+        mlp__emit(t, "    for (j = 0; j < %d; j++) %s[j] = %s[j] > 0.0f ? %s[j] : 0.0f;\n", n, v, v, v);
+    else if (act == MLP_ACT_SIGMOID) /* never exponentiates a large positive number */
+        mlp__emit(t, "    for (j = 0; j < %d; j++) {\n"
+                     "        float e = %s_exp(%s[j] < 0.0f ? %s[j] : -%s[j]);\n"
+                     "        %s[j] = %s[j] < 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);\n    }\n",
+                  n, name, v, v, v, v, v);
+    else if (act == MLP_ACT_TANH)
+        mlp__emit(t, "    for (j = 0; j < %d; j++) %s[j] = %s_tanh(%s[j]);\n", n, v, name, v);
+}
+
+/* NAME_predict: layer after layer between two stack buffers a and b */
+static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name)
+{
+    int l, widest = mlp_input_width(net), in_a = 1, n_out = mlp_output_width(net);
+    const char *cur;
+    for (l = 0; l < net->n_layers; l++) if (net->layers[l].n_out > widest) widest = net->layers[l].n_out;
+    mlp__emit(t, "static inline int %s_predict(const float *raw, float *probs)\n{\n"
+                 "    float a[%d], b[%d], top;\n"
+                 "    int j, best = 0;\n"
+                 "    for (j = 0; j < %d; j++) a[j] = raw[j] * ",
+              name, widest, widest, mlp_input_width(net));
+    mlp__emit_float(t, net->input_scale);
+    mlp__emit(t, " + ");
+    mlp__emit_float(t, net->input_offset);
+    mlp__emit(t, ";\n");
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        const char *x = in_a ? "a" : "b", *y = in_a ? "b" : "a";
+        if (L->kind == MLP_LAYER_DENSE) {
+            int folded = l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_BATCHNORM;
+            mlp__emit(t, "    %s_dense(%s, %d, %s_w%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, mlp__ordinal(net, l), name,
+                      mlp__ordinal(net, l), L->n_out, y,
+                      folded ? " /* batchnorm folded in */" : "");
+            in_a = !in_a;
+        } else if (L->kind == MLP_LAYER_BATCHNORM && !(l > 0 && net->layers[l - 1].kind == MLP_LAYER_DENSE)) {
+            mlp__emit(t, "    for (j = 0; j < %d; j++) %s[j] = %s[j] * %s_s%d[j] + %s_t%d[j];\n", L->n_out, x, x, name,
+                      mlp__ordinal(net, l), name, mlp__ordinal(net, l));
+        } else if (L->kind == MLP_LAYER_ACT) {
+            mlp__emit_activation(t, name, L->act, x, L->n_out);
+        } /* dropout: the identity at inference */
+    }
+    cur = in_a ? "a" : "b";
+    mlp__emit(t, "    for (j = 1; j < %d; j++) if (%s[j] > %s[best]) best = j;\n", n_out, cur, cur);
+    if (net->loss == MLP_LOSS_CE)
+        mlp__emit(t, "    if (probs) { /* softmax, shifted by the largest output */\n"
+                     "        float sum = 0.0f;\n"
+                     "        top = %s[best];\n"
+                     "        for (j = 0; j < %d; j++) sum += probs[j] = %s_exp(%s[j] - top);\n"
+                     "        for (j = 0; j < %d; j++) probs[j] /= sum;\n    }\n",
+                  cur, n_out, name, cur, n_out);
+    else
+        mlp__emit(t, "    (void)top;\n    if (probs) for (j = 0; j < %d; j++) probs[j] = %s[j];\n", n_out, cur);
+    mlp__emit(t, "    return best;\n}\n");
+}
+
+MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
+{
+    mlp__text t;
+    char upper[65];
+    size_t i;
+    int rc, l, bn = 0;
+    if (!net || !path) return mlp__fail(MLP_EARG, "mlp_export_c: NULL argument");
+    if (!name) name = "mlp_model";
+    for (i = 0; i < net->n_params; i++)
+        if (!isfinite(net->params[i])) return mlp__fail(MLP_ENUMERIC, "mlp_export_c: parameter %lu is %g", (unsigned long)i, (double)net->params[i]);
+    for (l = 0; l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind == MLP_LAYER_BATCHNORM) bn = 1;
+    }
+    if (!mlp__c_identifier(name))
+        return mlp__fail(MLP_EARG, "mlp_export_c: name \"%.80s\" is not a C identifier of at most 64 characters", name);
+    for (i = 0; name[i]; i++) upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 'a' + 'A' : name[i]);
+    upper[i] = 0;
+    memset(&t, 0, sizeof t);
+    /* 20 characters per float at most ("-1.23456789e-38f, " and a line
+       break every 8), and a few kilobytes per layer of code */
+    t.cap = net->n_params * 20 + (size_t)net->n_layers * 4096 + 8192;
+    if (!(t.p = (char *)mlp__alloc(t.cap, 1, 1))) return MLP_ENOMEM;
+    mlp__emit(&t, "/* %s.h - a network exported by mlp.h %d.%d.%d (mlp_export_c): ", name,
+              MLP_VERSION_MAJOR, MLP_VERSION_MINOR, MLP_VERSION_PATCH);
+    for (l = 0; l < net->n_layers; l++)
+        if (net->layers[l].kind == MLP_LAYER_DENSE) mlp__emit(&t, "%d-", net->layers[l].n_in);
+    mlp__emit(&t, "%d%s.\n\n"
+                  "   int %s_predict(const float *raw, float *probs);\n"
+                  "     raw    %s_INPUTS values as the data holds them (for MNIST, pixels\n"
+                  "            0-255): the model's input normalisation is applied here\n"
+                  "     probs  NULL, or room for %s_OUTPUTS %s\n"
+                  "     returns the index of the largest output: the predicted class\n\n"
+                  "   Standalone: no mlp.h, no allocation (two float arrays of the widest\n"
+                  "   layer on the stack), reentrant; libc's expf and tanhf only, or nothing\n"
+                  "   from libc with %s_NO_LIBC defined before including this file. */\n"
+                  "#ifndef %s_H_INCLUDED\n#define %s_H_INCLUDED\n\n"
+                  "#define %s_INPUTS %d\n#define %s_OUTPUTS %d\n\n",
+              mlp_output_width(net), bn ? ", batchnorm folded into the weights" : "",
+              name, upper, upper,
+              net->loss == MLP_LOSS_CE ? "class probabilities (softmax)" : "outputs (the network's own values)",
+              upper, upper, upper, upper, mlp_input_width(net), upper, mlp_output_width(net));
+    mlp__emit_helpers(&t, name, upper);
+    if ((rc = mlp__emit_arrays(&t, net, name)) != MLP_OK) { MLP_FREE(t.p); return rc; }
+    mlp__emit(&t, "\n");
+    mlp__emit_predict(&t, net, name);
+    mlp__emit(&t, "\n#endif /* %s_H_INCLUDED */\n", upper);
+    if (t.overflow) { MLP_FREE(t.p); return mlp__fail(MLP_EARG, "mlp_export_c: the source outgrew its %lu-byte estimate", (unsigned long)t.cap); }
+    rc = mlp__write_atomic(path, t.p, t.n);
+    MLP_FREE(t.p);
+    return rc;
 }
 #endif
 

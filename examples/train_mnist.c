@@ -23,7 +23,7 @@
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *layers, *log, *out, *confusion, *checkpoint, *resume;
+    const char *layers, *log, *out, *confusion, *checkpoint, *resume, *export_c, *export_name;
     mlp_act act;
     mlp_loss loss;
     int epochs, threads, quiet, val, patience, plateau, batchnorm;
@@ -80,6 +80,8 @@ static void usage(FILE *f)
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
+        "  --export-c FILE.h     also write the model as a standalone C header (mlp_export_c)\n"
+        "  --export-name NAME    its prefix: NAME_predict, NAME_INPUTS... (default mlp_model)\n"
         "  --confusion FILE.csv  write the final test confusion matrix as CSV\n"
         "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n"
         "  --checkpoint FILE     save model + optimizer state + position after every epoch;\n"
@@ -175,6 +177,12 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--layers")) o.layers = v;
         else if (!strcmp(f, "--log")) o.log = v;
         else if (!strcmp(f, "--out")) o.out = v;
+        else if (!strcmp(f, "--export-c")) o.export_c = v;
+        else if (!strcmp(f, "--export-name")) {
+            o.export_name = v;
+            if (!v[0] || strspn(v, "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(v) || (v[0] >= '0' && v[0] <= '9'))
+                bad_usage(f, v, "expected a C identifier");
+        }
         else if (!strcmp(f, "--confusion")) o.confusion = v;
         else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
         else if (!strcmp(f, "--resume")) o.resume = v;
@@ -560,6 +568,10 @@ int main(int argc, char **argv)
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
     if (mlp_save(net, o.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     printf("model saved to %s\n", o.out);
+    if (o.export_c) {
+        if (mlp_export_c(net, o.export_c, o.export_name) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        printf("C header written to %s (%s_predict)\n", o.export_c, o.export_name ? o.export_name : "mlp_model");
+    }
     rc = 0;
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }

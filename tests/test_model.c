@@ -777,6 +777,84 @@ static void test_checkpoint_truncation(void **state)
 
 /* The input normalisation a model carries, x = raw scale + offset, is what
    mlp_normalize_input applies, before and after a round trip. */
+/* mlp_export_c's arguments: every refusal is an error code and no file. */
+static void test_export_c_refusals(void **state)
+{
+    static const char *bad_names[] = {"", "9lives", "a-b", "with space", "x.y",
+        "an_identifier_of_sixty_five_characters_which_is_one_more_than_64_", NULL};
+    mlp_net *net = mlp_create_spec("3-4-2", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    const char *path = path_in_dir("refused.h");
+    volatile float zero = 0.0f;
+    int i;
+    (void)state;
+    assert_true(mlp_export_c(NULL, path, "m") < 0);
+    assert_true(mlp_export_c(net, NULL, "m") < 0);
+    for (i = 0; bad_names[i]; i++) {
+        assert_int_equal(mlp_export_c(net, path, bad_names[i]), MLP_EARG);
+        assert_non_null(strstr(mlp_error(), "C identifier"));
+    }
+    assert_int_equal(access(path, F_OK), -1);
+    assert_true(mlp_export_c(net, path_in_dir("no/such/dir/m.h"), "m") < 0);
+    net->params[3] = zero / zero;
+    assert_int_equal(mlp_export_c(net, path, "m"), MLP_ENUMERIC);
+    assert_int_equal(access(path, F_OK), -1);
+    net->params[3] = 1.0f;
+    assert_int_equal(mlp_export_c(net, path, "a_name_of_exactly_sixty_four_characters_which_is_the_longest_ok"), MLP_OK);
+    assert_int_equal(remove(path), 0);
+    mlp_free(net);
+}
+
+/* The array NAME[] = {...} of an exported header, read back with strtof. */
+static int parse_array(const char *text, const char *name, float *out, int n)
+{
+    const char *p = strstr(text, name);
+    int i;
+    if (!p || !(p = strchr(p, '{'))) return -1;
+    p++;
+    for (i = 0; i < n; i++) {
+        char *end;
+        out[i] = strtof(p, &end);
+        if (end == p || *end != 'f') return -1;
+        p = end + 1;
+        while (*p == ',' || *p == ' ' || *p == '\n') p++;
+    }
+    return *p == '}' ? 0 : -1;
+}
+
+/* Weights printed with 9 significant digits read back as the same floats
+   (and integral values, which %g prints without a point, as float
+   literals); the default name, mlp_model. */
+static void test_export_c_weights_exact(void **state)
+{
+    mlp_net *net = mlp_create_spec("5-7-3", MLP_ACT_RELU, MLP_LOSS_CE, 11);
+    const char *path = path_in_dir("exact.h");
+    mlp_mat W, b;
+    float got[35];
+    size_t n;
+    char *text;
+    (void)state;
+    assert_int_equal(mlp_dense_weights(net, 0, &W, &b), 0);
+    W.data[0] = 2.0f; W.data[1] = -3.0f; W.data[2] = 1e-30f; W.data[3] = 3.4e38f; W.data[4] = 1.17549435e-38f;
+    b.data[0] = 0.1f; b.data[1] = -0.0f;
+    assert_int_equal(mlp_export_c(net, path, NULL), MLP_OK);
+    assert_non_null(text = (char *)read_file(path, &n));
+    text = (char *)realloc(text, n + 1);
+    text[n] = 0;
+    assert_non_null(strstr(text, "static inline int mlp_model_predict(const float *raw, float *probs)"));
+    assert_non_null(strstr(text, "#define MLP_MODEL_INPUTS 5"));
+    assert_non_null(strstr(text, "#define MLP_MODEL_OUTPUTS 3"));
+    assert_int_equal(parse_array(text, "mlp_model_w1[35]", got, 35), 0);
+    assert_memory_equal(got, W.data, sizeof got);
+    assert_int_equal(parse_array(text, "mlp_model_b1[7]", got, 7), 0);
+    assert_memory_equal(got, b.data, 7 * sizeof(float));
+    assert_int_equal(mlp_dense_weights(net, 1, &W, &b), 0);
+    assert_int_equal(parse_array(text, "mlp_model_w2[21]", got, 21), 0);
+    assert_memory_equal(got, W.data, 21 * sizeof(float));
+    free(text);
+    assert_int_equal(remove(path), 0);
+    mlp_free(net);
+}
+
 static void test_input_normalisation(void **state)
 {
     static const float raw[3] = {0.0f, 2.0f, 4.0f}, want[3] = {-1.0f, 0.0f, 1.0f};
@@ -849,6 +927,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_bit_exact),
+        cmocka_unit_test(test_export_c_refusals),
+        cmocka_unit_test(test_export_c_weights_exact),
         cmocka_unit_test(test_golden_file),
         cmocka_unit_test(test_each_field_checked),
         cmocka_unit_test(test_header_bounds),

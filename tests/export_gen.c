@@ -1,0 +1,132 @@
+/* export_gen.c - the mlp.h side of `make test-export` (tests/test_export.sh).
+
+   export_gen DIR
+       networks of every layer kind and activation, with random weights,
+       biases and batchnorm statistics, each as DIR/NAME.h (mlp_export_c)
+       with DIR/NAME.in (random raw inputs) and DIR/NAME.ref (mlp_predict's
+       outputs for them): the reference the exported header must match.
+   export_gen --model MODEL.mlp IMAGES.idx PREFIX
+       PREFIX.in (every image of an IDX file, raw pixels 0-255) and
+       PREFIX.ref (MODEL's mlp_predict on them).
+
+   .in and .ref: int32 rows, int32 width, then rows x width floats (this
+   machine's byte order: written and read here only). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define MLP_IMPLEMENTATION
+#include "../mlp.h"
+
+static int write_floats(const char *path, const float *v, int rows, int width)
+{
+    FILE *f = fopen(path, "wb");
+    int32_t head[2];
+    int ok;
+    head[0] = rows; head[1] = width;
+    if (!f) { fprintf(stderr, "export_gen: cannot write %s\n", path); return 1; }
+    ok = fwrite(head, sizeof head, 1, f) == 1 && fwrite(v, sizeof(float), (size_t)rows * width, f) == (size_t)rows * width;
+    if (fclose(f) != 0 || !ok) { fprintf(stderr, "export_gen: error writing %s\n", path); return 1; }
+    return 0;
+}
+
+/* raw inputs and mlp_predict's answers for them */
+static int write_case(mlp_net *net, const float *raw, int rows, const char *prefix)
+{
+    char path[512];
+    int n_in = mlp_input_width(net), w = mlp_output_width(net), i;
+    float *x = (float *)malloc(sizeof(float) * (size_t)rows * n_in);
+    const float *p;
+    if (!x) return 1;
+    for (i = 0; i < rows; i++) mlp_normalize_input(net, raw + (size_t)i * n_in, x + (size_t)i * n_in);
+    p = mlp_predict(net, x, rows);
+    free(x);
+    if (!p) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
+    snprintf(path, sizeof path, "%s.in", prefix);
+    if (write_floats(path, raw, rows, n_in)) return 1;
+    snprintf(path, sizeof path, "%s.ref", prefix);
+    return write_floats(path, p, rows, w);
+}
+
+/* a network with nothing at its defaults: every parameter and statistic drawn */
+static void randomise(mlp_net *net, mlp_rng *rng)
+{
+    int l, j;
+    size_t i;
+    for (i = 0; i < net->n_params; i++) net->params[i] = 1.5f * (mlp_rng_float(rng) - 0.5f);
+    for (l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_BATCHNORM) continue;
+        for (j = 0; j < L->n_out; j++) {
+            L->W[j] = 0.5f + mlp_rng_float(rng);
+            L->run_mean[j] = mlp_rng_float(rng) - 0.5f;
+            L->run_var[j] = 0.05f + 2.0f * mlp_rng_float(rng);
+        }
+    }
+}
+
+typedef struct gen_case { const char *name, *spec; mlp_act act; mlp_loss loss; int batchnorm; float dropout, scale, offset; } gen_case;
+
+static int synthetic(const char *dir)
+{
+    static const gen_case cases[] = {
+        {"relu_ce", "20-33-17-5", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f / 255.0f, 0.0f},
+        {"bn_dropout", "12-40-24-7", MLP_ACT_RELU, MLP_LOSS_CE, 1, 0.3f, 0.01f, -0.5f},
+        {"sigmoid_mse", "7-9-3", MLP_ACT_SIGMOID, MLP_LOSS_MSE, 0, 0.0f, 2.0f, -1.0f},
+        {"tanh_bn", "5-11-13-4", MLP_ACT_TANH, MLP_LOSS_CE, 1, 0.0f, 0.5f, 0.25f},
+        {"one_layer", "9-10", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f, 0.0f},
+    };
+    const int rows = 500;
+    size_t c;
+    int i;
+    mlp_rng rng;
+    mlp_rng_seed(&rng, 2026, 12);
+    for (c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const gen_case *g = &cases[c];
+        char path[512];
+        mlp_net *net = mlp_create_spec(g->spec, g->act, g->loss, 7 + c);
+        mlp_input in;
+        float *raw;
+        int n_in, rc;
+        if (!net || (g->batchnorm && mlp_add_batchnorm(net)) || (g->dropout > 0.0f && mlp_add_dropout(net, 0.0f, g->dropout))) {
+            fprintf(stderr, "export_gen: %s\n", mlp_error());
+            return 1;
+        }
+        in = mlp_get_input(net);
+        in.scale = g->scale; in.offset = g->offset;
+        mlp_set_input(net, &in);
+        randomise(net, &rng);
+        n_in = mlp_input_width(net);
+        raw = (float *)malloc(sizeof(float) * (size_t)rows * n_in);
+        if (!raw) return 1;
+        for (i = 0; i < rows * n_in; i++) raw[i] = (mlp_rng_float(&rng) * 2.0f - 0.5f) / g->scale;
+        snprintf(path, sizeof path, "%s/%s.h", dir, g->name);
+        if (mlp_export_c(net, path, g->name) != 0) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
+        snprintf(path, sizeof path, "%s/%s", dir, g->name);
+        rc = write_case(net, raw, rows, path);
+        free(raw);
+        mlp_free(net);
+        if (rc) return 1;
+    }
+    return 0;
+}
+
+static int from_model(const char *model, const char *images, const char *prefix)
+{
+    mlp_net *net = mlp_load(model);
+    mlp_idx idx;
+    int rc;
+    if (!net) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
+    if (mlp_idx_load(&idx, images) != 0) { fprintf(stderr, "export_gen: %s\n", mlp_error()); mlp_free(net); return 1; }
+    rc = write_case(net, idx.data, (int)idx.dims[0], prefix);
+    mlp_idx_free(&idx);
+    mlp_free(net);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && !strcmp(argv[1], "--model")) return from_model(argv[2], argv[3], argv[4]);
+    if (argc == 2) return synthetic(argv[1]);
+    fprintf(stderr, "usage: export_gen DIR | export_gen --model MODEL.mlp IMAGES.idx PREFIX\n");
+    return 2;
+}
