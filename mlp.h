@@ -64,6 +64,16 @@
       MLP_MAX_ALLOC        largest single allocation in bytes (default 256 GiB
                            on 64-bit hosts); larger requests fail cleanly
       MLP_NO_STDIO         leave out the functions that take a file path
+      MLP_INFLATE(dst, cap, src, len)
+                           a raw deflate decoder, which lets the IDX loaders
+                           read gzip-compressed files (MNIST's own form):
+                           int in, int out, the bytes written or negative
+                           when the stream is corrupt or needs more than
+                           cap (src holds the stream and the 8 bytes of
+                           the gzip trailer after it). stb_image's fits:
+                           #define MLP_INFLATE(d, c, s, n) \
+                               stbi_zlib_decode_noheader_buffer(d, c, s, n)
+                           (with stb_image.h included before mlp.h)
       MLP_NO_SIMD          scalar kernels only (no intrinsics compiled in)
       MLP_NO_THREADS       no thread pool: one thread whatever is asked
       environment MLP_ISA  scalar|sse2|avx2|avx512|neon: the kernels a network
@@ -3726,6 +3736,83 @@ static int mlp__idx_convert(mlp_idx *idx, const unsigned char *body, const char 
     return MLP_OK;
 }
 
+/* gzip (RFC 1952) around an IDX file: the header's optional fields
+   skipped within bounds, the body inflated by the caller's MLP_INFLATE
+   into exactly the size the trailer states (bounded by what deflate can
+   expand the stream to, so a lying trailer cannot make us allocate much),
+   and the CRC-32 checked. *out is the caller's to free. */
+static int mlp__is_gzip(const unsigned char *p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
+
+#ifdef MLP_INFLATE
+static uint32_t mlp__le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int mlp__gzip_skip_string(const unsigned char *p, size_t n, size_t *pos)
+{
+    while (*pos < n && p[*pos]) (*pos)++;
+    if (*pos >= n) return 0;
+    (*pos)++;
+    return 1;
+}
+
+static int mlp__gunzip(const unsigned char *p, size_t n, const char *name, unsigned char **out, size_t *out_n)
+{
+    size_t pos = 10, size;
+    int flags, got;
+    uint32_t crc;
+    *out = NULL;
+    if (n < 18) return mlp__fail(MLP_EFORMAT, "%s: truncated gzip stream (%llu bytes)", name, (unsigned long long)n);
+    if (p[2] != 8) return mlp__fail(MLP_EFORMAT, "%s: gzip compression method %d (only deflate, 8, exists)", name, p[2]);
+    flags = p[3];
+    if (flags & 0xe0) return mlp__fail(MLP_EFORMAT, "%s: reserved gzip flags set (0x%02x)", name, flags);
+    if (flags & 4) { /* FEXTRA: a length, then that many bytes */
+        size_t extra = (size_t)p[10] | (size_t)p[11] << 8;
+        pos = 12 + extra;
+    }
+    if (((flags & 8) && !mlp__gzip_skip_string(p, n, &pos)) || ((flags & 16) && !mlp__gzip_skip_string(p, n, &pos)))
+        return mlp__fail(MLP_EFORMAT, "%s: truncated gzip header (a name or comment never ends)", name);
+    if (flags & 2) pos += 2; /* FHCRC */
+    if (pos > n || n - pos < 8) return mlp__fail(MLP_EFORMAT, "%s: truncated gzip stream (%llu bytes)", name, (unsigned long long)n);
+    crc = mlp__le32(p + n - 8);
+    size = mlp__le32(p + n - 4);
+    /* deflate expands at most 1032:1 */
+    if ((double)size > 1032.0 * (double)(n - pos - 8) + 1024.0 || n - pos > 0x7fffffffu || size > 0x7fffffffu)
+        return mlp__fail(MLP_EFORMAT, "%s: the gzip trailer claims %llu bytes from %llu compressed (corrupt, or over 2 GiB)",
+                         name, (unsigned long long)size, (unsigned long long)(n - pos - 8));
+    if (!(*out = (unsigned char *)mlp__alloc(size ? size : 1, 1, 1))) return MLP_ENOMEM;
+    /* the trailer goes too: a decoder may look a few bytes past the last
+       block before it sees that it is the last (stb_image's does) */
+    got = MLP_INFLATE((char *)*out, (int)size, (const char *)p + pos, (int)(n - pos));
+    if (got < 0 || (size_t)got != size || mlp_crc32(*out, size) != crc) {
+        MLP_FREE(*out);
+        *out = NULL;
+        if (got < 0) return mlp__fail(MLP_EFORMAT, "%s: corrupt gzip stream (it does not inflate to the %llu bytes its trailer states)", name, (unsigned long long)size);
+        if ((size_t)got != size) return mlp__fail(MLP_EFORMAT, "%s: corrupt gzip stream (%d bytes, its trailer says %llu)", name, got, (unsigned long long)size);
+        return mlp__fail(MLP_EFORMAT, "%s: corrupt gzip stream (CRC-32 mismatch)", name);
+    }
+    *out_n = size;
+    return MLP_OK;
+}
+#endif
+
+static int mlp__idx_load_gzip(mlp_idx *idx, const unsigned char *p, size_t n, const char *name)
+{
+#ifdef MLP_INFLATE
+    unsigned char *raw;
+    size_t raw_n = 0;
+    int rc;
+    if ((rc = mlp__gunzip(p, n, name, &raw, &raw_n)) != MLP_OK) return rc;
+    rc = mlp__is_gzip(raw, raw_n) ? mlp__fail(MLP_EFORMAT, "%s: gzip inside gzip", name) : mlp_idx_load_memory(idx, raw, raw_n, name);
+    MLP_FREE(raw);
+    return rc;
+#else
+    (void)idx; (void)p; (void)n;
+    return mlp__fail(MLP_EFORMAT, "%s: gzip-compressed (1f 8b): gunzip it first, or build with MLP_INFLATE", name);
+#endif
+}
+
 MLPDEF int mlp_idx_load_memory(mlp_idx *idx, const void *bytes, size_t n_bytes, const char *name)
 {
     size_t header_len, body_len;
@@ -3735,6 +3822,7 @@ MLPDEF int mlp_idx_load_memory(mlp_idx *idx, const void *bytes, size_t n_bytes, 
     if (!idx) return mlp__fail(MLP_EARG, "%s: NULL idx", name);
     memset(idx, 0, sizeof *idx);
     if (!bytes && n_bytes) return mlp__fail(MLP_EARG, "%s: NULL bytes", name);
+    if (mlp__is_gzip(p, n_bytes)) return mlp__idx_load_gzip(idx, p, n_bytes, name);
     if ((rc = mlp__idx_parse_header(idx, p, n_bytes, name, &header_len, &body_len)) != MLP_OK) return rc;
     if (n_bytes - header_len < body_len)
         return mlp__fail(MLP_EFORMAT, "%s: truncated body (%llu of %llu bytes)", name,
@@ -3752,13 +3840,24 @@ MLPDEF int mlp_idx_load(mlp_idx *idx, const char *path)
 {
     unsigned char header[4 + 4 * MLP_IDX_MAX_DIMS], *body = NULL;
     size_t got, header_len, body_len;
-    long file_len;
+    long file_len = 0;
     int rc;
     FILE *f;
     if (!idx || !path) return mlp__fail(MLP_EARG, "mlp_idx_load: NULL argument");
     memset(idx, 0, sizeof *idx);
     if (!(f = fopen(path, "rb"))) return mlp__fail(MLP_EIO, "%s: cannot open", path);
     got = fread(header, 1, sizeof header, f);
+    if (mlp__is_gzip(header, got)) { /* compressed: the whole file, then inflated in memory */
+        rc = MLP_OK;
+        if (fseek(f, 0, SEEK_END) != 0 || (file_len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+            rc = mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
+        else if (!(body = (unsigned char *)mlp__alloc((size_t)file_len, 1, 1))) rc = MLP_ENOMEM;
+        else if (fread(body, 1, (size_t)file_len, f) != (size_t)file_len) rc = mlp__fail(MLP_EIO, "%s: read error", path);
+        fclose(f);
+        if (rc == MLP_OK) rc = mlp_idx_load_memory(idx, body, (size_t)file_len, path);
+        MLP_FREE(body);
+        return rc;
+    }
     rc = mlp__idx_parse_header(idx, header, got, path, &header_len, &body_len);
     if (rc == MLP_OK) {
         if (fseek(f, 0, SEEK_END) != 0 || (file_len = ftell(f)) < 0) rc = mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);

@@ -15,33 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STBI_ONLY_PNG
-#define STBI_MAX_DIMENSIONS 8192     /* larger images are refused, not decoded */
-#define STBI_NO_LINEAR
-#define STBI_NO_HDR
-#define STB_IMAGE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"  /* stb_image is not ours to lint */
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#endif
-/* Debian and Ubuntu (libstb-dev) install stb/stb_image.h; vcpkg, Homebrew
-   or a copy beside this file may put stb_image.h anywhere on the include
-   path. -DMLP_STB_INCLUDE='<stb_image.h>' (any header name) says where. */
-#if defined(MLP_STB_INCLUDE)
-#include MLP_STB_INCLUDE
-#elif defined(__has_include)
-#if __has_include(<stb/stb_image.h>)
-#include <stb/stb_image.h>
-#else
-#include "stb_image.h"
-#endif
-#else
-#include <stb/stb_image.h>
-#endif
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_png.h"
 
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"

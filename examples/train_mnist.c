@@ -1,5 +1,6 @@
 /* train_mnist.c - train a multi-layer perceptron on MNIST (or any IDX
-   image/label pair in the same layout) and report its test accuracy.
+   image/label pair in the same layout, plain or gzipped) and report its
+   test accuracy.
 
    cc -O2 -o train_mnist examples/train_mnist.c -lm
    ./train_mnist --help
@@ -18,6 +19,7 @@
 #else
 #include <unistd.h>   /* isatty */
 #endif
+#include "stb_png.h" /* its zlib decoder reads gzipped IDX files (MLP_INFLATE) */
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -250,11 +252,17 @@ static options parse_args(int argc, char **argv)
     return o;
 }
 
-/* DIR/NAME unless the user named the file explicitly */
+/* DIR/NAME unless the user named the file explicitly; DIR/NAME.gz (MNIST
+   as it is distributed) when only that is there */
 static const char *data_path(char *buf, size_t size, const char *dir, const char *override, const char *name)
 {
+    FILE *f;
     if (override) return override;
     snprintf(buf, size, "%s/%s", dir, name);
+    if ((f = fopen(buf, "rb"))) { fclose(f); return buf; }
+    snprintf(buf, size, "%s/%s.gz", dir, name);
+    if ((f = fopen(buf, "rb"))) { fclose(f); return buf; }
+    snprintf(buf, size, "%s/%s", dir, name); /* neither: the error names the plain file */
     return buf;
 }
 

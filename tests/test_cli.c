@@ -156,6 +156,38 @@ static void test_trains_and_logs(void **state)
     assert_true(acc > 0.9);
 }
 
+/* MNIST as it is distributed: gzipped IDX files, found by --data DIR as
+   NAME.gz when NAME is not there, inflated by stb_image's decoder
+   (MLP_INFLATE in examples/stb_png.h); the model is the one the plain files
+   give, and a damaged stream is refused with a message. Compressed by
+   gzip(1), so real Huffman blocks. */
+static void test_gzipped_data(void **state)
+{
+    static const char *names[4][2] = {{"train-images", "train-images-idx3-ubyte"}, {"train-labels", "train-labels-idx1-ubyte"},
+                                      {"test-images", "t10k-images-idx3-ubyte"}, {"test-labels", "t10k-labels-idx1-ubyte"}};
+    char cmd[1024], flags[256];
+    int i;
+    (void)state;
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/gz", tmpdir);
+    assert_int_equal(run(cmd), 0);
+    for (i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "gzip -9 -c %s/%s > %s/gz/%s.gz", tmpdir, names[i][0], tmpdir, names[i][1]);
+        assert_int_equal(run(cmd), 0);
+    }
+    snprintf(flags, sizeof flags, "--layers 16-12-3 --epochs 2 --batch 16 --lr 0.1 --seed 3");
+    data_flags(cmd, sizeof cmd, flags);
+    expect(cmd, 0, "test accuracy");
+    snprintf(cmd, sizeof cmd, TRAIN " --data %s/gz --out %s/gz.mlp %s", tmpdir, tmpdir, flags);
+    expect(cmd, 0, "test accuracy");
+    snprintf(cmd, sizeof cmd, "cmp %s/model.mlp %s/gz.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+    /* the last 8 bytes (CRC and size) cut off */
+    snprintf(cmd, sizeof cmd, "head -c -8 %s/gz/t10k-labels-idx1-ubyte.gz > %s/cut.gz && " TRAIN
+             " --data %s/gz --test-labels %s/cut.gz --out %s/cut.mlp %s", tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, flags);
+    expect(cmd, 1, "cut.gz: ");
+    assert_non_null(strstr(output, "gzip")); /* what it says depends on the bytes that now end the file */
+}
+
 /* Not a terminal: no progress bar, no carriage returns or escapes. */
 static void test_no_control_characters_in_logs(void **state)
 {
@@ -381,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_missing_data),
         cmocka_unit_test(test_mismatched_network),
         cmocka_unit_test(test_trains_and_logs),
+        cmocka_unit_test(test_gzipped_data),
         cmocka_unit_test(test_no_control_characters_in_logs),
         cmocka_unit_test(test_divergence_keeps_previous_model),
         cmocka_unit_test(test_validation_and_early_stopping),

@@ -10,6 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The tests' own raw-deflate decoder for mlp.h's gzip reader: stored
+   blocks only (1 header byte, LEN, ~LEN, the bytes), enough to test the
+   gzip framing around it independently of any real inflater (the examples'
+   stb_image one is tested end to end by test_cli). Returns the bytes
+   written, or -1 as a decoder does for a corrupt stream or a full buffer. */
+static int stored_inflate(char *dst, int cap, const char *src, int len)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    int pos = 0, out = 0, last = 0;
+    while (!last) {
+        int n;
+        if (len - pos < 5 || (p[pos] & 0xfe) != 0) return -1;
+        last = p[pos] & 1;
+        n = p[pos + 1] | p[pos + 2] << 8;
+        if ((p[pos + 3] | p[pos + 4] << 8) != (~n & 0xffff) || len - pos - 5 < n || cap - out < n) return -1;
+        memcpy(dst + out, p + pos + 5, (size_t)n);
+        out += n;
+        pos += 5 + n;
+    }
+    return out;
+}
+#define MLP_INFLATE(dst, cap, src, len) stored_inflate(dst, cap, src, len)
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -228,6 +251,101 @@ static int make_dataset(mlp_dataset *ds, int label_type, int n_labels, const uin
     return rc;
 }
 
+/* gzip around bytes[0..n) into gz (stored deflate blocks of at most 100
+   bytes, so a stream has several); flags adds the optional header fields.
+   Returns the length. */
+static size_t gzip_stored(unsigned char *gz, const unsigned char *bytes, size_t n, int flags)
+{
+    size_t len = 0, i;
+    uint32_t crc = mlp_crc32(bytes, n);
+    unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    head[3] = (unsigned char)flags;
+    memcpy(gz, head, 10); len = 10;
+    if (flags & 4) { gz[len++] = 3; gz[len++] = 0; gz[len++] = 'a'; gz[len++] = 'b'; gz[len++] = 'c'; }
+    if (flags & 8) { memcpy(gz + len, "name.idx", 9); len += 9; }
+    if (flags & 16) { memcpy(gz + len, "a comment", 10); len += 10; }
+    if (flags & 2) { gz[len++] = 0x12; gz[len++] = 0x34; }
+    for (i = 0; i < n || i == 0; i += 100) {
+        size_t k = n - i < 100 ? n - i : 100;
+        gz[len++] = i + k >= n; gz[len++] = (unsigned char)k; gz[len++] = (unsigned char)(k >> 8);
+        gz[len++] = (unsigned char)~k; gz[len++] = (unsigned char)(~k >> 8);
+        memcpy(gz + len, bytes + i, k); len += k;
+        if (k == 0) break;
+    }
+    for (i = 0; i < 4; i++) gz[len++] = (unsigned char)(crc >> (8 * i));
+    for (i = 0; i < 4; i++) gz[len++] = (unsigned char)((uint32_t)n >> (8 * i));
+    return len;
+}
+
+static void expect_gzip_error(const unsigned char *gz, size_t n, const char *message)
+{
+    mlp_idx idx;
+    assert_int_equal(mlp_idx_load_memory(&idx, gz, n, "t.gz"), MLP_EFORMAT);
+    if (!strstr(mlp_error(), message)) fail_msg("error \"%s\", want \"%s\"", mlp_error(), message);
+    assert_null(idx.data);
+}
+
+/* A gzipped IDX file reads as the plain one, with any optional header
+   fields, from memory and from a file; every damaged or lying stream is
+   refused with its own message, and no prefix of a good one is accepted. */
+static void test_gzip(void **state)
+{
+    static const int flag_sets[] = {0, 2, 4, 8, 16, 4 | 8 | 16 | 2};
+    static unsigned char gz[4096], bad[4096];
+    uint32_t dims[2] = {7, 30};
+    unsigned char plain[4 + 8 + 210];
+    size_t n_plain, n, i, k;
+    mlp_idx idx;
+    char *path;
+    (void)state;
+    n_plain = header(MLP_IDX_U8, 2, dims);
+    for (i = 0; i < 210; i++) buf[n_plain + i] = (unsigned char)(i * 37 % 256);
+    n_plain += 210;
+    memcpy(plain, buf, n_plain);
+    for (k = 0; k < sizeof flag_sets / sizeof *flag_sets; k++) {
+        n = gzip_stored(gz, plain, n_plain, flag_sets[k]);
+        assert_int_equal(mlp_idx_load_memory(&idx, gz, n, "t.gz"), 0);
+        assert_int_equal(idx.ndims, 2);
+        assert_int_equal(idx.dims[0], 7);
+        assert_int_equal(idx.dims[1], 30);
+        for (i = 0; i < 210; i++) assert_true(idx.data[i] == (float)(i * 37 % 256));
+        mlp_idx_free(&idx);
+    }
+    memcpy(buf, gz, n);
+    path = write_temp(n);
+    assert_int_equal(mlp_idx_load(&idx, path), 0);
+    assert_true(idx.count == 210 && idx.data[209] == (float)(209 * 37 % 256));
+    mlp_idx_free(&idx);
+    unlink(path);
+
+    n = gzip_stored(gz, plain, n_plain, 0);
+    memcpy(bad, gz, n); bad[n - 8] ^= 1;                 /* CRC */
+    expect_gzip_error(bad, n, "CRC-32 mismatch");
+    memcpy(bad, gz, n); bad[n - 4] += 1;                 /* size one more than the stream holds */
+    expect_gzip_error(bad, n, "its trailer says");
+    memcpy(bad, gz, n); bad[n - 4] -= 1;                 /* one less: the decoder runs out of room */
+    expect_gzip_error(bad, n, "does not inflate");
+    memcpy(bad, gz, n); bad[n - 1] = 0x70;               /* 1.9 GB from 250 bytes */
+    expect_gzip_error(bad, n, "the gzip trailer claims");
+    memcpy(bad, gz, n); bad[2] = 9;
+    expect_gzip_error(bad, n, "compression method 9");
+    memcpy(bad, gz, n); bad[3] = 0x20;
+    expect_gzip_error(bad, n, "reserved gzip flags");
+    memcpy(bad, gz, n); bad[13] ^= 0xff;                 /* the first block's ~LEN */
+    expect_gzip_error(bad, n, "does not inflate");
+    memcpy(bad, gz, n); bad[3] = 8; memset(bad + 10, 'x', n - 10); /* a name that never ends */
+    expect_gzip_error(bad, n, "never ends");
+    memcpy(bad, gz, n); bad[3] = 4; bad[10] = 0xff; bad[11] = 0xff; /* FEXTRA past the end */
+    expect_gzip_error(bad, n, "truncated gzip stream");
+    n = gzip_stored(bad, gz, n, 0);                      /* gzip of a gzip */
+    expect_gzip_error(bad, n, "gzip inside gzip");
+    n = gzip_stored(gz, plain, n_plain, 4 | 8 | 16 | 2);
+    for (i = 0; i < n; i++) {                            /* every prefix */
+        assert_true(mlp_idx_load_memory(&idx, gz, i, "t.gz") < 0);
+        assert_null(idx.data);
+    }
+}
+
 static void test_dataset(void **state)
 {
     const uint64_t ok[3] = {0, 9, 4}, neg[3] = {1, 0xff, 2}, big[3] = {1, 70000, 2};
@@ -278,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_truncated_at_every_byte),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_dataset),
         cmocka_unit_test(test_dataset_load_names_files),
     };
