@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary test-export mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,7 +35,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings test-kernels test-boundary test-export ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -396,6 +396,29 @@ help: ## this list
 
 clean: ## remove build outputs
 	rm -rf $(B)
+
+# A header-only library installs a header and a pkg-config file (in
+# share/pkgconfig, where pkg-config looks for architecture-independent ones):
+# `pkg-config --cflags --libs mlp` then gives -I... -lm -pthread (the thread
+# flag for glibc before 2.34; harmless after). DESTDIR stages a package.
+PREFIX  ?= /usr/local
+VERSION := $$(sed -n 's/^\#define MLP_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' mlp.h | paste -sd.)
+PCDIR   := $(DESTDIR)$(PREFIX)/share/pkgconfig
+
+install: mlp.h tools/mlp.pc.in ## install mlp.h and mlp.pc under PREFIX (default /usr/local; DESTDIR honoured)
+	install -d $(DESTDIR)$(PREFIX)/include $(PCDIR)
+	install -m 644 mlp.h $(DESTDIR)$(PREFIX)/include/mlp.h
+	sed -e "s|@PREFIX@|$(PREFIX)|" -e "s|@VERSION@|$(VERSION)|" tools/mlp.pc.in > $(PCDIR)/mlp.pc
+	chmod 644 $(PCDIR)/mlp.pc
+	@echo "installed $(DESTDIR)$(PREFIX)/include/mlp.h and $(PCDIR)/mlp.pc (version $(VERSION))"
+
+uninstall: ## remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(PREFIX)/include/mlp.h $(PCDIR)/mlp.pc
+
+# install into a scratch prefix, build a program against it with pkg-config
+# alone, run it, uninstall, and check nothing is left
+test-install: ## make install + pkg-config: a program builds against the installed header, uninstall removes it
+	tests/test_install.sh
 
 tools: $(TOOLS:%=$(B)/%) ## build the tools (idx2png, mnist_centre, show_weights, show_errors) into build/
 $(B)/%: tools/%.c mlp.h | $(B)

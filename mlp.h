@@ -192,7 +192,8 @@
       0.4.0 (2026-12-02) models out: mlp_export_c writes a network as a
                         standalone C header (static const weights,
                         batchnorm folded in, NAME_predict on raw inputs;
-                        no libc at all with NAME_NO_LIBC)
+                        no libc at all with NAME_NO_LIBC); data in: the IDX
+                        loaders read gzipped files through MLP_INFLATE
 
    LICENSE: MIT, see the end of the file.
 */

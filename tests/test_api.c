@@ -1112,6 +1112,18 @@ static void test_init_weights(void **state)
     mlp_free(net); mlp_free(other);
 }
 
+/* Built without MLP_INFLATE, a gzipped IDX file is named for what it is
+   and the way out is given. */
+static void test_gzip_without_inflate(void **state)
+{
+    static const unsigned char gz[20] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0};
+    mlp_idx idx;
+    (void)state;
+    assert_int_equal(mlp_idx_load_memory(&idx, gz, sizeof gz, "x.gz"), MLP_EFORMAT);
+    assert_non_null(strstr(mlp_error(), "x.gz: gzip-compressed (1f 8b): gunzip it first, or build with MLP_INFLATE"));
+    assert_null(idx.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1136,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_init_weights),
         cmocka_unit_test(test_sizes_beyond_address_space),
         cmocka_unit_test(test_isa_detection),
+        cmocka_unit_test(test_gzip_without_inflate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

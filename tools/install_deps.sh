@@ -9,7 +9,7 @@
 #   --windows  also MinGW-w64 and Wine (make test-windows; cmocka likewise)
 set -euo pipefail
 
-want=(build-essential libcmocka-dev libstb-dev npm gnuplot-nox)
+want=(build-essential libcmocka-dev libstb-dev npm gnuplot-nox pkg-config)
 arches=()
 sources=0   # tools/build_cmocka.sh needs Debian's source packages (deb-src)
 while [ $# -gt 0 ]; do
