@@ -152,7 +152,8 @@
                 mlp_predict, mlp_predict_mat, mlp_loss_eval
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
-                mlp_dataset_from_idx, mlp_dataset_load, mlp_dataset_free,
+                mlp_dataset_from_idx, mlp_dataset_from_arrays, mlp_dataset_load,
+                mlp_dataset_free,
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
@@ -193,7 +194,8 @@
                         standalone C header (static const weights,
                         batchnorm folded in, NAME_predict on raw inputs;
                         no libc at all with NAME_NO_LIBC); data in: the IDX
-                        loaders read gzipped files through MLP_INFLATE
+                        loaders read gzipped files through MLP_INFLATE;
+                        mlp_dataset_from_arrays (copies or borrows)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -429,6 +431,15 @@ typedef struct mlp_dataset {
 
 /* Takes images (n x ...) and labels (n) IDX data; checks counts and labels. */
 MLPDEF int  mlp_dataset_from_idx(mlp_dataset *ds, const mlp_idx *images, const mlp_idx *labels);
+/* A data set over your own n x dim inputs (row-major, the values the network
+   takes: no scaling) and n class labels (0..65535), all checked (finite
+   inputs, labels in range). MLP_DATASET_COPY: ds gets its own copies (free
+   them with mlp_dataset_free; yours may go at once). MLP_DATASET_BORROW: ds
+   is a view of your arrays, which must outlive it unchanged; it owns
+   nothing, so never pass it to mlp_dataset_free (it would free your arrays). */
+#define MLP_DATASET_COPY   0
+#define MLP_DATASET_BORROW 1
+MLPDEF int  mlp_dataset_from_arrays(mlp_dataset *ds, const float *x, const int *y, int n, int dim, int ownership);
 #ifndef MLP_NO_STDIO
 MLPDEF int  mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char *labels_path);
 #endif
@@ -3947,6 +3958,44 @@ MLPDEF int mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char
     return rc;
 }
 #endif
+
+MLPDEF int mlp_dataset_from_arrays(mlp_dataset *ds, const float *x, const int *y, int n, int dim, int ownership)
+{
+    size_t i, count;
+    int max_label = 0;
+    if (!ds) return mlp__fail(MLP_EARG, "mlp_dataset_from_arrays: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    if (!x || !y) return mlp__fail(MLP_EARG, "mlp_dataset_from_arrays: NULL inputs or labels");
+    if (n < 1 || dim < 1 || dim > MLP_MAX_WIDTH)
+        return mlp__fail(MLP_EARG, "mlp_dataset_from_arrays: %d rows of %d values (need n >= 1, 1 <= dim <= %d)", n, dim, MLP_MAX_WIDTH);
+    if (ownership != MLP_DATASET_COPY && ownership != MLP_DATASET_BORROW)
+        return mlp__fail(MLP_EARG, "mlp_dataset_from_arrays: ownership %d (MLP_DATASET_COPY or MLP_DATASET_BORROW)", ownership);
+    count = (size_t)n * (size_t)dim;
+    for (i = 0; i < count; i++)
+        if (!isfinite(x[i]))
+            return mlp__fail(MLP_EFORMAT, "input %llu of row %llu is %g", (unsigned long long)(i % (size_t)dim),
+                             (unsigned long long)(i / (size_t)dim), (double)x[i]);
+    for (i = 0; i < (size_t)n; i++) {
+        if (y[i] < 0 || y[i] > MLP__MAX_LABEL)
+            return mlp__fail(MLP_EFORMAT, "label %d at index %llu is out of range (0..%d)", y[i], (unsigned long long)i, MLP__MAX_LABEL);
+        if (y[i] > max_label) max_label = y[i];
+    }
+    if (ownership == MLP_DATASET_BORROW) {
+        ds->x = (float *)(uintptr_t)x; /* never written through: the library only reads a data set */
+        ds->y = (int *)(uintptr_t)y;
+    } else {
+        ds->x = (float *)mlp__alloc(count, sizeof(float), 1);
+        ds->y = (int *)mlp__alloc((size_t)n, sizeof(int), 1);
+        if (!ds->x || !ds->y) { mlp_dataset_free(ds); return MLP_ENOMEM; }
+        memcpy(ds->x, x, count * sizeof(float));
+        memcpy(ds->y, y, (size_t)n * sizeof(int));
+    }
+    ds->n = n;
+    ds->dim = dim;
+    ds->n_classes = max_label + 1;
+    ds->scale = 1.0f;
+    return MLP_OK;
+}
 
 MLPDEF void mlp_dataset_free(mlp_dataset *ds)
 {

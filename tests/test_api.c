@@ -1112,6 +1112,68 @@ static void test_init_weights(void **state)
     mlp_free(net); mlp_free(other);
 }
 
+/* mlp_dataset_from_arrays: a copy is the data set's own (the caller's
+   arrays may change or go; mlp_dataset_free releases it), a borrow is a
+   view of the caller's arrays (here on the stack) and is dropped, not
+   freed; every input and label is checked. */
+static void test_dataset_from_arrays(void **state)
+{
+    float x[6 * 2] = {0, 0, 0, 1, 1, 0, 1, 1, 0.5f, 0.5f, 2, 2};
+    int y[6] = {0, 1, 1, 0, 2, 2};
+    float bad_x[2] = {1.0f, 0.0f};
+    int bad_y[1] = {0};
+    volatile float zero = 0.0f;
+    mlp_dataset ds;
+    mlp_eval ev;
+    mlp_net *net = mlp_create_spec("2-8-3", MLP_ACT_TANH, MLP_LOSS_CE, 3);
+    mlp_train_config cfg = mlp_train_defaults();
+    (void)state;
+    assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 6, 2, MLP_DATASET_COPY), MLP_OK);
+    assert_true(ds.x != x && ds.y != y);
+    x[0] = 9.0f; y[0] = 1;                       /* the copy does not see this */
+    assert_true(ds.x[0] == 0.0f && ds.y[0] == 0);
+    assert_int_equal(ds.n, 6);
+    assert_int_equal(ds.dim, 2);
+    assert_int_equal(ds.n_classes, 3);
+    assert_true(ds.scale == 1.0f && ds.image_w == 0 && ds.image_h == 0);
+    assert_int_equal(mlp_dataset_check(net, &ds), MLP_OK);
+    cfg.batch = 4;
+    assert_int_equal(mlp_train_epoch(net, &ds, &cfg, 0, &ev), MLP_OK);
+    assert_int_equal(ev.n, 6);
+    mlp_dataset_free(&ds);
+    assert_null(ds.x);
+
+    assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 6, 2, MLP_DATASET_BORROW), MLP_OK);
+    assert_ptr_equal(ds.x, x);
+    assert_ptr_equal(ds.y, y);
+    x[1] = 7.0f;                                 /* the borrow does */
+    assert_true(ds.x[1] == 7.0f);
+    assert_int_equal(mlp_evaluate(net, &ds, 4, &ev, NULL), MLP_OK);
+    assert_int_equal(ev.n, 6);
+    assert_true(x[1] == 7.0f && y[5] == 2);      /* read, never written */
+
+    bad_x[1] = zero / zero;
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 2, MLP_DATASET_COPY), MLP_EFORMAT);
+    assert_non_null(strstr(mlp_error(), "input 1 of row 0 is ")); /* nan, -nan or -nan(ind) by the C library */
+    assert_null(ds.x);
+    bad_x[1] = 1.0f; bad_y[0] = -1;
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 2, MLP_DATASET_COPY), MLP_EFORMAT);
+    assert_non_null(strstr(mlp_error(), "label -1 at index 0 is out of range"));
+    bad_y[0] = 65536;
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 2, MLP_DATASET_BORROW), MLP_EFORMAT);
+    bad_y[0] = 65535;
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 2, MLP_DATASET_BORROW), MLP_OK);
+    assert_int_equal(ds.n_classes, 65536);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 0, 2, MLP_DATASET_COPY), MLP_EARG);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 0, MLP_DATASET_COPY), MLP_EARG);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, MLP_MAX_WIDTH + 1, MLP_DATASET_COPY), MLP_EARG);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, bad_y, 1, 2, 2), MLP_EARG);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, NULL, bad_y, 1, 2, MLP_DATASET_COPY), MLP_EARG);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, bad_x, NULL, 1, 2, MLP_DATASET_COPY), MLP_EARG);
+    assert_true(mlp_dataset_from_arrays(NULL, bad_x, bad_y, 1, 2, MLP_DATASET_COPY) < 0);
+    mlp_free(net);
+}
+
 /* Built without MLP_INFLATE, a gzipped IDX file is named for what it is
    and the way out is given. */
 static void test_gzip_without_inflate(void **state)
@@ -1149,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_sizes_beyond_address_space),
         cmocka_unit_test(test_isa_detection),
         cmocka_unit_test(test_gzip_without_inflate),
+        cmocka_unit_test(test_dataset_from_arrays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
