@@ -195,7 +195,11 @@
                         batchnorm folded in, NAME_predict on raw inputs;
                         no libc at all with NAME_NO_LIBC); data in: the IDX
                         loaders read gzipped files through MLP_INFLATE;
-                        mlp_dataset_from_arrays (copies or borrows)
+                        mlp_dataset_from_arrays (copies or borrows);
+                        reliability: mlp_train_epoch's divergence watch
+                        (mlp_train_config.diverge_factor) stops a run whose
+                        loss explodes or whose ReLU layer dies, though every
+                        value is finite
 
    LICENSE: MIT, see the end of the file.
 */
@@ -563,6 +567,14 @@ typedef struct mlp_train_config {
        return stops training after this batch (mlp_train_epoch: MLP_EINTR) */
     int (*on_batch)(void *user, const mlp_batch_info *info);
     void *user;
+    /* divergence watch: mlp_train_epoch stops with MLP_ENUMERIC when the
+       running batch loss (a moving average) exceeds diverge_factor times
+       the loss of knowing nothing (log(classes) for cross-entropy, 1 for
+       the Euclidean loss), or when every unit of a ReLU layer (of 8 units
+       or more) is inactive for a whole batch (of 8 or more): the network
+       died. Either can happen while every value stays finite. Default 50;
+       negative: off. */
+    float diverge_factor;
 } mlp_train_config;
 
 typedef struct mlp_eval {
@@ -3409,6 +3421,7 @@ MLPDEF mlp_train_config mlp_train_defaults(void)
     c.eps = 1e-8f;
     c.lr_scale = 1.0f;
     c.seed = 1;
+    c.diverge_factor = 50.0f;
     return c;
 }
 
@@ -3426,6 +3439,7 @@ static mlp_train_config mlp__with_defaults(const mlp_train_config *cfg)
     if (c.beta2 == 0.0f) c.beta2 = d.beta2;
     if (c.eps == 0.0f) c.eps = d.eps;
     if (c.lr_scale == 0.0f) c.lr_scale = d.lr_scale;
+    if (c.diverge_factor == 0.0f) c.diverge_factor = d.diverge_factor;
     return c;
 }
 
@@ -3439,6 +3453,64 @@ static int mlp__check_config(const mlp_train_config *cfg)
     if ((cfg->optimizer >= MLP_OPT_ADAM) && (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) || !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f)))
         return mlp__fail(MLP_EARG, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
     if (!(cfg->clip_norm >= 0.0f) || !(cfg->max_norm >= 0.0f)) return mlp__fail(MLP_EARG, "clip and max norms must be >= 0");
+    if (isnan(cfg->diverge_factor)) return mlp__fail(MLP_EARG, "diverge_factor is NaN");
+    return MLP_OK;
+}
+
+/* The divergence watch of mlp_train_epoch (mlp_train_config.diverge_factor):
+   a moving average of the batch losses (weight 1/16 for the newest, so one
+   bad batch alone does not stop a run), and the ReLU layers' activity. */
+typedef struct mlp__watch { double running; int started; } mlp__watch;
+
+static double mlp__loss_of_guessing(const mlp_net *net)
+{
+    return net->loss == MLP_LOSS_CE ? log((double)mlp_output_width(net)) : 1.0;
+}
+
+/* the first ReLU layer whose every output is 0 for the whole batch (its
+   index, from 0, in net->layers), or -1; layers and batches under 8 are
+   left alone (two units can both be off for one sample by chance, not 8
+   for 8) */
+#define MLP__DEAD_MIN 8
+
+static int mlp__dead_relu_layer(const mlp_net *net, int B)
+{
+    int l;
+    for (l = 0; l + 1 < net->n_layers && B >= MLP__DEAD_MIN; l++) {
+        const mlp_layer *L = &net->layers[l];
+        size_t i, n = (size_t)B * (size_t)L->n_out;
+        const float *y = net->out[l];
+        if (L->kind != MLP_LAYER_ACT || L->act != MLP_ACT_RELU || L->n_out < MLP__DEAD_MIN) continue;
+        for (i = 0; i < n && y[i] == 0.0f; i++) {}
+        if (i == n) return l;
+    }
+    return -1;
+}
+
+/* hidden layer k (from 1) is the k-th product's output */
+static int mlp__hidden_number(const mlp_net *net, int l)
+{
+    int i, k = 0;
+    for (i = 0; i <= l; i++) k += net->layers[i].kind == MLP_LAYER_DENSE;
+    return k;
+}
+
+static int mlp__diverged(const mlp_net *net, const mlp_train_config *cfg, mlp__watch *w, float loss, int B,
+                         int epoch, int batch_no)
+{
+    double limit = cfg->diverge_factor * mlp__loss_of_guessing(net);
+    int dead;
+    if (cfg->diverge_factor < 0.0f) return MLP_OK;
+    w->running = w->started ? w->running + (loss - w->running) / 16.0 : loss;
+    w->started = 1;
+    if (w->running > limit)
+        return mlp__fail(MLP_ENUMERIC, "training diverged in epoch %d, batch %d: the running loss %.3g is over %g times "
+                         "what guessing costs (%.3g) (learning rate too high?)", epoch + 1, batch_no + 1, w->running,
+                         (double)cfg->diverge_factor, mlp__loss_of_guessing(net));
+    if ((dead = mlp__dead_relu_layer(net, B)) >= 0)
+        return mlp__fail(MLP_ENUMERIC, "training diverged in epoch %d, batch %d: all %d units of hidden layer %d (ReLU) are "
+                         "inactive for the whole batch, so no gradient reaches the layers below (learning rate too high?)",
+                         epoch + 1, batch_no + 1, net->layers[dead].n_out, mlp__hidden_number(net, dead));
     return MLP_OK;
 }
 
@@ -3575,6 +3647,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *config, int epoch, mlp_eval *stats)
 {
     int *perm, start, rc, n_out, correct = 0, nb, batch_no, done = 0;
+    mlp__watch watch = {0.0, 0};
     unsigned fp_mode;
     float *xb;
     int *yb;
@@ -3621,6 +3694,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
         }
+        if ((rc = mlp__diverged(net, cfg, &watch, loss, B, epoch, batch_no)) != MLP_OK) break;
         if ((rc = mlp__optimizer_step(net, cfg, lr)) == MLP_ENUMERIC)
             mlp__fail(rc, "a gradient or weight became NaN or infinite in epoch %d, batch %d (learning rate too high?)", epoch + 1, batch_no + 1);
         loss_sum += (double)loss * B;

@@ -58,7 +58,11 @@ static void usage(FILE *f)
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
         "  --optimizer sgd|nesterov|adam|adamw   (default sgd; --momentum for sgd/nesterov)\n"
         "  --beta1 X --beta2 X   Adam's moment decay rates (default 0.9, 0.999)\n"
-        "  --clip-norm X         rescale each batch's gradient to at most this L2 norm\n"
+        "  --clip-norm X         rescale each batch's gradient to at most this L2 norm\n");
+    fprintf(f, /* two strings: C99 promises string literals of 4095 characters, not more */
+        "  --diverge-factor X    stop (exit 1, --out untouched) when the running loss passes X\n"
+        "                        times what guessing costs, or a ReLU layer dies (default 50;\n"
+        "                        0: never)\n"
         "  --max-norm X          cap the L2 norm of each unit's incoming weights\n"
         "  --schedule step|exp|cosine   learning-rate schedule (default step: --lr-decay\n"
         "                        every --lr-step epochs; exp: --lr-decay every epoch;\n"
@@ -227,6 +231,10 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--beta1")) o.train.beta1 = parse_float(f, v, 0, 0.999999);
         else if (!strcmp(f, "--beta2")) o.train.beta2 = parse_float(f, v, 0, 0.999999);
         else if (!strcmp(f, "--clip-norm")) o.train.clip_norm = parse_float(f, v, 0, 1e9);
+        else if (!strcmp(f, "--diverge-factor")) {
+            o.train.diverge_factor = parse_float(f, v, 0, 1e30);
+            if (o.train.diverge_factor == 0.0f) o.train.diverge_factor = -1.0f; /* the library's "off" */
+        }
         else if (!strcmp(f, "--max-norm")) o.train.max_norm = parse_float(f, v, 0, 1e9);
         else if (!strcmp(f, "--warmup")) o.train.warmup_epochs = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--val")) o.val = (int)parse_int(f, v, 0, 1 << 30);

@@ -236,6 +236,16 @@ static void test_divergence_keeps_previous_model(void **state)
     assert_non_null(strstr(output, "model.mlp not written"));
     snprintf(cmd, sizeof cmd, "cmp %s %s.before", model, model);
     assert_int_equal(run(cmd), 0);
+    /* cross-entropy under ReLU stays finite while it diverges: the watch */
+    data_flags(cmd, sizeof cmd, "--layers 16-32-3 --epochs 3 --lr 1e6");
+    expect(cmd, 1, "training diverged in epoch 1, batch ");
+    assert_non_null(strstr(output, "model.mlp not written"));
+    snprintf(cmd, sizeof cmd, "cmp %s %s.before", model, model);
+    assert_int_equal(run(cmd), 0);
+    data_flags(cmd, sizeof cmd, "--layers 16-32-3 --epochs 1 --diverge-factor 0.01");
+    expect(cmd, 1, "over 0.01 times what guessing costs");
+    data_flags(cmd, sizeof cmd, "--layers 16-32-3 --epochs 1 --diverge-factor -1");
+    expect(cmd, 2, "--diverge-factor -1");
 }
 
 /* --val holds samples out, early stopping stops and puts back the best

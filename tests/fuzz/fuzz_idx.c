@@ -1,5 +1,8 @@
-/* Fuzz target: arbitrary bytes as an IDX file, then as images + labels. */
+/* Fuzz target: arbitrary bytes as an IDX file (plain or gzipped: the gzip
+   framing is mlp.h's, the inflating a stored-blocks decoder of the tests'
+   own), then as images + labels. */
 #include <stddef.h>
+#include "../stored_inflate.h"
 #define MLP_IMPLEMENTATION
 #include "../../mlp.h"
 #include "fuzz_main.h"
