@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,12 +35,32 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
 $(B)/export_gen: tests/export_gen.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+PYTHON ?= /usr/bin/python3
+
+# tools/mlp.py, mlp.h's model files in NumPy: byte for byte what mlp.h
+# writes, hostile files refused as mlp.h refuses them (tests/test_mlp_py.py);
+# models from train_mnist into PyTorch and from PyTorch into mlp.h with the
+# same predictions (tests/test_python.sh; MNIST's part when data/mnist
+# exists). Skipped, with the apt-get line, when $(PYTHON) lacks NumPy or
+# PyTorch; MLP_REQUIRE_PYTHON=1 makes that a failure.
+test-python: $(B)/export_gen $(B)/train_mnist $(B)/classify $(B)/idx2png ## tools/mlp.py (NumPy) reads and writes model files as mlp.h does; PyTorch round trip
+	$(PYTHON) tests/test_mlp_py.py $(B)
+	PYTHON=$(PYTHON) tests/test_python.sh $(B)
+
+# tools/mlp2onnx.py's ONNX models under ONNX Runtime (onnxruntime-node from
+# npm, installed once into build/onnx/node) predict what mlp_predict does:
+# synthetic networks of every layer kind, and three MNIST models on all
+# 10,000 test images. Without python3-onnx or npm it says so and passes
+# (MLP_REQUIRE_ONNX=1: fails instead).
+test-onnx: $(B)/export_gen $(B)/train_mnist ## ONNX export (tools/mlp2onnx.py) run by ONNX Runtime under Node agrees with mlp_predict
+	PYTHON=$(PYTHON) tests/test_onnx.sh $(B)
 
 # mlp_export_c's headers compiled on their own (gcc, clang, g++, freestanding
 # with NAME_NO_LIBC) against mlp_predict, on synthetic networks of every
