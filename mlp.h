@@ -4285,6 +4285,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     uint32_t r;
     int prev_act = 1; /* a model must start with a dense layer */
     int prev_dropout = 0, prev_dense = 0;
+    uint32_t input_width = 0; /* of an input dropout record */
     arch->n_sizes = 0;
     arch->input_rate = arch->hidden_rate = 0.0f;
     arch->hidden_dropouts = arch->hidden_acts = 0;
@@ -4356,7 +4357,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
             width = mlp__get_u32(p + off + 4);
             if (!(rate > 0.0f && rate < 1.0f)) return mlp__fail(MLP_EFORMAT, "layer record %u: dropout rate %g outside (0, 1)", r, rate);
             if (prev_dropout) return mlp__fail(MLP_EFORMAT, "layer record %u: two dropout layers in a row", r);
-            if (arch->n_sizes == 0) arch->input_rate = rate;
+            if (arch->n_sizes == 0) { arch->input_rate = rate; input_width = width; }
             else if (!prev_act || width != (uint32_t)arch->sizes[arch->n_sizes - 1])
                 return mlp__fail(MLP_EFORMAT, "layer record %u: dropout must follow the input or an activation of the same width", r);
             else if (arch->hidden_dropouts && rate != arch->hidden_rate)
@@ -4374,6 +4375,8 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
         return mlp__fail(MLP_EFORMAT, "dropout after %d of %d hidden activations (all or none)", arch->hidden_dropouts, arch->hidden_acts);
     if (prev_dropout) return mlp__fail(MLP_EFORMAT, "a dropout layer cannot come last");
     if (off != end) return mlp__fail(MLP_EFORMAT, "%llu unexpected bytes after the last layer", (unsigned long long)(end - off));
+    if (arch->input_rate > 0.0f && input_width != (uint32_t)arch->sizes[0])
+        return mlp__fail(MLP_EFORMAT, "layer record 0: input dropout width %u does not match the input width %d", input_width, arch->sizes[0]);
     return MLP_OK;
 }
 

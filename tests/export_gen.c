@@ -117,6 +117,13 @@ static int from_model(const char *model, const char *images, const char *prefix)
     int rc;
     if (!net) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
     if (mlp_idx_load(&idx, images) != 0) { fprintf(stderr, "export_gen: %s\n", mlp_error()); mlp_free(net); return 1; }
+    if (idx.count / idx.dims[0] != (size_t)mlp_input_width(net)) {
+        fprintf(stderr, "export_gen: %s has %lu values per row, %s takes %d\n", images,
+                (unsigned long)(idx.count / idx.dims[0]), model, mlp_input_width(net));
+        mlp_idx_free(&idx);
+        mlp_free(net);
+        return 1;
+    }
     rc = write_case(net, idx.data, (int)idx.dims[0], prefix);
     mlp_idx_free(&idx);
     mlp_free(net);

@@ -164,6 +164,25 @@ static void edit(size_t at, uint32_t v, const char *message)
     expect_reject(message);
 }
 
+/* A model with dropout on its input keeps that record's width; one that
+   does not match the input width is refused (a file that loaded anyway
+   would save back different bytes). Found by tools/mlp.py's own checks. */
+static void test_input_dropout_width_checked(void **state)
+{
+    mlp_net *net = mlp_create_spec("3-4-2", MLP_ACT_RELU, MLP_LOSS_CE, 1), *back;
+    (void)state;
+    assert_int_equal(mlp_add_dropout(net, 0.2f, 0.0f), MLP_OK);
+    assert_int_equal(mlp_save_memory(net, model, sizeof model, &model_len), MLP_OK);
+    assert_non_null(back = mlp_load_memory(model, model_len));
+    mlp_free(back);
+    /* record 0 at 40: kind 3, size 8, rate, width */
+    assert_int_equal(model[40], 3);
+    put32(52, 4);
+    reseal();
+    expect_reject("layer record 0: input dropout width 4 does not match the input width 3");
+    mlp_free(net);
+}
+
 static void test_each_field_checked(void **state)
 {
     (void)state;
@@ -927,6 +946,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_bit_exact),
+        cmocka_unit_test(test_input_dropout_width_checked),
         cmocka_unit_test(test_export_c_refusals),
         cmocka_unit_test(test_export_c_weights_exact),
         cmocka_unit_test(test_golden_file),
