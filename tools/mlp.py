@@ -477,4 +477,8 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv))
+    try:
+        sys.exit(_main(sys.argv))
+    except BrokenPipeError:  # `mlp.py info M | head -1`: the reader left, nothing is wrong
+        sys.stderr.close()
+        sys.exit(0)
