@@ -3487,11 +3487,12 @@ static int mlp__dead_relu_layer(const mlp_net *net, int B)
     return -1;
 }
 
-/* hidden layer k (from 1) is the k-th product's output */
-static int mlp__hidden_number(const mlp_net *net, int l)
+/* how many of layers 0..l are of this kind: hidden layer k (from 1) is the
+   k-th product's output, NAME_wk of an export the k-th product's weights */
+static int mlp__count_kind(const mlp_net *net, mlp_layer_kind kind, int l)
 {
     int i, k = 0;
-    for (i = 0; i <= l; i++) k += net->layers[i].kind == MLP_LAYER_DENSE;
+    for (i = 0; i <= l; i++) k += net->layers[i].kind == kind;
     return k;
 }
 
@@ -3510,7 +3511,7 @@ static int mlp__diverged(const mlp_net *net, const mlp_train_config *cfg, mlp__w
     if ((dead = mlp__dead_relu_layer(net, B)) >= 0)
         return mlp__fail(MLP_ENUMERIC, "training diverged in epoch %d, batch %d: all %d units of hidden layer %d (ReLU) are "
                          "inactive for the whole batch, so no gradient reaches the layers below (learning rate too high?)",
-                         epoch + 1, batch_no + 1, net->layers[dead].n_out, mlp__hidden_number(net, dead));
+                         epoch + 1, batch_no + 1, net->layers[dead].n_out, mlp__count_kind(net, MLP_LAYER_DENSE, dead));
     return MLP_OK;
 }
 
@@ -3829,11 +3830,13 @@ static int mlp__idx_convert(mlp_idx *idx, const unsigned char *body, const char 
    and the CRC-32 checked. *out is the caller's to free. */
 static int mlp__is_gzip(const unsigned char *p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
 
-#ifdef MLP_INFLATE
-static uint32_t mlp__le32(const unsigned char *p)
+/* little-endian, as gzip and model files store integers */
+static uint32_t mlp__get_u32(const unsigned char *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
+
+#ifdef MLP_INFLATE
 
 static int mlp__gzip_skip_string(const unsigned char *p, size_t n, size_t *pos)
 {
@@ -3861,8 +3864,8 @@ static int mlp__gunzip(const unsigned char *p, size_t n, const char *name, unsig
         return mlp__fail(MLP_EFORMAT, "%s: truncated gzip header (a name or comment never ends)", name);
     if (flags & 2) pos += 2; /* FHCRC */
     if (pos > n || n - pos < 8) return mlp__fail(MLP_EFORMAT, "%s: truncated gzip stream (%llu bytes)", name, (unsigned long long)n);
-    crc = mlp__le32(p + n - 8);
-    size = mlp__le32(p + n - 4);
+    crc = mlp__get_u32(p + n - 8);
+    size = mlp__get_u32(p + n - 4);
     /* deflate expands at most 1032:1 */
     if ((double)size > 1032.0 * (double)(n - pos - 8) + 1024.0 || n - pos > 0x7fffffffu || size > 0x7fffffffu)
         return mlp__fail(MLP_EFORMAT, "%s: the gzip trailer claims %llu bytes from %llu compressed (corrupt, or over 2 GiB)",
@@ -4158,10 +4161,6 @@ static void mlp__put_u32(unsigned char *p, uint32_t v)
     p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
 }
 
-static uint32_t mlp__get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
 
 static void mlp__put_f32(unsigned char *p, float f)
 {
@@ -4810,15 +4809,6 @@ static void mlp__batchnorm_affine(const mlp_layer *L, double *s, double *t)
     }
 }
 
-/* layer l's number among the layers of its kind, from 1: NAME_w1 is the
-   first product's weights */
-static int mlp__ordinal(const mlp_net *net, int l)
-{
-    int i, k = 0;
-    for (i = 0; i <= l; i++) k += net->layers[i].kind == net->layers[l].kind;
-    return k;
-}
-
 static int mlp__c_identifier(const char *s)
 {
     size_t i, n = strlen(s);
@@ -4850,14 +4840,14 @@ static int mlp__emit_arrays(mlp__text *t, const mlp_net *net, const char *name)
         if (L->kind == MLP_LAYER_BATCHNORM) {
             mlp__batchnorm_affine(L, s, sh);
             for (j = 0; j < L->n_out; j++) { w[j] = (float)s[j]; b[j] = (float)sh[j]; }
-            mlp__emit_floats(t, name, "s", mlp__ordinal(net, l), w, (size_t)L->n_out);
-            mlp__emit_floats(t, name, "t", mlp__ordinal(net, l), b, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "s", mlp__count_kind(net, L->kind, l), w, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "t", mlp__count_kind(net, L->kind, l), b, (size_t)L->n_out);
         } else {
             if (fold) mlp__batchnorm_affine(next, s, sh);
             for (i = 0; i < size; i++) w[i] = fold ? (float)((double)L->W[i] * s[i % (size_t)L->n_out]) : L->W[i];
             for (j = 0; j < L->n_out; j++) b[j] = fold ? (float)((double)L->b[j] * s[j] + sh[j]) : L->b[j];
-            mlp__emit_floats(t, name, "w", mlp__ordinal(net, l), w, size);
-            mlp__emit_floats(t, name, "b", mlp__ordinal(net, l), b, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "w", mlp__count_kind(net, L->kind, l), w, size);
+            mlp__emit_floats(t, name, "b", mlp__count_kind(net, L->kind, l), b, (size_t)L->n_out);
         }
         MLP_FREE(s); MLP_FREE(w); MLP_FREE(b);
     }
@@ -4937,13 +4927,13 @@ static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name
         const char *x = in_a ? "a" : "b", *y = in_a ? "b" : "a";
         if (L->kind == MLP_LAYER_DENSE) {
             int folded = l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_BATCHNORM;
-            mlp__emit(t, "    %s_dense(%s, %d, %s_w%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, mlp__ordinal(net, l), name,
-                      mlp__ordinal(net, l), L->n_out, y,
+            mlp__emit(t, "    %s_dense(%s, %d, %s_w%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, mlp__count_kind(net, L->kind, l), name,
+                      mlp__count_kind(net, L->kind, l), L->n_out, y,
                       folded ? " /* batchnorm folded in */" : "");
             in_a = !in_a;
         } else if (L->kind == MLP_LAYER_BATCHNORM && !(l > 0 && net->layers[l - 1].kind == MLP_LAYER_DENSE)) {
             mlp__emit(t, "    for (j = 0; j < %d; j++) %s[j] = %s[j] * %s_s%d[j] + %s_t%d[j];\n", L->n_out, x, x, name,
-                      mlp__ordinal(net, l), name, mlp__ordinal(net, l));
+                      mlp__count_kind(net, L->kind, l), name, mlp__count_kind(net, L->kind, l));
         } else if (L->kind == MLP_LAYER_ACT) {
             mlp__emit_activation(t, name, L->act, x, L->n_out);
         } /* dropout: the identity at inference */
