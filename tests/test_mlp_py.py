@@ -193,8 +193,9 @@ def mlp_h_verdict(path, n_in, tag):
     export_gen --model on one row of n_in inputs."""
     idx = os.path.join(OUT, "diff", "row%d.idx" % n_in)
     if not os.path.exists(idx):
-        write_idx(idx + ".tmp", np.arange(n_in).reshape(1, n_in) % 256)
-        os.replace(idx + ".tmp", idx)
+        tmp = "%s.%s.tmp" % (idx, tag)  # threads may race to write the same row file
+        write_idx(tmp, np.arange(n_in).reshape(1, n_in) % 256)
+        os.replace(tmp, idx)
     p = subprocess.run([EXPORT_GEN, "--model", path, idx, os.path.join(OUT, "diff", tag)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err = p.stderr.decode(errors="replace").strip()
