@@ -147,13 +147,16 @@
                 mlp_add_batchnorm, mlp_set_training, mlp_set_isa, mlp_get_isa,
                 mlp_set_threads, mlp_get_threads
       describe: mlp_input_width, mlp_output_width, mlp_param_count,
-                mlp_dense_count, mlp_dense_weights, mlp_get_input, mlp_set_input
+                mlp_dense_count, mlp_dense_weights, mlp_get_input, mlp_set_input,
+                mlp_set_input_columns, mlp_get_input_columns,
+                mlp_set_class_names, mlp_class_name
       compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
                 mlp_predict, mlp_predict_mat, mlp_loss_eval
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_from_arrays, mlp_dataset_load,
-                mlp_dataset_free,
+                mlp_dataset_parse_csv, mlp_dataset_load_csv, mlp_csv_find_column,
+                mlp_dataset_split, mlp_dataset_standardize, mlp_dataset_free,
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
@@ -374,6 +377,22 @@ MLPDEF mlp_input mlp_get_input(const mlp_net *net);
 /* Fails unless scale is finite and nonzero, offset finite, and image_w x
    image_h is 0 x 0 or the input width. */
 MLPDEF int      mlp_set_input(mlp_net *net, const mlp_input *input);
+/* Per-column normalisation after the one above (data whose columns are
+   different quantities, e.g. CSV): input j = (raw_j * scale + offset) *
+   scale[j] + offset[j], both arrays input-width long (copied; every scale
+   finite and nonzero, every offset finite). NULL, NULL removes them.
+   Stored in model files. mlp_dataset_standardize sets them for you. */
+MLPDEF int      mlp_set_input_columns(mlp_net *net, const float *scale, const float *offset);
+/* 1 and the arrays copied out (when not NULL) if the network has columns,
+   else 0. */
+MLPDEF int      mlp_get_input_columns(const mlp_net *net, float *scale, float *offset);
+/* Names of the output classes, e.g. the CSV's label names, stored in model
+   files: output-width names (copied; 1..MLP_MAX_NAME bytes, none below
+   0x20 or 0x7F, all different). NULL removes them. */
+#define MLP_MAX_NAME 255
+MLPDEF int      mlp_set_class_names(mlp_net *net, const char *const *names);
+/* Class k's name, or NULL when the network has none (or k is out of range). */
+MLPDEF const char *mlp_class_name(const mlp_net *net, int k);
 /* mlp_gemm on the network's kernels and threads. */
 MLPDEF int      mlp_gemm_net(mlp_net *net, int trans_a, int trans_b, int M, int N, int K, float alpha,
                              const float *A, int lda, const float *B, int ldb,
@@ -431,6 +450,7 @@ typedef struct mlp_dataset {
     float scale;             /* x = raw value * scale (1/255 for unsigned bytes) */
     float *x;                /* n x dim; unsigned-byte images scaled to [0,1] */
     int *y;                  /* n labels */
+    char **class_names;      /* n_classes names (CSV labels that are words), or NULL */
 } mlp_dataset;
 
 /* Takes images (n x ...) and labels (n) IDX data; checks counts and labels. */
@@ -448,6 +468,41 @@ MLPDEF int  mlp_dataset_from_arrays(mlp_dataset *ds, const float *x, const int *
 MLPDEF int  mlp_dataset_load(mlp_dataset *ds, const char *images_path, const char *labels_path);
 #endif
 MLPDEF void mlp_dataset_free(mlp_dataset *ds);
+/* A CSV file of numbers, one sample per line, its label in label_column
+   (0-based; MLP_CSV_LAST: the last column; MLP_CSV_NONE: no labels, every
+   column an input, y all 0 and n_classes 0). Labels are class indices when
+   every one is an integer 0..65535, otherwise names: the distinct names in
+   byte order give the indices, and ds->class_names holds them. classes_of
+   (optional, e.g. the training set when loading its test set) fixes the
+   mapping: its names, or its n_classes. has_header: the first line names
+   the columns. The format, strictly: commas; \n or \r\n line ends; fields
+   may be "quoted" ("" for a quote) and have spaces around them; inputs are
+   decimal numbers (no nan, inf, hex or empty fields: missing values are
+   not supported); every line as many fields as the first; at most
+   MLP_CSV_MAX_LINE bytes a line. Inputs are kept as written (ds->scale 1).
+   Errors say where: "iris.csv: line 7, column 3: \"abc\" is not a number"
+   (lines and columns counted from 1). name is for messages (may be NULL). */
+#define MLP_CSV_LAST (-1)
+#define MLP_CSV_NONE (-2)
+#define MLP_CSV_MAX_LINE (1 << 20)
+MLPDEF int  mlp_dataset_parse_csv(mlp_dataset *ds, const char *text, size_t len, const char *name,
+                                  int label_column, int has_header, const mlp_dataset *classes_of);
+#ifndef MLP_NO_STDIO
+MLPDEF int  mlp_dataset_load_csv(mlp_dataset *ds, const char *path, int label_column, int has_header,
+                                 const mlp_dataset *classes_of);
+/* The 0-based index of column_name in the CSV file's first line. */
+MLPDEF int  mlp_csv_find_column(const char *path, const char *column_name);
+#endif
+/* Moves a seeded random n_held_out samples of ds to its end and makes
+   held_out a view of them; ds keeps the rest. held_out shares ds's memory
+   (and class names): free ds only, never held_out. */
+MLPDEF int  mlp_dataset_split(mlp_dataset *ds, mlp_dataset *held_out, int n_held_out, uint64_t seed);
+/* Standardises every input column of train to mean 0 and standard
+   deviation 1 (a constant column: mean 0 only), records that in net
+   (mlp_set_input_columns) so inference does the same to raw data, and
+   applies train's statistics to other too (optional, e.g. the test set).
+   The data sets' inputs are changed in place: they must own them. */
+MLPDEF int  mlp_dataset_standardize(mlp_net *net, mlp_dataset *train, mlp_dataset *other);
 /* The inputs as an n x dim matrix (a view). */
 MLPDEF mlp_mat mlp_dataset_inputs(const mlp_dataset *ds);
 /* Checks that the data fits the net: input width and label range. */
@@ -599,6 +654,43 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
 MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
                         mlp_eval *out, int *confusion);
 
+/* ---- command-line training ----------------------------------------------- */
+/* The flags every training program of ours takes (examples/train_mnist.c,
+   examples/train_csv.c), parsed in one place so they mean the same
+   everywhere: --layers, --act, --loss, --init, --batchnorm, --dropout,
+   --dropout-input, --epochs, --batch, --lr, --momentum, --weight-decay,
+   --optimizer, --beta1, --beta2, --clip-norm, --max-norm, --diverge-factor,
+   --schedule, --lr-decay, --lr-step, --warmup, --seed, --threads, --log,
+   --out, --export-c, --export-name, --quiet. A program reads its own flags
+   first and hands the rest to mlp_cli_flag. */
+typedef struct mlp_cli {
+    const char *layers;        /* widths, e.g. "784-256-10"; "auto" for the data's */
+    mlp_act act;               /* hidden activation (default ReLU) */
+    mlp_loss loss;             /* default cross-entropy */
+    mlp_init_kind init;        /* default MLP_INIT_AUTO */
+    int batchnorm;             /* batch normalisation before hidden activations */
+    float dropout, dropout_input;
+    int epochs, threads, quiet;
+    const char *log, *out, *export_c, *export_name; /* files; out defaults to "model.mlp" */
+    mlp_train_config train;    /* optimizer, schedule, batch, seed, ... */
+} mlp_cli;
+
+/* The defaults: --layers 784-256-128-10, ReLU, cross-entropy, 10 epochs,
+   1 thread, model.mlp, mlp_train_defaults(). */
+MLPDEF mlp_cli mlp_cli_defaults(void);
+/* If argv[*i] is one of the flags above, reads it (and its value, moving
+   *i past it) and returns 1; returns 0 for any other argument; MLP_EARG for
+   a missing or bad value, mlp_error() saying which ("--lr x: expected a
+   number in 1e-12..1e+06"). */
+MLPDEF int mlp_cli_flag(mlp_cli *cli, int argc, char **argv, int *i);
+/* The flags' help text, one per line, for a program's --help. */
+MLPDEF const char *mlp_cli_help(void);
+/* The network the flags describe, its weights initialised from the seed:
+   --layers with "auto" as the first width taking n_in, as the last n_out
+   (0: unknown, then "auto" is an error), --act, --loss, --init,
+   --batchnorm, --dropout, --dropout-input, --threads. */
+MLPDEF mlp_net *mlp_cli_create(const mlp_cli *cli, int n_in, int n_out);
+
 /* ---- checkpoints ------------------------------------------------------- */
 /* Checkpoints: the model, its SGD velocity and the training configuration,
    after `epoch` whole epochs and `batch` batches of the next one, so that
@@ -622,6 +714,8 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
 /* ========================================================================= */
 #ifdef MLP_IMPLEMENTATION
 
+#include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -2526,6 +2620,8 @@ struct mlp_net {
        image_h = input width for image models, 0 x 0 otherwise */
     float input_scale, input_offset;
     int image_w, image_h;
+    float *col_scale, *col_offset;     /* per-column normalisation after it, or NULL */
+    char **class_names;                /* n_out names (one allocation), or NULL */
 };
 
 /* A product on the network's engine (its kernel table, packing buffers and
@@ -2906,6 +3002,125 @@ MLPDEF int mlp_set_input(mlp_net *net, const mlp_input *in)
     return MLP_OK;
 }
 
+MLPDEF int mlp_set_input_columns(mlp_net *net, const float *scale, const float *offset)
+{
+    int j, n;
+    float *cols;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_set_input_columns: NULL net");
+    if (!scale != !offset) return mlp__fail(MLP_EARG, "mlp_set_input_columns: give both arrays or neither");
+    n = mlp_input_width(net);
+    for (j = 0; scale && j < n; j++)
+        if (!isfinite(scale[j]) || !isfinite(offset[j]) || scale[j] == 0.0f)
+            return mlp__fail(MLP_EARG, "mlp_set_input_columns: column %d has scale %g, offset %g (need finite, scale nonzero)",
+                             j, (double)scale[j], (double)offset[j]);
+    cols = NULL;
+    if (scale) {
+        if (!(cols = (float *)mlp__alloc((size_t)n, 2 * sizeof(float), 1))) return MLP_ENOMEM;
+        memcpy(cols, scale, (size_t)n * sizeof(float));
+        memcpy(cols + n, offset, (size_t)n * sizeof(float));
+    }
+    MLP_FREE(net->col_scale);
+    net->col_scale = cols;
+    net->col_offset = cols ? cols + n : NULL;
+    return MLP_OK;
+}
+
+MLPDEF int mlp_get_input_columns(const mlp_net *net, float *scale, float *offset)
+{
+    size_t n;
+    if (!net || !net->col_scale) return 0;
+    n = (size_t)mlp_input_width(net);
+    if (scale) memcpy(scale, net->col_scale, n * sizeof(float));
+    if (offset) memcpy(offset, net->col_offset, n * sizeof(float));
+    return 1;
+}
+
+/* A class name's bytes are fine: 1..MLP_MAX_NAME of them, none a control
+   character (names are printed one per line and written into C strings). */
+static int mlp__name_ok(const char *s, size_t n)
+{
+    size_t i;
+    if (n < 1 || n > MLP_MAX_NAME) return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7F) return 0;
+    return 1;
+}
+
+static int mlp__cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The index of a name that occurs twice in names[0..n), or -1: sorted
+   copies compared with their neighbours, so a hostile count cannot make it
+   quadratic. -2 when out of memory. */
+static int mlp__repeated_name(const char *const *names, int n)
+{
+    const char **sorted = (const char **)mlp__alloc((size_t)n, sizeof(char *), 1);
+    int i, at = -1;
+    if (!sorted) return -2;
+    memcpy(sorted, names, (size_t)n * sizeof(char *));
+    qsort(sorted, (size_t)n, sizeof(char *), mlp__cmp_names);
+    for (i = 1; i < n && at < 0; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            for (at = 0; strcmp(names[at], sorted[i]) != 0; at++) {}
+    MLP_FREE(sorted);
+    return at;
+}
+
+/* n names in one allocation: the n pointers, then the strings. lens[i] is
+   the length of names[i] (which need not end in a 0 byte). */
+static char **mlp__names_block(const char *const *names, const size_t *lens, int n)
+{
+    size_t bytes = (size_t)n * sizeof(char *), at;
+    char **block;
+    int i;
+    for (i = 0; i < n; i++) bytes += lens[i] + 1;
+    if (!(block = (char **)mlp__alloc(bytes, 1, 1))) return NULL;
+    at = (size_t)n * sizeof(char *);
+    for (i = 0; i < n; i++) {
+        block[i] = (char *)block + at;
+        memcpy(block[i], names[i], lens[i]);
+        block[i][lens[i]] = 0;
+        at += lens[i] + 1;
+    }
+    return block;
+}
+
+MLPDEF int mlp_set_class_names(mlp_net *net, const char *const *names)
+{
+    int i, n, twice;
+    size_t *lens;
+    char **block = NULL;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_set_class_names: NULL net");
+    n = mlp_output_width(net);
+    if (names) {
+        if (!(lens = (size_t *)mlp__alloc((size_t)n, sizeof(size_t), 1))) return MLP_ENOMEM;
+        for (i = 0; i < n; i++)
+            if (!names[i] || !mlp__name_ok(names[i], lens[i] = strlen(names[i]))) {
+                MLP_FREE(lens);
+                return mlp__fail(MLP_EARG, "mlp_set_class_names: name %d is empty, longer than %d bytes or has a control character",
+                                 i, MLP_MAX_NAME);
+            }
+        if ((twice = mlp__repeated_name(names, n)) != -1) {
+            MLP_FREE(lens);
+            return twice == -2 ? MLP_ENOMEM : mlp__fail(MLP_EARG, "mlp_set_class_names: \"%s\" is there twice", names[twice]);
+        }
+        block = mlp__names_block(names, lens, n);
+        MLP_FREE(lens);
+        if (!block) return MLP_ENOMEM;
+    }
+    MLP_FREE(net->class_names);
+    net->class_names = block;
+    return MLP_OK;
+}
+
+MLPDEF const char *mlp_class_name(const mlp_net *net, int k)
+{
+    if (!net || !net->class_names || k < 0 || k >= mlp_output_width(net)) return NULL;
+    return net->class_names[k];
+}
+
 /* the activation that follows dense layer l (identity if none) */
 static mlp_act mlp__act_after(const mlp_net *net, int l)
 {
@@ -2986,6 +3201,8 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
     MLP_FREE(net->aux);
+    MLP_FREE(net->col_scale);
+    MLP_FREE(net->class_names);
     mlp__engine_free(net->engine);
     MLP_FREE(net);
 }
@@ -3746,6 +3963,232 @@ MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
     return MLP_OK;
 }
 
+#ifndef MLP_NO_STDIO
+#define MLP__MAX_FILE_BYTES 0x7FFFFFF0L
+
+/* The whole file in one allocation (and a 0 byte after it), refusing files
+   over 2 GiB: the size limit of model files and of CSV files. */
+static int mlp__read_file(const char *path, unsigned char **out, size_t *size)
+{
+    FILE *f;
+    long len;
+    unsigned char *buf = NULL;
+    int rc = MLP_OK;
+    *out = NULL;
+    *size = 0;
+    if (!(f = fopen(path, "rb"))) return mlp__fail(MLP_EIO, "%s: cannot open", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        rc = mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
+    else if (len > MLP__MAX_FILE_BYTES) rc = mlp__fail(MLP_EFORMAT, "%s: %ld bytes is more than mlp.h reads (2 GiB)", path, len);
+    else if (!(buf = (unsigned char *)mlp__alloc((size_t)len + 1, 1, 1))) rc = MLP_ENOMEM;
+    else if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        rc = mlp__fail(MLP_EIO, "%s: read error", path);
+        MLP_FREE(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[len] = 0;
+    *out = buf;
+    *size = buf ? (size_t)len : 0;
+    return rc;
+}
+#endif
+
+/* ---- command-line training ----------------------------------------------- */
+
+MLPDEF mlp_cli mlp_cli_defaults(void)
+{
+    mlp_cli o;
+    memset(&o, 0, sizeof o);
+    o.layers = "784-256-128-10";
+    o.act = MLP_ACT_RELU;
+    o.loss = MLP_LOSS_CE;
+    o.init = MLP_INIT_AUTO;
+    o.epochs = 10;
+    o.threads = 1;
+    o.out = "model.mlp";
+    o.train = mlp_train_defaults();
+    return o;
+}
+
+static int mlp__cli_int(const char *flag, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return mlp__fail(MLP_EARG, "%s %s: expected an integer in %ld..%ld", flag, s, lo, hi);
+    *out = (int)v;
+    return 1;
+}
+
+static int mlp__cli_float(const char *flag, const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return mlp__fail(MLP_EARG, "%s %s: expected a number in %g..%g", flag, s, lo, hi);
+    *out = (float)v;
+    return 1;
+}
+
+/* the index of s in the NULL-terminated names, as *out; a message listing them otherwise */
+static int mlp__cli_choice(const char *flag, const char *s, const char *const *names, const char *listed, int *out)
+{
+    int k;
+    for (k = 0; names[k]; k++)
+        if (strcmp(s, names[k]) == 0) { *out = k; return 1; }
+    return mlp__fail(MLP_EARG, "%s %s: expected %s", flag, s, listed);
+}
+
+/* names in C source: NAME_predict of mlp_export_c */
+static int mlp__c_identifier(const char *s)
+{
+    size_t i, n = strlen(s);
+    if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9')) return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+MLPDEF int mlp_cli_flag(mlp_cli *o, int argc, char **argv, int *i)
+{
+    static const char *const acts[] = {"relu", "sigmoid", "tanh", NULL};
+    static const char *const losses[] = {"ce", "mse", NULL};
+    static const char *const inits[] = {"auto", "uniform", "glorot", "he", NULL};
+    static const char *const optimizers[] = {"sgd", "nesterov", "adam", "adamw", NULL};
+    static const char *const schedules[] = {"step", "exp", "cosine", NULL};
+    static const char *const valued[] = {"--layers", "--act", "--loss", "--init", "--dropout", "--dropout-input",
+        "--epochs", "--batch", "--lr", "--momentum", "--weight-decay", "--optimizer", "--beta1", "--beta2",
+        "--clip-norm", "--max-norm", "--diverge-factor", "--schedule", "--lr-decay", "--lr-step", "--warmup",
+        "--seed", "--threads", "--log", "--out", "--export-c", "--export-name", NULL};
+    const char *f, *v;
+    int k, choice, rc = 1, seed;
+    mlp_train_config *t;
+    if (!o || !argv || !i || *i < 0 || *i >= argc) return mlp__fail(MLP_EARG, "mlp_cli_flag: bad arguments");
+    f = argv[*i];
+    t = &o->train;
+    if (!strcmp(f, "--quiet")) { o->quiet = 1; return 1; }
+    if (!strcmp(f, "--batchnorm")) { o->batchnorm = 1; return 1; }
+    for (k = 0; valued[k] && strcmp(f, valued[k]); k++) {}
+    if (!valued[k]) return 0;
+    if (*i + 1 >= argc) return mlp__fail(MLP_EARG, "%s: missing value", f);
+    v = argv[++*i];
+    if (!strcmp(f, "--layers")) o->layers = v;
+    else if (!strcmp(f, "--log")) o->log = v;
+    else if (!strcmp(f, "--out")) o->out = v;
+    else if (!strcmp(f, "--export-c")) o->export_c = v;
+    else if (!strcmp(f, "--export-name")) {
+        o->export_name = v;
+        if (!mlp__c_identifier(v)) rc = mlp__fail(MLP_EARG, "%s %s: expected a C identifier", f, v);
+    }
+    else if (!strcmp(f, "--act") && (rc = mlp__cli_choice(f, v, acts, "relu, sigmoid or tanh", &choice)) == 1)
+        o->act = choice == 0 ? MLP_ACT_RELU : choice == 1 ? MLP_ACT_SIGMOID : MLP_ACT_TANH;
+    else if (!strcmp(f, "--loss") && (rc = mlp__cli_choice(f, v, losses, "ce or mse", &choice)) == 1)
+        o->loss = choice ? MLP_LOSS_MSE : MLP_LOSS_CE;
+    else if (!strcmp(f, "--init") && (rc = mlp__cli_choice(f, v, inits, "auto, uniform, glorot or he", &choice)) == 1)
+        o->init = choice == 0 ? MLP_INIT_AUTO : choice == 1 ? MLP_INIT_UNIFORM_FANIN : choice == 2 ? MLP_INIT_GLOROT : MLP_INIT_HE;
+    else if (!strcmp(f, "--optimizer") && (rc = mlp__cli_choice(f, v, optimizers, "sgd, nesterov, adam or adamw", &choice)) == 1)
+        t->optimizer = choice == 0 ? MLP_OPT_SGD : choice == 1 ? MLP_OPT_NESTEROV : choice == 2 ? MLP_OPT_ADAM : MLP_OPT_ADAMW;
+    else if (!strcmp(f, "--schedule") && (rc = mlp__cli_choice(f, v, schedules, "step, exp or cosine", &choice)) == 1)
+        t->schedule = choice == 0 ? MLP_SCHEDULE_STEP : choice == 1 ? MLP_SCHEDULE_EXP : MLP_SCHEDULE_COSINE;
+    else if (!strcmp(f, "--dropout")) rc = mlp__cli_float(f, v, 0, 0.95, &o->dropout);
+    else if (!strcmp(f, "--dropout-input")) rc = mlp__cli_float(f, v, 0, 0.95, &o->dropout_input);
+    else if (!strcmp(f, "--epochs")) rc = mlp__cli_int(f, v, 0, 100000, &o->epochs);
+    else if (!strcmp(f, "--batch")) rc = mlp__cli_int(f, v, 1, MLP_MAX_BATCH, &t->batch);
+    else if (!strcmp(f, "--lr")) rc = mlp__cli_float(f, v, 1e-12, 1e6, &t->lr);
+    else if (!strcmp(f, "--momentum")) rc = mlp__cli_float(f, v, 0, 1, &t->momentum);
+    else if (!strcmp(f, "--weight-decay")) rc = mlp__cli_float(f, v, 0, 1e6, &t->weight_decay);
+    else if (!strcmp(f, "--beta1")) rc = mlp__cli_float(f, v, 0, 0.999999, &t->beta1);
+    else if (!strcmp(f, "--beta2")) rc = mlp__cli_float(f, v, 0, 0.999999, &t->beta2);
+    else if (!strcmp(f, "--clip-norm")) rc = mlp__cli_float(f, v, 0, 1e9, &t->clip_norm);
+    else if (!strcmp(f, "--max-norm")) rc = mlp__cli_float(f, v, 0, 1e9, &t->max_norm);
+    else if (!strcmp(f, "--diverge-factor")) {
+        rc = mlp__cli_float(f, v, 0, 1e30, &t->diverge_factor);
+        if (t->diverge_factor == 0.0f) t->diverge_factor = -1.0f; /* 0 on the command line: off */
+    }
+    else if (!strcmp(f, "--lr-decay")) rc = mlp__cli_float(f, v, 1e-9, 1e6, &t->lr_decay);
+    else if (!strcmp(f, "--lr-step")) rc = mlp__cli_int(f, v, 1, 100000, &t->lr_step);
+    else if (!strcmp(f, "--warmup")) rc = mlp__cli_int(f, v, 0, 100000, &t->warmup_epochs);
+    else if (!strcmp(f, "--threads")) rc = mlp__cli_int(f, v, 1, MLP_MAX_THREADS, &o->threads);
+    else if (!strcmp(f, "--seed") && (rc = mlp__cli_int(f, v, 0, 2147483647, &seed)) == 1) t->seed = (uint64_t)seed;
+    return rc;
+}
+
+MLPDEF const char *mlp_cli_help(void)
+{
+    return
+        "  --layers SPEC         widths, input first, e.g. 784-256-128-10; \"auto\" as the first or\n"
+        "                        last width takes the data's (e.g. auto-64-auto)\n"
+        "  --act relu|sigmoid|tanh   hidden activation (default relu)\n"
+        "  --loss ce|mse         softmax cross-entropy or Euclidean (default ce)\n"
+        "  --init auto|uniform|glorot|he   weight initialisation (default auto: He before\n"
+        "                        ReLU, Glorot otherwise; uniform: U(-1/sqrt(n_in), 1/sqrt(n_in)))\n"
+        "  --batchnorm           batch normalisation before every hidden activation\n"
+        "  --dropout X           drop a fraction X of every hidden layer's units in training\n"
+        "  --dropout-input X     ... and of the inputs\n"
+        "  --epochs N            passes over the training set\n"
+        "  --batch N             mini-batch size (default 64)\n"
+        "  --optimizer sgd|nesterov|adam|adamw   (default sgd; --momentum for sgd/nesterov)\n"
+        "  --lr X                learning rate (default 0.05)\n"
+        "  --momentum X          SGD momentum (default 0.9)\n"
+        "  --weight-decay X      L2 weight decay (default 0)\n"
+        "  --beta1 X --beta2 X   Adam's moment decay rates (default 0.9, 0.999)\n"
+        "  --clip-norm X         rescale each batch's gradient to at most this L2 norm\n"
+        "  --max-norm X          cap the L2 norm of each unit's incoming weights\n"
+        "  --diverge-factor X    stop (exit 1, --out untouched) when the running loss passes X\n"
+        "                        times what guessing costs, or a ReLU layer dies (default 50;\n"
+        "                        0: never)\n"
+        "  --schedule step|exp|cosine   learning-rate schedule (default step: --lr-decay\n"
+        "                        every --lr-step epochs; exp: --lr-decay every epoch;\n"
+        "                        cosine: to 0 at --epochs after --warmup N epochs)\n"
+        "  --lr-decay X          the step and exp schedules' factor (default 0.5)\n"
+        "  --lr-step K           the step schedule's period in epochs (default 3)\n"
+        "  --seed N              random seed for initialisation and shuffling (default 1)\n"
+        "  --threads N           worker threads (default 1; results do not depend on N)\n"
+        "  --log FILE.csv        per-epoch CSV log\n"
+        "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
+        "  --export-c FILE.h     also write the model as a standalone C header (mlp_export_c)\n"
+        "  --export-name NAME    its prefix: NAME_predict, NAME_INPUTS... (default mlp_model)\n"
+        "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n";
+}
+
+/* spec with "auto" as its first width replaced by n_in, as its last by n_out */
+static int mlp__cli_spec(const char *spec, int n_in, int n_out, char *out, size_t cap)
+{
+    size_t len = strlen(spec);
+    const char *body = spec, *tail = "";
+    char first[16] = "", last[16] = "";
+    int head_auto = strncmp(spec, "auto-", 5) == 0, tail_auto = len > 5 && strcmp(spec + len - 5, "-auto") == 0;
+    if (head_auto) { if (n_in < 1) goto unknown; snprintf(first, sizeof first, "%d-", n_in); body += 5; }
+    if (tail_auto) { if (n_out < 1) goto unknown; snprintf(last, sizeof last, "-%d", n_out); tail = "-auto"; }
+    if (strlen(first) + strlen(body) + strlen(last) >= cap) return mlp__fail(MLP_EARG, "layer spec \"%.80s\" is too long", spec);
+    snprintf(out, cap, "%s%.*s%s", first, (int)(strlen(body) - strlen(tail)), body, last);
+    return MLP_OK;
+unknown:
+    return mlp__fail(MLP_EARG, "layer spec \"%.80s\": \"auto\" needs the data's widths, unknown here", spec);
+}
+
+MLPDEF mlp_net *mlp_cli_create(const mlp_cli *o, int n_in, int n_out)
+{
+    char spec[1024];
+    mlp_net *net;
+    if (!o || !o->layers) { mlp__fail(MLP_EARG, "mlp_cli_create: NULL argument"); return NULL; }
+    if (mlp__cli_spec(o->layers, n_in, n_out, spec, sizeof spec) != MLP_OK) return NULL;
+    if (!(net = mlp_create_spec(spec, o->act, o->loss, o->train.seed))) return NULL;
+    if (mlp_set_threads(net, o->threads) != MLP_OK || mlp_init_weights(net, o->init, o->train.seed) != MLP_OK ||
+        (o->batchnorm && mlp_add_batchnorm(net) != MLP_OK) ||
+        ((o->dropout > 0 || o->dropout_input > 0) && mlp_add_dropout(net, o->dropout_input, o->dropout) != MLP_OK)) {
+        mlp_free(net);
+        return NULL;
+    }
+    return net;
+}
+
 /* ---- IDX files ----------------------------------------------------------- */
 /* Format: 0x00 0x00 TYPE NDIMS, then NDIMS big-endian uint32 sizes, then the
    elements, big-endian, row-major. */
@@ -4079,6 +4522,7 @@ MLPDEF void mlp_dataset_free(mlp_dataset *ds)
     if (!ds) return;
     MLP_FREE(ds->x);
     MLP_FREE(ds->y);
+    MLP_FREE(ds->class_names);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -4100,6 +4544,440 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
     return MLP_OK;
 }
 
+/* ---- CSV files ----------------------------------------------------------- */
+/* A CSV file is read line by line: a line is split into fields, each field
+   unquoted into a scratch buffer, then read as a number or kept as a label.
+   Every message names the line and column (both from 1). */
+
+typedef struct mlp__csv {
+    const char *name;
+    int line, column;      /* where the field being read is, for messages */
+    char *field;           /* the current field, unquoted, 0-terminated */
+} mlp__csv;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int mlp__csv_fail(const mlp__csv *c, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return mlp__fail(MLP_EFORMAT, "%s: line %d, column %d: %s", c->name, c->line, c->column, what);
+}
+
+static const char *mlp__skip_blanks(const char *s, const char *e)
+{
+    while (s < e && (*s == ' ' || *s == '\t')) s++;
+    return s;
+}
+
+/* Reads the field at *s (the line ends at e) into c->field and moves *s
+   past it and its comma. Returns 1 when another field follows, 0 at the
+   end of the line, or a negative code. */
+static int mlp__csv_field(mlp__csv *c, const char **s, const char *e)
+{
+    const char *p = mlp__skip_blanks(*s, e);
+    size_t n = 0;
+    if (p < e && *p == '"') {
+        for (p++;; p++) {
+            if (p == e) return mlp__csv_fail(c, "a quote that is never closed");
+            if (*p == '"' && (p + 1 == e || p[1] != '"')) break;
+            if (*p == '"') p++; /* "" stands for one quote */
+            c->field[n++] = *p;
+        }
+        p = mlp__skip_blanks(p + 1, e);
+        if (p < e && *p != ',') return mlp__csv_fail(c, "text after a closing quote");
+    } else {
+        const char *start = p;
+        while (p < e && *p != ',') {
+            if (*p == '"') return mlp__csv_fail(c, "a quote inside a field that does not start with one");
+            p++;
+        }
+        while (p > start && (p[-1] == ' ' || p[-1] == '\t')) p--;
+        n = (size_t)(p - start);
+        memcpy(c->field, start, n);
+        p = mlp__skip_blanks(p, e);
+    }
+    c->field[n] = 0;
+    *s = p < e ? p + 1 : p;
+    return p < e;
+}
+
+/* A decimal number as people write them: [+-] digits [. digits] [e [+-]
+   digits], either side of the point may be empty, not both. strtod alone
+   would also take nan, inf, hex and leading junk. */
+static int mlp__csv_number_syntax(const char *s)
+{
+    int digits = 0;
+    if (*s == '+' || *s == '-') s++;
+    for (; *s >= '0' && *s <= '9'; s++) digits++;
+    if (*s == '.') for (s++; *s >= '0' && *s <= '9'; s++) digits++;
+    if (!digits) return 0;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-') s++;
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    return *s == 0;
+}
+
+static int mlp__csv_number(mlp__csv *c, float *out)
+{
+    double v;
+    if (!c->field[0]) return mlp__csv_fail(c, "an empty field (missing values are not supported)");
+    if (!mlp__csv_number_syntax(c->field)) return mlp__csv_fail(c, "\"%.40s\" is not a number", c->field);
+    v = strtod(c->field, NULL);
+    if (!(fabs(v) <= FLT_MAX)) return mlp__csv_fail(c, "%.40s is too large for a float", c->field);
+    *out = (float)v;
+    return MLP_OK;
+}
+
+/* Fields in the line s..e (quotes respected), or a negative code. */
+static int mlp__csv_count_fields(mlp__csv *c, const char *s, const char *e)
+{
+    int n = 0, more = 1, rc;
+    while (more) {
+        if (n > MLP_MAX_WIDTH) return mlp__csv_fail(c, "more than %d columns", MLP_MAX_WIDTH + 1);
+        c->column = ++n;
+        if ((more = rc = mlp__csv_field(c, &s, e)) < 0) return rc;
+    }
+    return n;
+}
+
+/* the line at s: its end (before any \r) in *e; the next line's start */
+static const char *mlp__csv_line(const char *s, const char *end, const char **e)
+{
+    const char *nl = (const char *)memchr(s, '\n', (size_t)(end - s));
+    const char *stop = nl ? nl : end;
+    *e = stop > s && stop[-1] == '\r' ? stop - 1 : stop;
+    return nl ? nl + 1 : end;
+}
+
+static int mlp__csv_blank(const char *s, const char *e) { return mlp__skip_blanks(s, e) == e; }
+
+typedef struct mlp__label { const char *text; int index; } mlp__label;
+
+static int mlp__cmp_labels(const void *a, const void *b)
+{
+    return strcmp(((const mlp__label *)a)->text, ((const mlp__label *)b)->text);
+}
+
+/* label text -> an integer 0..65535, or -1 */
+static int mlp__label_integer(const char *s)
+{
+    long v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        if ((v = v * 10 + (*s - '0')) > MLP__MAX_LABEL) return -1;
+    }
+    return (int)v;
+}
+
+/* Turns the n label texts (row order) into ds->y, ds->n_classes and
+   ds->class_names, through classes_of's mapping when given. */
+static int mlp__csv_labels(mlp__csv *c, mlp_dataset *ds, char **texts, const int *lines, int n, const mlp_dataset *classes_of)
+{
+    mlp__label *known = NULL, key, *hit;
+    int i, k, words = 0, n_known = 0, rc = MLP_OK;
+    for (i = 0; i < n; i++) words |= mlp__label_integer(texts[i]) < 0;
+    if (classes_of && classes_of->class_names) words = 1; /* "3" can be a name too */
+    if (!words) {
+        int limit = classes_of ? classes_of->n_classes : MLP__MAX_LABEL + 1;
+        for (i = 0; i < n; i++) {
+            ds->y[i] = mlp__label_integer(texts[i]);
+            if (ds->y[i] >= limit) {
+                c->line = lines[i];
+                return mlp__csv_fail(c, "label %d, but the training data has %d classes", ds->y[i], limit);
+            }
+            if (ds->y[i] >= ds->n_classes) ds->n_classes = ds->y[i] + 1;
+        }
+        if (classes_of) ds->n_classes = classes_of->n_classes;
+        return MLP_OK;
+    }
+    if (classes_of && !classes_of->class_names) { /* the training data's classes are numbers */
+        for (i = 0; mlp__label_integer(texts[i]) >= 0; i++) {}
+        c->line = lines[i];
+        return mlp__csv_fail(c, "class \"%.40s\", but the training data's classes are numbers", texts[i]);
+    }
+    /* names: the known ones (classes_of's) or the distinct ones, sorted */
+    n_known = classes_of ? classes_of->n_classes : n;
+    if (!(known = (mlp__label *)mlp__alloc((size_t)n_known, sizeof *known, 1))) return MLP_ENOMEM;
+    for (i = 0; i < n_known; i++) {
+        known[i].text = classes_of ? classes_of->class_names[i] : texts[i];
+        known[i].index = i;
+        if (!classes_of && !mlp__name_ok(texts[i], strlen(texts[i]))) {
+            c->line = lines[i];
+            MLP_FREE(known);
+            return mlp__csv_fail(c, "label \"%.40s\" is empty, longer than %d bytes or has a control character", texts[i], MLP_MAX_NAME);
+        }
+    }
+    qsort(known, (size_t)n_known, sizeof *known, mlp__cmp_labels);
+    if (!classes_of) { /* keep one of each name; its rank is its class */
+        for (i = k = 0; i < n_known; i++)
+            if (k == 0 || strcmp(known[k - 1].text, known[i].text) != 0) known[k++] = known[i];
+        n_known = k;
+        for (i = 0; i < n_known; i++) known[i].index = i;
+    }
+    for (i = 0; i < n && rc == MLP_OK; i++) {
+        key.text = texts[i];
+        if ((hit = (mlp__label *)bsearch(&key, known, (size_t)n_known, sizeof *known, mlp__cmp_labels)))
+            ds->y[i] = hit->index;
+        else {
+            c->line = lines[i];
+            rc = mlp__csv_fail(c, "class \"%.40s\" is not one of the training data's %d classes", texts[i], n_known);
+        }
+    }
+    if (rc == MLP_OK) {
+        const char **names = (const char **)mlp__alloc((size_t)n_known, sizeof(char *), 1);
+        size_t *lens = (size_t *)mlp__alloc((size_t)n_known, sizeof(size_t), 1);
+        for (i = 0; names && lens && i < n_known; i++) {
+            names[known[i].index] = known[i].text;
+            lens[known[i].index] = strlen(known[i].text);
+        }
+        ds->class_names = names && lens ? mlp__names_block(names, lens, n_known) : NULL;
+        ds->n_classes = n_known;
+        if (!ds->class_names) rc = MLP_ENOMEM;
+        MLP_FREE(names);
+        MLP_FREE(lens);
+    }
+    MLP_FREE(known);
+    return rc;
+}
+
+/* Lines that hold something, after the header; an empty line followed by
+   data is an error. */
+static int mlp__csv_count_rows(mlp__csv *c, const char *s, const char *end)
+{
+    int rows = 0, blank_at = 0;
+    const char *e;
+    for (c->line = 1; s < end; c->line++) {
+        const char *next = mlp__csv_line(s, end, &e);
+        if (mlp__csv_blank(s, e)) { if (!blank_at) blank_at = c->line; }
+        else if (blank_at) { c->line = blank_at; c->column = 1; return mlp__csv_fail(c, "an empty line before more data"); }
+        else if (rows++ == INT_MAX - 1) return mlp__csv_fail(c, "too many lines");
+        s = next;
+    }
+    return rows;
+}
+
+/* One data line into x (dim inputs) and its label text into *label. */
+static int mlp__csv_row(mlp__csv *c, const char *s, const char *e, int n_cols, int label_col, float *x, char **label, char **text_at)
+{
+    int col, more = 1, rc;
+    for (col = 0; col < n_cols; col++) {
+        c->column = col + 1;
+        if (!more) return mlp__csv_fail(c, "the line ends after %d fields; the first line has %d", col, n_cols);
+        if ((more = rc = mlp__csv_field(c, &s, e)) < 0) return rc;
+        if (col == label_col) {
+            size_t n = strlen(c->field);
+            if (!n) return mlp__csv_fail(c, "an empty label");
+            memcpy(*text_at, c->field, n + 1);
+            *label = *text_at;
+            *text_at += n + 1;
+        } else if ((rc = mlp__csv_number(c, x++)) != MLP_OK) return rc;
+    }
+    c->column = n_cols + 1;
+    if (more) return mlp__csv_fail(c, "more than the %d fields of the first line", n_cols);
+    return MLP_OK;
+}
+
+static int mlp__csv_parse(mlp__csv *c, mlp_dataset *ds, const char *s, const char *end, int label_column,
+                          int has_header, const mlp_dataset *classes_of)
+{
+    const char *e, *next;
+    int n_cols, rows, label_col, dim, i, rc = MLP_OK, *lines = NULL;
+    char **texts = NULL, *text_at, *text_buf = NULL;
+    if (end - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3; /* a UTF-8 byte order mark */
+    c->line = c->column = 1;
+    if ((rows = mlp__csv_count_rows(c, s, end)) < 0) return rows;
+    if (rows == 0) return mlp__csv_fail(c, "no data (the file is empty)");
+    next = mlp__csv_line(s, end, &e);
+    c->line = 1;
+    if ((n_cols = mlp__csv_count_fields(c, s, e)) < 0) return n_cols;
+    label_col = label_column == MLP_CSV_LAST ? n_cols - 1 : label_column;
+    c->column = 1;
+    if (label_col >= n_cols) return mlp__csv_fail(c, "label column %d, but the lines have %d columns (0..%d)", label_col, n_cols, n_cols - 1);
+    dim = n_cols - (label_col >= 0);
+    if (dim < 1) return mlp__csv_fail(c, "no input columns besides the label");
+    if (has_header) { s = next; rows--; }
+    if (rows == 0) return mlp__csv_fail(c, "no data after the header");
+    ds->x = (float *)mlp__alloc((size_t)rows, (size_t)dim, sizeof(float));
+    ds->y = (int *)mlp__calloc((size_t)rows, sizeof(int), 1);
+    if (label_col >= 0) {
+        texts = (char **)mlp__alloc((size_t)rows, sizeof(char *), 1);
+        lines = (int *)mlp__alloc((size_t)rows, sizeof(int), 1);
+        text_buf = (char *)mlp__alloc((size_t)(end - s) + (size_t)rows, 1, 1); /* every label fits, unquoted */
+    }
+    if (!ds->x || !ds->y || (label_col >= 0 && (!texts || !lines || !text_buf))) rc = MLP_ENOMEM;
+    text_at = text_buf;
+    for (i = 0, c->line = 1 + !!has_header; rc == MLP_OK && i < rows; c->line++) {
+        next = mlp__csv_line(s, end, &e);
+        if (!mlp__csv_blank(s, e)) {
+            if (lines) lines[i] = c->line;
+            rc = mlp__csv_row(c, s, e, n_cols, label_col, ds->x + (size_t)i * dim, texts ? texts + i : NULL, &text_at);
+            i++;
+        }
+        s = next;
+    }
+    ds->n = rows;
+    ds->dim = dim;
+    ds->scale = 1.0f;
+    if (rc == MLP_OK && label_col >= 0) {
+        c->column = label_col + 1;
+        rc = mlp__csv_labels(c, ds, texts, lines, rows, classes_of);
+    }
+    MLP_FREE(texts);
+    MLP_FREE(lines);
+    MLP_FREE(text_buf);
+    return rc;
+}
+
+MLPDEF int mlp_dataset_parse_csv(mlp_dataset *ds, const char *text, size_t len, const char *name,
+                                 int label_column, int has_header, const mlp_dataset *classes_of)
+{
+    mlp__csv c;
+    const char *s, *e, *end;
+    size_t longest = 0;
+    int rc;
+    if (!ds) return mlp__fail(MLP_EARG, "mlp_dataset_parse_csv: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    if (!text && len) return mlp__fail(MLP_EARG, "mlp_dataset_parse_csv: NULL text");
+    if (label_column < MLP_CSV_NONE) return mlp__fail(MLP_EARG, "mlp_dataset_parse_csv: label column %d", label_column);
+    if (classes_of && (classes_of->n_classes < 1 || classes_of->n_classes > MLP__MAX_LABEL + 1))
+        return mlp__fail(MLP_EARG, "mlp_dataset_parse_csv: classes_of has %d classes", classes_of->n_classes);
+    memset(&c, 0, sizeof c);
+    c.name = name ? name : "CSV";
+    c.line = c.column = 1;
+    if (!text) text = "";
+    for (s = text, end = text + len; s < end; c.line++) { /* the longest line sizes the field buffer */
+        const char *next = mlp__csv_line(s, end, &e);
+        if ((size_t)(e - s) > MLP_CSV_MAX_LINE) return mlp__csv_fail(&c, "the line is longer than %d bytes", MLP_CSV_MAX_LINE);
+        if ((size_t)(e - s) > longest) longest = (size_t)(e - s);
+        s = next;
+    }
+    if (!(c.field = (char *)mlp__alloc(longest + 1, 1, 1))) return MLP_ENOMEM;
+    rc = mlp__csv_parse(&c, ds, text, end, label_column, has_header, classes_of);
+    MLP_FREE(c.field);
+    if (rc != MLP_OK) mlp_dataset_free(ds);
+    return rc;
+}
+
+#ifndef MLP_NO_STDIO
+MLPDEF int mlp_dataset_load_csv(mlp_dataset *ds, const char *path, int label_column, int has_header,
+                                const mlp_dataset *classes_of)
+{
+    size_t size;
+    unsigned char *buf;
+    int rc;
+    if (!ds) return mlp__fail(MLP_EARG, "mlp_dataset_load_csv: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    if (!path) return mlp__fail(MLP_EARG, "mlp_dataset_load_csv: NULL path");
+    if ((rc = mlp__read_file(path, &buf, &size)) != MLP_OK) return rc;
+    rc = mlp_dataset_parse_csv(ds, (const char *)buf, size, path, label_column, has_header, classes_of);
+    MLP_FREE(buf);
+    return rc;
+}
+
+MLPDEF int mlp_csv_find_column(const char *path, const char *column_name)
+{
+    size_t size;
+    unsigned char *buf;
+    const char *s, *e;
+    mlp__csv c;
+    int more = 1, col = -1, found = -1;
+    if (!path || !column_name) return mlp__fail(MLP_EARG, "mlp_csv_find_column: NULL argument");
+    if ((more = mlp__read_file(path, &buf, &size)) != MLP_OK) return more;
+    more = 1;
+    memset(&c, 0, sizeof c);
+    c.name = path;
+    c.line = 1;
+    s = (const char *)buf;
+    if (size >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
+    mlp__csv_line(s, (const char *)buf + size, &e);
+    if ((size_t)(e - s) > MLP_CSV_MAX_LINE) more = mlp__csv_fail(&c, "the line is longer than %d bytes", MLP_CSV_MAX_LINE);
+    else if (!(c.field = (char *)mlp__alloc((size_t)(e - s) + 1, 1, 1))) more = MLP_ENOMEM;
+    while (more > 0 && found < 0) {
+        c.column = ++col + 1;
+        if ((more = mlp__csv_field(&c, &s, e)) >= 0 && strcmp(c.field, column_name) == 0) found = col;
+    }
+    MLP_FREE(c.field);
+    MLP_FREE(buf);
+    if (found >= 0) return found;
+    if (more < 0) return more;
+    return mlp__fail(MLP_EARG, "%s: no column named \"%.80s\" in the first line", path, column_name);
+}
+#endif
+
+MLPDEF int mlp_dataset_split(mlp_dataset *ds, mlp_dataset *held_out, int n_held_out, uint64_t seed)
+{
+    mlp_rng rng;
+    float *tmp;
+    size_t row;
+    int i;
+    if (!ds || !held_out || !ds->x || !ds->y) return mlp__fail(MLP_EARG, "mlp_dataset_split: NULL or empty data set");
+    if (n_held_out < 1 || n_held_out >= ds->n)
+        return mlp__fail(MLP_EARG, "mlp_dataset_split: holding out %d of %d samples leaves none on one side", n_held_out, ds->n);
+    row = (size_t)ds->dim * sizeof(float);
+    if (!(tmp = (float *)mlp__alloc(row, 1, 1))) return MLP_ENOMEM;
+    mlp_rng_seed(&rng, seed, 0x76616c); /* a stream of its own: "val" */
+    for (i = ds->n - 1; i >= ds->n - n_held_out; i--) { /* partial Fisher-Yates from the end */
+        int j = (int)mlp_rng_below(&rng, (uint32_t)i + 1), t = ds->y[i];
+        float *xi = ds->x + (size_t)i * ds->dim, *xj = ds->x + (size_t)j * ds->dim;
+        memcpy(tmp, xi, row); memcpy(xi, xj, row); memcpy(xj, tmp, row);
+        ds->y[i] = ds->y[j]; ds->y[j] = t;
+    }
+    MLP_FREE(tmp);
+    ds->n -= n_held_out;
+    *held_out = *ds;
+    held_out->n = n_held_out;
+    held_out->x = ds->x + (size_t)ds->n * ds->dim;
+    held_out->y = ds->y + ds->n;
+    return MLP_OK;
+}
+
+MLPDEF int mlp_dataset_standardize(mlp_net *net, mlp_dataset *train, mlp_dataset *other)
+{
+    double *sum;
+    float *scale, *offset;
+    int i, j, dim, rc = MLP_OK;
+    if (!net || !train || !train->x || train->n < 1) return mlp__fail(MLP_EARG, "mlp_dataset_standardize: NULL or empty data set");
+    dim = train->dim;
+    if (dim != mlp_input_width(net) || (other && other->dim != dim))
+        return mlp__fail(MLP_EARG, "mlp_dataset_standardize: %d inputs for a network of input width %d", other && other->dim != dim ? other->dim : dim,
+                         mlp_input_width(net));
+    sum = (double *)mlp__calloc((size_t)dim, 2 * sizeof(double), 1);
+    scale = (float *)mlp__alloc((size_t)dim, 2 * sizeof(float), 1);
+    if (!sum || !scale) { MLP_FREE(sum); MLP_FREE(scale); return MLP_ENOMEM; }
+    offset = scale + dim;
+    for (i = 0; i < train->n; i++)
+        for (j = 0; j < dim; j++) sum[j] += train->x[(size_t)i * dim + j];
+    for (j = 0; j < dim; j++) sum[j] /= train->n; /* now the mean */
+    for (i = 0; i < train->n; i++)
+        for (j = 0; j < dim; j++) {
+            double d = train->x[(size_t)i * dim + j] - sum[j];
+            sum[dim + j] += d * d;
+        }
+    for (j = 0; j < dim; j++) {
+        double sd = sqrt(sum[dim + j] / train->n);
+        scale[j] = sd > 0.0 && isfinite((float)(1.0 / sd)) ? (float)(1.0 / sd) : 1.0f;
+        offset[j] = (float)(-sum[j] * scale[j]);
+        if (!isfinite(offset[j])) { scale[j] = 1.0f; offset[j] = (float)-sum[j]; } /* a spread too small for floats */
+    }
+    rc = mlp_set_input_columns(net, scale, offset);
+    for (i = 0; rc == MLP_OK && i < train->n; i++)
+        for (j = 0; j < dim; j++) train->x[(size_t)i * dim + j] = train->x[(size_t)i * dim + j] * scale[j] + offset[j];
+    for (i = 0; rc == MLP_OK && other && i < other->n; i++)
+        for (j = 0; j < dim; j++) other->x[(size_t)i * dim + j] = other->x[(size_t)i * dim + j] * scale[j] + offset[j];
+    MLP_FREE(sum);
+    MLP_FREE(scale);
+    return rc;
+}
+
 /* ---- model files --------------------------------------------------------- */
 /* Layout (all integers little-endian, floats IEEE-754 binary32 little-endian,
    whatever the host):
@@ -4113,7 +4991,7 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
        24    4    u32 input image height (width x height = input width)
        28    4    f32 input scale  \  network input = raw value * scale + offset
        32    4    f32 input offset /  (raw MNIST pixels are 0..255)
-       36    4    u32 number of layer records, L (1 .. 4 * MLP_MAX_LAYERS)
+       36    4    u32 number of records, L (1 .. 4 * MLP_MAX_LAYERS + 2)
        40         L records, each: u32 kind, u32 payload bytes P, P bytes:
                     kind 1, dense: u32 n_in, u32 n_out, f32 W[n_in][n_out],
                                    f32 b[n_out];  P = 8 + 4 (n_in n_out + n_out)
@@ -4126,6 +5004,16 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
                                    running variance[n]; P = 12 + 16 n;
                                    right after a dense layer of width n
                                    (written since mlp.h 0.2)
+                    kind 5, input columns: u32 n (the input width), f32
+                                   scale[n], f32 offset[n]; P = 4 + 8 n;
+                                   input j = (raw_j * input scale + input
+                                   offset) * scale[j] + offset[j]; the first
+                                   record when present (since mlp.h 0.5)
+                    kind 6, class names: u32 n (the output width), then n
+                                   times u32 length (1..255) and that many
+                                   bytes (none below 0x20 or 0x7F; names all
+                                   different); the last record when present
+                                   (since mlp.h 0.5)
                   A later version adds kinds; P lets a reader step over or
                   reject a record it does not know, with a precise message.
       end-4  4    u32 CRC-32 (IEEE, as zlib's crc32) of every byte before it
@@ -4137,6 +5025,9 @@ MLPDEF int mlp_dataset_check(const mlp_net *net, const mlp_dataset *ds)
 #define MLP__REC_ACT 2
 #define MLP__REC_DROPOUT 3
 #define MLP__REC_BATCHNORM 4
+#define MLP__REC_COLUMNS 5
+#define MLP__REC_NAMES 6
+#define MLP__MAX_RECORDS (4 * MLP_MAX_LAYERS + 2)
 static const unsigned char mlp__model_magic[8] = {0x89, 'M', 'L', 'P', 0x0D, 0x0A, 0x1A, 0x0A};
 
 MLPDEF uint32_t mlp_crc32(const void *data, size_t n)
@@ -4182,17 +5073,35 @@ static uint32_t mlp__act_code(mlp_act act)
     return act == MLP_ACT_RELU ? 1u : act == MLP_ACT_SIGMOID ? 2u : 3u;
 }
 
+/* payload bytes of the class-names record */
+static size_t mlp__names_bytes(const mlp_net *net)
+{
+    size_t bytes = 4;
+    int k;
+    for (k = 0; k < mlp_output_width(net); k++) bytes += 4 + strlen(net->class_names[k]);
+    return bytes;
+}
+
+static size_t mlp__put_floats(unsigned char *p, const float *v, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) mlp__put_f32(p + 4 * i, v[i]);
+    return 4 * n;
+}
+
 /* The model's size in bytes; written to buf when cap suffices. */
 static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
 {
-    size_t need = MLP__MODEL_HEADER + 4, off, i;
+    size_t need = MLP__MODEL_HEADER + 4, off, n_in = (size_t)mlp_input_width(net);
     unsigned char *p = (unsigned char *)buf;
-    int l;
+    int l, k;
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         need += 8 + (L->kind == MLP_LAYER_DENSE ? 8 + 4 * ((size_t)L->n_in * L->n_out + L->n_out)
                      : L->kind == MLP_LAYER_BATCHNORM ? 12 + 16 * (size_t)L->n_out : 8);
     }
+    if (net->col_scale) need += 8 + 4 + 8 * n_in;
+    if (net->class_names) need += 8 + mlp__names_bytes(net);
     if (!buf || cap < need) return need;
     memcpy(p, mlp__model_magic, 8);
     mlp__put_u32(p + 8, MLP__MODEL_VERSION);
@@ -4202,8 +5111,16 @@ static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
     mlp__put_u32(p + 24, (uint32_t)net->image_h);
     mlp__put_f32(p + 28, net->input_scale);
     mlp__put_f32(p + 32, net->input_offset);
-    mlp__put_u32(p + 36, (uint32_t)net->n_layers);
+    mlp__put_u32(p + 36, (uint32_t)net->n_layers + !!net->col_scale + !!net->class_names);
     off = MLP__MODEL_HEADER;
+    if (net->col_scale) {
+        mlp__put_u32(p + off, MLP__REC_COLUMNS);
+        mlp__put_u32(p + off + 4, (uint32_t)(4 + 8 * n_in));
+        mlp__put_u32(p + off + 8, (uint32_t)n_in);
+        off += 12;
+        off += mlp__put_floats(p + off, net->col_scale, n_in);
+        off += mlp__put_floats(p + off, net->col_offset, n_in);
+    }
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         if (L->kind == MLP_LAYER_DENSE) {
@@ -4213,8 +5130,8 @@ static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
             mlp__put_u32(p + off + 8, (uint32_t)L->n_in);
             mlp__put_u32(p + off + 12, (uint32_t)L->n_out);
             off += 16;
-            for (i = 0; i < nw; i++, off += 4) mlp__put_f32(p + off, L->W[i]);
-            for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, L->b[i]);
+            off += mlp__put_floats(p + off, L->W, nw);
+            off += mlp__put_floats(p + off, L->b, (size_t)L->n_out);
         } else if (L->kind == MLP_LAYER_BATCHNORM) {
             const float *blocks[4];
             int k;
@@ -4225,8 +5142,7 @@ static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
             mlp__put_f32(p + off + 12, L->eps);
             mlp__put_f32(p + off + 16, L->momentum);
             off += 20;
-            for (k = 0; k < 4; k++)
-                for (i = 0; i < (size_t)L->n_out; i++, off += 4) mlp__put_f32(p + off, blocks[k][i]);
+            for (k = 0; k < 4; k++) off += mlp__put_floats(p + off, blocks[k], (size_t)L->n_out);
         } else if (L->kind == MLP_LAYER_DROPOUT) {
             mlp__put_u32(p + off, MLP__REC_DROPOUT);
             mlp__put_u32(p + off + 4, 8);
@@ -4239,6 +5155,18 @@ static size_t mlp__save_model(const mlp_net *net, void *buf, size_t cap)
             mlp__put_u32(p + off + 8, mlp__act_code(L->act));
             mlp__put_u32(p + off + 12, (uint32_t)L->n_out);
             off += 16;
+        }
+    }
+    if (net->class_names) {
+        mlp__put_u32(p + off, MLP__REC_NAMES);
+        mlp__put_u32(p + off + 4, (uint32_t)mlp__names_bytes(net));
+        mlp__put_u32(p + off + 8, (uint32_t)mlp_output_width(net));
+        off += 12;
+        for (k = 0; k < mlp_output_width(net); k++) {
+            size_t len = strlen(net->class_names[k]);
+            mlp__put_u32(p + off, (uint32_t)len);
+            memcpy(p + off + 4, net->class_names[k], len);
+            off += 4 + len;
         }
     }
     mlp__put_u32(p + off, mlp_crc32(p, off));
@@ -4274,7 +5202,31 @@ typedef struct mlp__arch {
     size_t weights_at[MLP_MAX_LAYERS];   /* offset of each dense layer's W */
     int batchnorm[MLP_MAX_LAYERS];       /* a batchnorm record follows dense layer d */
     size_t batchnorm_at[MLP_MAX_LAYERS]; /* ... and its payload starts here */
+    size_t columns_at, names_at;         /* payloads of the input columns and class names, or 0 */
+    uint32_t n_columns, n_names;
 } mlp__arch;
+
+/* Checks the class-names payload p[0..size): its count and every name. */
+static int mlp__parse_names(const unsigned char *p, uint32_t size, uint32_t r, uint32_t *n_names)
+{
+    size_t off = 4;
+    uint32_t k, n;
+    if (size < 4) return mlp__fail(MLP_EFORMAT, "record %u: class names record of %u bytes", r, size);
+    n = mlp__get_u32(p);
+    if (n < 1 || n > MLP_MAX_WIDTH) return mlp__fail(MLP_EFORMAT, "record %u: %u class names", r, n);
+    for (k = 0; k < n; k++) {
+        uint32_t len;
+        if (size - off < 4) return mlp__fail(MLP_EFORMAT, "record %u: class name %u is cut off", r, k);
+        len = mlp__get_u32(p + off);
+        if (len > size - off - 4) return mlp__fail(MLP_EFORMAT, "record %u: class name %u is cut off", r, k);
+        if (!mlp__name_ok((const char *)p + off + 4, len))
+            return mlp__fail(MLP_EFORMAT, "record %u: class name %u is empty, longer than %d bytes or has a control character", r, k, MLP_MAX_NAME);
+        off += 4 + (size_t)len;
+    }
+    if (off != size) return mlp__fail(MLP_EFORMAT, "record %u: %llu bytes after the last class name", r, (unsigned long long)(size - off));
+    *n_names = n;
+    return MLP_OK;
+}
 
 /* Walks the layer records of a checksummed model, checking every field
    against the bytes that remain before anything is allocated. */
@@ -4288,6 +5240,8 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     arch->n_sizes = 0;
     arch->input_rate = arch->hidden_rate = 0.0f;
     arch->hidden_dropouts = arch->hidden_acts = 0;
+    arch->columns_at = arch->names_at = 0;
+    arch->n_columns = arch->n_names = 0;
     for (r = 0; r < n_records; r++) {
         uint32_t kind, size;
         if (end - off < 8) return mlp__fail(MLP_EFORMAT, "layer record %u: truncated", r);
@@ -4363,6 +5317,25 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
                 return mlp__fail(MLP_EFORMAT, "layer record %u: hidden dropout rates differ (%g, %g)", r, arch->hidden_rate, rate);
             else { arch->hidden_rate = rate; arch->hidden_dropouts++; }
             prev_dropout = 1;
+        } else if (kind == MLP__REC_COLUMNS) {
+            uint32_t j, n;
+            if (r != 0) return mlp__fail(MLP_EFORMAT, "record %u: input columns must be the first record", r);
+            if (size < 4) return mlp__fail(MLP_EFORMAT, "record %u: input columns record of %u bytes", r, size);
+            n = mlp__get_u32(p + off);
+            if ((uint64_t)size != 4 + 8 * (uint64_t)n)
+                return mlp__fail(MLP_EFORMAT, "record %u: %u input columns need %llu bytes, record has %u", r, n,
+                                 (unsigned long long)(4 + 8 * (uint64_t)n), size);
+            for (j = 0; j < n; j++) {
+                float scale = mlp__get_f32(p + off + 4 + 4 * (size_t)j), shift = mlp__get_f32(p + off + 4 + 4 * ((size_t)n + j));
+                if (!isfinite(scale) || !isfinite(shift) || scale == 0.0f)
+                    return mlp__fail(MLP_EFORMAT, "record %u: input column %u has scale %g, offset %g", r, j, scale, shift);
+            }
+            arch->columns_at = off + 4;
+            arch->n_columns = n;
+        } else if (kind == MLP__REC_NAMES) {
+            if (r != n_records - 1) return mlp__fail(MLP_EFORMAT, "record %u: class names must be the last record", r);
+            if (mlp__parse_names(p + off, size, r, &arch->n_names) != MLP_OK) return MLP_EFORMAT;
+            arch->names_at = off;
         } else {
             return mlp__fail(MLP_EFORMAT, "layer record %u: unknown layer kind %u (written by a newer mlp.h?)", r, kind);
         }
@@ -4376,7 +5349,45 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     if (off != end) return mlp__fail(MLP_EFORMAT, "%llu unexpected bytes after the last layer", (unsigned long long)(end - off));
     if (arch->input_rate > 0.0f && input_width != (uint32_t)arch->sizes[0])
         return mlp__fail(MLP_EFORMAT, "layer record 0: input dropout width %u does not match the input width %d", input_width, arch->sizes[0]);
+    if (arch->columns_at && arch->n_columns != (uint32_t)arch->sizes[0])
+        return mlp__fail(MLP_EFORMAT, "%u input columns for an input width of %d", arch->n_columns, arch->sizes[0]);
+    if (arch->names_at && arch->n_names != (uint32_t)arch->sizes[arch->n_sizes - 1])
+        return mlp__fail(MLP_EFORMAT, "%u class names for an output width of %d", arch->n_names, arch->sizes[arch->n_sizes - 1]);
     return MLP_OK;
+}
+
+/* the input columns record, checked by mlp__parse_records, into net */
+static int mlp__load_columns(mlp_net *net, const unsigned char *p, const mlp__arch *arch)
+{
+    size_t j, n = arch->n_columns;
+    if (!arch->columns_at) return MLP_OK;
+    if (!(net->col_scale = (float *)mlp__alloc(n, 2 * sizeof(float), 1))) return MLP_ENOMEM;
+    net->col_offset = net->col_scale + n;
+    for (j = 0; j < 2 * n; j++) net->col_scale[j] = mlp__get_f32(p + arch->columns_at + 4 * j);
+    return MLP_OK;
+}
+
+/* the class names record, checked by mlp__parse_names but for repeats */
+static int mlp__load_names(mlp_net *net, const unsigned char *p, const mlp__arch *arch)
+{
+    const char **names;
+    size_t *lens, off = arch->names_at + 4;
+    uint32_t k, n = arch->n_names;
+    int twice;
+    if (!arch->names_at) return MLP_OK;
+    names = (const char **)mlp__alloc(n, sizeof(char *), 1);
+    lens = (size_t *)mlp__alloc(n, sizeof(size_t), 1);
+    for (k = 0; names && lens && k < n; k++) {
+        lens[k] = mlp__get_u32(p + off);
+        names[k] = (const char *)p + off + 4;
+        off += 4 + lens[k];
+    }
+    net->class_names = names && lens ? mlp__names_block(names, lens, (int)n) : NULL;
+    MLP_FREE(names);
+    MLP_FREE(lens);
+    if (!net->class_names) return MLP_ENOMEM;
+    if ((twice = mlp__repeated_name((const char *const *)net->class_names, (int)n)) == -1) return MLP_OK;
+    return twice == -2 ? MLP_ENOMEM : mlp__fail(MLP_EFORMAT, "class name \"%s\" is there twice", net->class_names[twice]);
 }
 
 MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
@@ -4413,7 +5424,7 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
     if (flags != 0) { mlp__fail(MLP_EFORMAT, "unknown flags 0x%x", flags); return NULL; }
     if (loss > 1) { mlp__fail(MLP_EFORMAT, "unknown loss %u", loss); return NULL; }
     if (!isfinite(scale) || !isfinite(offset) || scale == 0.0f) { mlp__fail(MLP_EFORMAT, "bad input normalisation (scale %g, offset %g)", scale, offset); return NULL; }
-    if (n_records < 1 || n_records > 4 * MLP_MAX_LAYERS) { mlp__fail(MLP_EFORMAT, "%u layer records (need 1..%d)", n_records, 4 * MLP_MAX_LAYERS); return NULL; }
+    if (n_records < 1 || n_records > MLP__MAX_RECORDS) { mlp__fail(MLP_EFORMAT, "%u layer records (need 1..%d)", n_records, MLP__MAX_RECORDS); return NULL; }
     if (img_w > MLP_MAX_WIDTH || img_h > MLP_MAX_WIDTH || (img_w == 0) != (img_h == 0)) { mlp__fail(MLP_EFORMAT, "bad image size %u x %u", img_w, img_h); return NULL; }
     if (mlp__parse_records(p, end, n_records, &arch) != MLP_OK) return NULL;
     if (img_w && (uint64_t)img_w * img_h != (uint64_t)arch.sizes[0]) {
@@ -4464,6 +5475,10 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
             mlp_free(net);
             return NULL;
         }
+    if (mlp__load_columns(net, p, &arch) != MLP_OK || mlp__load_names(net, p, &arch) != MLP_OK) {
+        mlp_free(net);
+        return NULL;
+    }
     return net;
 }
 
@@ -4700,28 +5715,6 @@ MLPDEF int mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg, 
     return rc;
 }
 
-#define MLP__MODEL_MAX_BYTES 0x7FFFFFF0L
-
-/* The whole file in one allocation, refusing files over the format limit. */
-static unsigned char *mlp__read_file(const char *path, size_t *size)
-{
-    FILE *f;
-    long len;
-    unsigned char *buf = NULL;
-    if (!(f = fopen(path, "rb"))) { mlp__fail(MLP_EIO, "%s: cannot open", path); return NULL; }
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        mlp__fail(MLP_EIO, "%s: cannot determine the file size", path);
-    else if (len > MLP__MODEL_MAX_BYTES) mlp__fail(MLP_EFORMAT, "%s: %ld bytes is larger than any model file", path, len);
-    else if ((buf = (unsigned char *)mlp__alloc((size_t)len + 1, 1, 1)) && fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        mlp__fail(MLP_EIO, "%s: read error", path);
-        MLP_FREE(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = buf ? (size_t)len : 0;
-    return buf;
-}
-
 /* Prefixes the current message with path. */
 static void mlp__name_file(const char *path)
 {
@@ -4736,7 +5729,7 @@ MLPDEF mlp_net *mlp_load(const char *path)
     unsigned char *buf;
     mlp_net *net;
     if (!path) { mlp__fail(MLP_EARG, "mlp_load: NULL path"); return NULL; }
-    if (!(buf = mlp__read_file(path, &size))) return NULL;
+    if (mlp__read_file(path, &buf, &size) != MLP_OK) return NULL;
     if (!(net = mlp_load_memory(buf, size))) mlp__name_file(path);
     MLP_FREE(buf);
     return net;
@@ -4748,7 +5741,7 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
     unsigned char *buf;
     mlp_net *net;
     if (!path) { mlp__fail(MLP_EARG, "mlp_checkpoint_load: NULL path"); return NULL; }
-    if (!(buf = mlp__read_file(path, &size))) return NULL;
+    if (mlp__read_file(path, &buf, &size) != MLP_OK) return NULL;
     if (!(net = mlp_checkpoint_load_memory(buf, size, cfg, epoch, batch))) mlp__name_file(path);
     MLP_FREE(buf);
     return net;
@@ -4786,10 +5779,12 @@ static void mlp__emit_float(mlp__text *t, float v)
     mlp__emit(t, strpbrk(s, ".e") ? "%sf" : "%s.0f", s);
 }
 
+/* NAME_ARRAYINDEX (NAME_ARRAY when index < 0) = {v[0..n)} */
 static void mlp__emit_floats(mlp__text *t, const char *name, const char *array, int index, const float *v, size_t n)
 {
     size_t i;
-    mlp__emit(t, "static const float %s_%s%d[%lu] = {", name, array, index, (unsigned long)n);
+    if (index < 0) mlp__emit(t, "static const float %s_%s[%lu] = {", name, array, (unsigned long)n);
+    else mlp__emit(t, "static const float %s_%s%d[%lu] = {", name, array, index, (unsigned long)n);
     for (i = 0; i < n; i++) {
         mlp__emit(t, i % 8 ? " " : "\n    ");
         mlp__emit_float(t, v[i]);
@@ -4809,14 +5804,37 @@ static void mlp__batchnorm_affine(const mlp_layer *L, double *s, double *t)
     }
 }
 
-static int mlp__c_identifier(const char *s)
+/* name as a C string literal: quotes and backslashes escaped, bytes
+   outside ASCII as octal (three digits, so a following digit is safe) */
+static void mlp__emit_string(mlp__text *t, const char *s)
 {
-    size_t i, n = strlen(s);
-    if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9')) return 0;
-    for (i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return 0;
-    return 1;
+    mlp__emit(t, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') mlp__emit(t, "\\%c", ch);
+        else if (ch >= 0x80 || ch < 0x20 || ch == '?') mlp__emit(t, "\\%03o", ch); /* '?': no trigraphs */
+        else mlp__emit(t, "%c", ch);
+    }
+    mlp__emit(t, "\"");
+}
+
+/* NAME_class_names, the input columns as NAME_column_scale and
+   NAME_column_offset (those the network has) */
+static void mlp__emit_input_and_names(mlp__text *t, const mlp_net *net, const char *name)
+{
+    int k, n_in = mlp_input_width(net);
+    if (net->class_names) {
+        mlp__emit(t, "static const char *const %s_class_names[%d] = {", name, mlp_output_width(net));
+        for (k = 0; k < mlp_output_width(net); k++) {
+            mlp__emit(t, "\n    ");
+            mlp__emit_string(t, net->class_names[k]);
+            mlp__emit(t, ",");
+        }
+        mlp__emit(t, "\n};\n");
+    }
+    if (!net->col_scale) return;
+    mlp__emit_floats(t, name, "column_scale", -1, net->col_scale, (size_t)n_in);
+    mlp__emit_floats(t, name, "column_offset", -1, net->col_offset, (size_t)n_in);
 }
 
 /* The arrays: dense layer l's weights (batchnorm right after it folded in)
@@ -4824,6 +5842,7 @@ static int mlp__c_identifier(const char *s)
 static int mlp__emit_arrays(mlp__text *t, const mlp_net *net, const char *name)
 {
     int l;
+    mlp__emit_input_and_names(t, net, name);
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l], *next = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
         size_t i, size = (size_t)L->n_in * (size_t)L->n_out;
@@ -4922,6 +5941,9 @@ static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name
     mlp__emit(t, " + ");
     mlp__emit_float(t, net->input_offset);
     mlp__emit(t, ";\n");
+    if (net->col_scale) /* the same two steps as mlp_normalize_input, for the same floats */
+        mlp__emit(t, "    for (j = 0; j < %d; j++) a[j] = a[j] * %s_column_scale[j] + %s_column_offset[j];\n",
+                  mlp_input_width(net), name, name);
     for (l = 0; l < net->n_layers; l++) {
         const mlp_layer *L = &net->layers[l];
         const char *x = in_a ? "a" : "b", *y = in_a ? "b" : "a";
@@ -4955,7 +5977,7 @@ static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name
 MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
 {
     mlp__text t;
-    char upper[65];
+    char upper[65], names_note[128];
     size_t i;
     int rc, l, bn = 0;
     if (!net || !path) return mlp__fail(MLP_EARG, "mlp_export_c: NULL argument");
@@ -4973,7 +5995,10 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
     memset(&t, 0, sizeof t);
     /* 20 characters per float at most ("-1.23456789e-38f, " and a line
        break every 8), and a few kilobytes per layer of code */
-    t.cap = net->n_params * 20 + (size_t)net->n_layers * 4096 + 8192;
+    names_note[0] = 0;
+    if (net->class_names) snprintf(names_note, sizeof names_note, "\n            (%s_class_names[class] is its name)", name);
+    t.cap = net->n_params * 20 + (size_t)net->n_layers * 4096 + 8192 + (size_t)mlp_input_width(net) * 40 +
+            (net->class_names ? (size_t)mlp_output_width(net) * (4 * MLP_MAX_NAME + 8) : 0);
     if (!(t.p = (char *)mlp__alloc(t.cap, 1, 1))) return MLP_ENOMEM;
     mlp__emit(&t, "/* %s.h - a network exported by mlp.h %d.%d.%d (mlp_export_c): ", name,
               MLP_VERSION_MAJOR, MLP_VERSION_MINOR, MLP_VERSION_PATCH);
@@ -4984,7 +6009,7 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
                   "     raw    %s_INPUTS values as the data holds them (for MNIST, pixels\n"
                   "            0-255): the model's input normalisation is applied here\n"
                   "     probs  NULL, or room for %s_OUTPUTS %s\n"
-                  "     returns the index of the largest output: the predicted class\n\n"
+                  "     returns the index of the largest output: the predicted class%s\n\n"
                   "   Standalone: no mlp.h, no allocation (two float arrays of the widest\n"
                   "   layer on the stack), reentrant; libc's expf and tanhf only, or nothing\n"
                   "   from libc with %s_NO_LIBC defined before including this file. */\n"
@@ -4993,6 +6018,7 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
               mlp_output_width(net), bn ? ", batchnorm folded into the weights" : "",
               name, upper, upper,
               net->loss == MLP_LOSS_CE ? "class probabilities (softmax)" : "outputs (the network's own values)",
+              names_note,
               upper, upper, upper, upper, mlp_input_width(net), upper, mlp_output_width(net));
     mlp__emit_helpers(&t, name, upper);
     if ((rc = mlp__emit_arrays(&t, net, name)) != MLP_OK) { MLP_FREE(t.p); return rc; }
@@ -5935,6 +6961,8 @@ MLPDEF int mlp_normalize_input(const mlp_net *net, const float *raw, float *x)
     if (!net || !raw || !x) return mlp__fail(MLP_EARG, "mlp_normalize_input: NULL argument");
     n = mlp_input_width(net);
     for (i = 0; i < n; i++) x[i] = raw[i] * net->input_scale + net->input_offset;
+    if (net->col_scale)
+        for (i = 0; i < n; i++) x[i] = x[i] * net->col_scale[i] + net->col_offset[i];
     return MLP_OK;
 }
 

@@ -25,15 +25,12 @@
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *layers, *log, *out, *confusion, *checkpoint, *resume, *export_c, *export_name;
-    mlp_act act;
-    mlp_loss loss;
-    int epochs, threads, quiet, val, patience, plateau, batchnorm;
+    const char *confusion, *checkpoint, *resume;
+    int val, patience, plateau;
     int interrupt_after, interrupt_times; /* --interrupt-after N,K */
-    float min_delta, plateau_factor, dropout, dropout_input;
+    float min_delta, plateau_factor;
     mlp_augment aug;
-    mlp_init_kind init;
-    mlp_train_config train;
+    mlp_cli cli; /* the flags every training program shares (mlp.h) */
 } options;
 
 static void usage(FILE *f)
@@ -43,30 +40,6 @@ static void usage(FILE *f)
         "  --data DIR            directory with the four MNIST files (default data/mnist)\n"
         "  --train-images FILE   override one file (also --train-labels, --test-images,\n"
         "                        --test-labels); relative to the current directory\n"
-        "  --layers SPEC         widths, input first (default 784-256-128-10)\n"
-        "  --act relu|sigmoid|tanh   hidden activation (default relu)\n"
-        "  --loss ce|mse         softmax cross-entropy or Euclidean (default ce)\n"
-        "  --init auto|uniform|glorot|he   weight initialisation (default auto: He before\n"
-        "                        ReLU, Glorot otherwise; uniform: U(-1/sqrt(n_in), 1/sqrt(n_in)))\n"
-        "  --epochs N            passes over the training set (default 10)\n"
-        "  --batch N             mini-batch size (default 64)\n"
-        "  --lr X                learning rate (default 0.05)\n"
-        "  --momentum X          SGD momentum (default 0.9)\n"
-        "  --weight-decay X      L2 weight decay (default 0)\n"
-        "  --lr-decay X          multiply the learning rate by X ... (default 0.5)\n"
-        "  --lr-step K           ... every K epochs (default 3)\n"
-        "  --seed N              random seed for initialisation and shuffling (default 1)\n"
-        "  --optimizer sgd|nesterov|adam|adamw   (default sgd; --momentum for sgd/nesterov)\n"
-        "  --beta1 X --beta2 X   Adam's moment decay rates (default 0.9, 0.999)\n"
-        "  --clip-norm X         rescale each batch's gradient to at most this L2 norm\n");
-    fprintf(f, /* two strings: C99 promises string literals of 4095 characters, not more */
-        "  --diverge-factor X    stop (exit 1, --out untouched) when the running loss passes X\n"
-        "                        times what guessing costs, or a ReLU layer dies (default 50;\n"
-        "                        0: never)\n"
-        "  --max-norm X          cap the L2 norm of each unit's incoming weights\n"
-        "  --schedule step|exp|cosine   learning-rate schedule (default step: --lr-decay\n"
-        "                        every --lr-step epochs; exp: --lr-decay every epoch;\n"
-        "                        cosine: to 0 at --epochs after --warmup N epochs)\n"
         "  --val N               hold N training samples out for validation; the weights\n"
         "                        with the best validation loss are kept\n"
         "  --patience K          stop after K epochs without improvement (of the validation\n"
@@ -74,22 +47,13 @@ static void usage(FILE *f)
         "  --min-delta X         smaller improvements do not count (default 0)\n"
         "  --plateau K           multiply the learning rate by --plateau-factor (default 0.5)\n"
         "                        after every K epochs without improvement\n"
-        "  --dropout X           drop a fraction X of every hidden layer's units in training\n"
-        "  --dropout-input X     ... and of the input pixels\n"
-        "  --batchnorm           batch normalisation before every hidden activation\n"
         "  augmentation, a fresh random version of every training image each epoch:\n"
         "  --shift PX --rotate DEG --scale X --shear X   random affine map (+- ranges)\n"
         "  --elastic-alpha A --elastic-sigma S           elastic distortion (Simard: 34, 4)\n"
         "  --thickness PX --blur SIGMA --specks P        strokes thicker/thinner by up to PX,\n"
         "                                                blur up to SIGMA, stray specks with\n"
         "                                                probability P (photos, fonts)\n"
-        "  --threads N           worker threads (default 1; results do not depend on N)\n"
-        "  --log FILE.csv        per-epoch CSV log\n"
-        "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
-        "  --export-c FILE.h     also write the model as a standalone C header (mlp_export_c)\n"
-        "  --export-name NAME    its prefix: NAME_predict, NAME_INPUTS... (default mlp_model)\n"
         "  --confusion FILE.csv  write the final test confusion matrix as CSV\n"
-        "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n"
         "  --checkpoint FILE     save model + optimizer state + position after every epoch;\n"
         "                        Ctrl-C finishes the batch, saves it (default OUT.ckpt) and exits\n"
         "  --resume FILE         continue a checkpoint until --epochs epochs in total; its\n"
@@ -97,7 +61,10 @@ static void usage(FILE *f)
         "  --interrupt-after N[,K]  raise SIGINT after N training batches of this run,\n"
         "                        K times at once (default 1; 2: a second Ctrl-C, which\n"
         "                        exits at once): the Ctrl-C path, for tests and scripts\n"
-        "  --help                this text\n");
+        "  --help                this text\n"
+        "the network and its training (shared with train_csv; --epochs default 10,\n"
+        "--layers default 784-256-128-10):\n");
+    fputs(mlp_cli_help(), f);
 }
 
 static void bad_usage(const char *flag, const char *value, const char *why)
@@ -156,22 +123,19 @@ static void parse_interrupt(const char *flag, const char *s, options *o)
 static options parse_args(int argc, char **argv)
 {
     options o;
-    int i;
+    int i, shared;
     memset(&o, 0, sizeof o);
     o.data = "data/mnist";
-    o.layers = "784-256-128-10";
-    o.out = "model.mlp";
-    o.act = MLP_ACT_RELU;
-    o.loss = MLP_LOSS_CE;
-    o.epochs = 10;
     o.plateau_factor = 0.5f;
-    o.threads = 1;
-    o.train = mlp_train_defaults();
+    o.cli = mlp_cli_defaults();
     for (i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(stdout); exit(0); }
-        if (!strcmp(f, "--quiet")) { o.quiet = 1; continue; }
-        if (!strcmp(f, "--batchnorm")) { o.batchnorm = 1; continue; }
+        if ((shared = mlp_cli_flag(&o.cli, argc, argv, &i)) < 0) {
+            fprintf(stderr, "train_mnist: %s (see --help)\n", mlp_error());
+            exit(2);
+        }
+        if (shared) continue;
         if (strncmp(f, "--", 2) != 0) bad_usage(f, NULL, "unexpected argument");
         if (!v) bad_usage(f, NULL, "missing value (or unknown flag)");
         i++;
@@ -180,70 +144,15 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--train-labels")) o.train_labels = v;
         else if (!strcmp(f, "--test-images")) o.test_images = v;
         else if (!strcmp(f, "--test-labels")) o.test_labels = v;
-        else if (!strcmp(f, "--layers")) o.layers = v;
-        else if (!strcmp(f, "--log")) o.log = v;
-        else if (!strcmp(f, "--out")) o.out = v;
-        else if (!strcmp(f, "--export-c")) o.export_c = v;
-        else if (!strcmp(f, "--export-name")) {
-            o.export_name = v;
-            if (!v[0] || strspn(v, "_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(v) || (v[0] >= '0' && v[0] <= '9'))
-                bad_usage(f, v, "expected a C identifier");
-        }
         else if (!strcmp(f, "--confusion")) o.confusion = v;
         else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
         else if (!strcmp(f, "--resume")) o.resume = v;
         else if (!strcmp(f, "--interrupt-after")) parse_interrupt(f, v, &o);
-        else if (!strcmp(f, "--act")) {
-            if (!strcmp(v, "relu")) o.act = MLP_ACT_RELU;
-            else if (!strcmp(v, "sigmoid")) o.act = MLP_ACT_SIGMOID;
-            else if (!strcmp(v, "tanh")) o.act = MLP_ACT_TANH;
-            else bad_usage(f, v, "expected relu, sigmoid or tanh");
-        } else if (!strcmp(f, "--init")) {
-            if (!strcmp(v, "auto")) o.init = MLP_INIT_AUTO;
-            else if (!strcmp(v, "uniform")) o.init = MLP_INIT_UNIFORM_FANIN;
-            else if (!strcmp(v, "glorot")) o.init = MLP_INIT_GLOROT;
-            else if (!strcmp(v, "he")) o.init = MLP_INIT_HE;
-            else bad_usage(f, v, "expected auto, uniform, glorot or he");
-        } else if (!strcmp(f, "--loss")) {
-            if (!strcmp(v, "ce")) o.loss = MLP_LOSS_CE;
-            else if (!strcmp(v, "mse")) o.loss = MLP_LOSS_MSE;
-            else bad_usage(f, v, "expected ce or mse");
-        }
-        else if (!strcmp(f, "--epochs")) o.epochs = (int)parse_int(f, v, 0, 100000);
-        else if (!strcmp(f, "--batch")) o.train.batch = (int)parse_int(f, v, 1, 1 << 20);
-        else if (!strcmp(f, "--lr")) o.train.lr = parse_float(f, v, 1e-12, 1e6);
-        else if (!strcmp(f, "--momentum")) o.train.momentum = parse_float(f, v, 0, 1);
-        else if (!strcmp(f, "--weight-decay")) o.train.weight_decay = parse_float(f, v, 0, 1e6);
-        else if (!strcmp(f, "--lr-decay")) o.train.lr_decay = parse_float(f, v, 1e-9, 1e6);
-        else if (!strcmp(f, "--lr-step")) o.train.lr_step = (int)parse_int(f, v, 1, 100000);
-        else if (!strcmp(f, "--optimizer")) {
-            if (!strcmp(v, "sgd")) o.train.optimizer = MLP_OPT_SGD;
-            else if (!strcmp(v, "nesterov")) o.train.optimizer = MLP_OPT_NESTEROV;
-            else if (!strcmp(v, "adam")) o.train.optimizer = MLP_OPT_ADAM;
-            else if (!strcmp(v, "adamw")) o.train.optimizer = MLP_OPT_ADAMW;
-            else bad_usage(f, v, "expected sgd, nesterov, adam or adamw");
-        } else if (!strcmp(f, "--schedule")) {
-            if (!strcmp(v, "step")) o.train.schedule = MLP_SCHEDULE_STEP;
-            else if (!strcmp(v, "exp")) o.train.schedule = MLP_SCHEDULE_EXP;
-            else if (!strcmp(v, "cosine")) o.train.schedule = MLP_SCHEDULE_COSINE;
-            else bad_usage(f, v, "expected step, exp or cosine");
-        }
-        else if (!strcmp(f, "--beta1")) o.train.beta1 = parse_float(f, v, 0, 0.999999);
-        else if (!strcmp(f, "--beta2")) o.train.beta2 = parse_float(f, v, 0, 0.999999);
-        else if (!strcmp(f, "--clip-norm")) o.train.clip_norm = parse_float(f, v, 0, 1e9);
-        else if (!strcmp(f, "--diverge-factor")) {
-            o.train.diverge_factor = parse_float(f, v, 0, 1e30);
-            if (o.train.diverge_factor == 0.0f) o.train.diverge_factor = -1.0f; /* the library's "off" */
-        }
-        else if (!strcmp(f, "--max-norm")) o.train.max_norm = parse_float(f, v, 0, 1e9);
-        else if (!strcmp(f, "--warmup")) o.train.warmup_epochs = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--val")) o.val = (int)parse_int(f, v, 0, 1 << 30);
         else if (!strcmp(f, "--patience")) o.patience = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--plateau")) o.plateau = (int)parse_int(f, v, 0, 100000);
         else if (!strcmp(f, "--plateau-factor")) o.plateau_factor = parse_float(f, v, 1e-6, 1);
         else if (!strcmp(f, "--min-delta")) o.min_delta = parse_float(f, v, 0, 1e9);
-        else if (!strcmp(f, "--dropout")) o.dropout = parse_float(f, v, 0, 0.95);
-        else if (!strcmp(f, "--dropout-input")) o.dropout_input = parse_float(f, v, 0, 0.95);
         else if (!strcmp(f, "--shift")) o.aug.shift = parse_float(f, v, 0, 100);
         else if (!strcmp(f, "--rotate")) o.aug.rotate = parse_float(f, v, 0, 180);
         else if (!strcmp(f, "--scale")) o.aug.scale = parse_float(f, v, 0, 0.9);
@@ -253,8 +162,6 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--thickness")) o.aug.thickness = parse_float(f, v, 0, 3);
         else if (!strcmp(f, "--blur")) o.aug.blur = parse_float(f, v, 0, 10);
         else if (!strcmp(f, "--specks")) o.aug.specks = parse_float(f, v, 0, 1);
-        else if (!strcmp(f, "--threads")) o.threads = (int)parse_int(f, v, 1, MLP_MAX_THREADS);
-        else if (!strcmp(f, "--seed")) o.train.seed = (uint64_t)parse_int(f, v, 0, 2147483647L);
         else bad_usage(f, NULL, "unknown flag");
     }
     return o;
@@ -356,33 +263,6 @@ static int after_batch(void *user, const mlp_batch_info *b)
     return interrupted;
 }
 
-/* Moves a seeded random n samples of ds to its end and returns them as a
-   view; ds keeps the rest. The view shares ds's memory (free ds only).
-   Out of memory: an empty view, ds untouched. */
-static mlp_dataset hold_out(mlp_dataset *ds, int n, uint64_t seed)
-{
-    mlp_dataset val = *ds;
-    mlp_mat X = mlp_dataset_inputs(ds), tmp;
-    mlp_rng rng;
-    int i;
-    mlp_rng_seed(&rng, seed, 0x76616c); /* a stream of its own: "val" */
-    if (mlp_mat_create(&tmp, 1, ds->dim) != 0) { val.n = 0; return val; } /* out of memory */
-    for (i = ds->n - 1; i >= ds->n - n; i--) { /* partial Fisher-Yates from the end */
-        int j = (int)mlp_rng_below(&rng, (uint32_t)i + 1), t = ds->y[i];
-        mlp_mat row_i = mlp_mat_rows(X, i, 1), row_j = mlp_mat_rows(X, j, 1);
-        mlp_mat_copy(&tmp, &row_i);
-        mlp_mat_copy(&row_i, &row_j);
-        mlp_mat_copy(&row_j, &tmp);
-        ds->y[i] = ds->y[j]; ds->y[j] = t;
-    }
-    mlp_mat_free(&tmp);
-    ds->n -= n;
-    val.n = n;
-    val.x = mlp_mat_row(X, ds->n);
-    val.y = ds->y + ds->n;
-    return val;
-}
-
 /* One CSV row: the seven contract columns, errK per class (test samples of
    class K misclassified), and val_loss,val_acc when there is a validation set. */
 static void log_row(FILE *log, int epoch, const mlp_eval *tr, const mlp_eval *te, float lr, double seconds,
@@ -436,24 +316,24 @@ int main(int argc, char **argv)
     const char *ckpt = o.checkpoint;
     mlp_net *net;
     if (o.resume) { /* the checkpoint's network and settings, the command line's epochs */
-        if (!(net = mlp_checkpoint_load(o.resume, &o.train, &first_epoch, &first_batch))) {
+        if (!(net = mlp_checkpoint_load(o.resume, &o.cli.train, &first_epoch, &first_batch))) {
             fprintf(stderr, "train_mnist: %s\n", mlp_error());
             return 1;
         }
         printf("resuming %s after epoch %d, batch %d\n", o.resume, first_epoch, first_batch);
-        o.layers = "(from the checkpoint)";
-    } else if (!(net = mlp_create_spec(o.layers, o.act, o.loss, o.train.seed))) {
-        fprintf(stderr, "train_mnist: --layers %s: %s\n", o.layers, mlp_error());
+        o.cli.layers = "(from the checkpoint)";
+    } else if (!(net = mlp_cli_create(&o.cli, 0, 0))) { /* its weights drawn, batchnorm and dropout added */
+        fprintf(stderr, "train_mnist: --layers %s: %s\n", o.cli.layers, mlp_error());
         return 2;
     }
-    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.out);
+    snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.cli.out);
     if (!ckpt) ckpt = ckpt_default;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
     memset(&val, 0, sizeof val);
     memset(&augmented, 0, sizeof augmented);
     memset(&ve, 0, sizeof ve);
-    if (mlp_set_threads(net, o.threads) != 0 || (!o.resume && mlp_init_weights(net, o.init, o.train.seed) != 0)) {
+    if (mlp_set_threads(net, o.cli.threads) != 0) {
         fprintf(stderr, "train_mnist: %s\n", mlp_error());
         goto done;
     }
@@ -463,16 +343,8 @@ int main(int argc, char **argv)
              data_path(p4, sizeof p4, o.data, o.test_labels, "t10k-labels-idx1-ubyte")))
         goto done;
     if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
-    if (o.val && !(val = hold_out(&train, o.val, o.train.seed)).n) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    if (!o.train.total_epochs) o.train.total_epochs = o.epochs; /* the cosine schedule's end */
-    if (!o.resume && o.batchnorm && mlp_add_batchnorm(net) != 0) {
-        fprintf(stderr, "train_mnist: %s\n", mlp_error());
-        goto done;
-    }
-    if (!o.resume && (o.dropout > 0 || o.dropout_input > 0) && mlp_add_dropout(net, o.dropout_input, o.dropout) != 0) {
-        fprintf(stderr, "train_mnist: %s\n", mlp_error());
-        goto done;
-    }
+    if (o.val && mlp_dataset_split(&train, &val, o.val, o.cli.train.seed) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (!o.cli.train.total_epochs) o.cli.train.total_epochs = o.cli.epochs; /* the cosine schedule's end */
     augmenting = o.aug.shift > 0 || o.aug.rotate > 0 || o.aug.scale > 0 || o.aug.shear > 0 || o.aug.elastic_alpha > 0 ||
                  o.aug.thickness > 0 || o.aug.blur > 0 || o.aug.specks > 0;
     if (augmenting && !train.image_w) { fprintf(stderr, "train_mnist: augmentation needs images (n x height x width IDX)\n"); rc = 2; goto done; }
@@ -490,46 +362,46 @@ int main(int argc, char **argv)
     }
     n_out = mlp_output_width(net);
     if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    if (o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.log); goto done; }
+    if (o.cli.log && !(log = fopen(o.cli.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.cli.log); goto done; }
     if (log && !o.resume) { /* errK: test samples of class K misclassified this epoch */
         fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds");
         for (j = 0; j < n_out; j++) fprintf(log, ",err%d", j);
         fprintf(log, "%s\n", o.val ? ",val_loss,val_acc" : "");
     }
     memset(&bar, 0, sizeof bar);
-    bar.epochs = o.epochs; bar.n = train.n; bar.draw = !o.quiet && isatty(2);
+    bar.epochs = o.cli.epochs; bar.n = train.n; bar.draw = !o.cli.quiet && isatty(2);
     bar.interrupt_after = o.interrupt_after; bar.interrupt_times = o.interrupt_times;
-    o.train.on_batch = after_batch;
-    o.train.user = &bar;
+    o.cli.train.on_batch = after_batch;
+    o.cli.train.user = &bar;
     signal(SIGINT, on_sigint);
-    printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.layers, train.n, test.n,
-           mlp_isa_name(mlp_get_isa(net)), o.threads, o.threads > 1 ? "s" : "");
+    printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.cli.layers, train.n, test.n,
+           mlp_isa_name(mlp_get_isa(net)), o.cli.threads, o.cli.threads > 1 ? "s" : "");
     fflush(stdout); /* Ctrl-C is handled from here on */
 
-    for (epoch = first_epoch; epoch < o.epochs; epoch++) {
+    for (epoch = first_epoch; epoch < o.cli.epochs; epoch++) {
         double t0 = seconds_now(), dt;
         int status;
-        o.train.start_batch = epoch == first_epoch ? first_batch : 0;
-        bar.batches_done = o.train.start_batch;
+        o.cli.train.start_batch = epoch == first_epoch ? first_batch : 0;
+        bar.batches_done = o.cli.train.start_batch;
         if (augmenting) { /* a fresh distortion of every image, a function of (seed, epoch) */
-            if (mlp_augment_dataset(net, &train, &o.aug, o.train.seed, epoch, augmented.x) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            if (mlp_augment_dataset(net, &train, &o.aug, o.cli.train.seed, epoch, augmented.x) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
             aug_seconds = seconds_now() - t0;
         }
-        status = mlp_train_epoch(net, augmenting ? &augmented : &train, &o.train, epoch, &tr);
+        status = mlp_train_epoch(net, augmenting ? &augmented : &train, &o.cli.train, epoch, &tr);
         if (bar.draw) fprintf(stderr, "\r\033[K");
         if (status == MLP_EINTR) {
-            if (mlp_checkpoint_save(net, &o.train, epoch, bar.batches_done, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            if (mlp_checkpoint_save(net, &o.cli.train, epoch, bar.batches_done, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
             fprintf(stderr, "train_mnist: interrupted in epoch %d after batch %d; checkpoint saved to %s "
                     "(continue with --resume %s)\n", epoch + 1, bar.batches_done, ckpt, ckpt);
             rc = 130;
             goto done;
         }
         if (status != 0) { /* e.g. divergence: the model on disk is left as it was */
-            fprintf(stderr, "train_mnist: %s; %s not written\n", mlp_error(), o.out);
+            fprintf(stderr, "train_mnist: %s; %s not written\n", mlp_error(), o.cli.out);
             goto done;
         }
         dt = seconds_now() - t0;
-        if ((o.checkpoint || interrupted) && mlp_checkpoint_save(net, &o.train, epoch + 1, 0, ckpt) != 0) {
+        if ((o.checkpoint || interrupted) && mlp_checkpoint_save(net, &o.cli.train, epoch + 1, 0, ckpt) != 0) {
             fprintf(stderr, "train_mnist: %s\n", mlp_error());
             goto done;
         }
@@ -541,12 +413,12 @@ int main(int argc, char **argv)
         if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         if (o.val && mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         if (o.val) printf("epoch %3d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  test acc %.4f  lr %.4g  %.2f s\n",
-                          epoch + 1, tr.loss, tr.accuracy, ve.loss, ve.accuracy, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+                          epoch + 1, tr.loss, tr.accuracy, ve.loss, ve.accuracy, te.accuracy, mlp_lr_at(&o.cli.train, epoch), dt);
         else printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
-                    epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.train, epoch), dt);
+                    epoch + 1, tr.loss, tr.accuracy, te.loss, te.accuracy, mlp_lr_at(&o.cli.train, epoch), dt);
         if (augmenting) printf("           (augmentation %.2f s of it)\n", aug_seconds);
         fflush(stdout);
-        if (log) log_row(log, epoch + 1, &tr, &te, mlp_lr_at(&o.train, epoch), dt, confusion, n_out, o.val ? &ve : NULL);
+        if (log) log_row(log, epoch + 1, &tr, &te, mlp_lr_at(&o.cli.train, epoch), dt, confusion, n_out, o.val ? &ve : NULL);
         {   /* stopping and plateaus watch the validation loss, or without --val the training loss */
             double watched = o.val ? ve.loss : tr.loss;
             int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
@@ -556,8 +428,8 @@ int main(int argc, char **argv)
             } else {
                 bad_epochs++;
                 if (o.plateau && bad_epochs % o.plateau == 0) {
-                    o.train.lr_scale *= o.plateau_factor;
-                    printf("no improvement for %d epochs: learning rate now %.4g\n", bad_epochs, mlp_lr_at(&o.train, epoch + 1));
+                    o.cli.train.lr_scale *= o.plateau_factor;
+                    printf("no improvement for %d epochs: learning rate now %.4g\n", bad_epochs, mlp_lr_at(&o.cli.train, epoch + 1));
                 }
                 if (patience && bad_epochs >= patience) {
                     printf("stopping after epoch %d: %d epoch%s without an improvement of more than %g\n",
@@ -567,7 +439,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (o.val && best_epoch && best_epoch < epoch + (epoch < o.epochs)) { /* the weights that did best on validation */
+    if (o.val && best_epoch && best_epoch < epoch + (epoch < o.cli.epochs)) { /* the weights that did best on validation */
         mlp_copy_weights(net, best);
         printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
         if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
@@ -575,22 +447,22 @@ int main(int argc, char **argv)
                 fprintf(stderr, "train_mnist: %s\n", mlp_error());
                 goto done;
             }
-            log_row(log, best_epoch, &best_tr, &te, mlp_lr_at(&o.train, best_epoch - 1), 0.0, confusion, n_out, &ve);
+            log_row(log, best_epoch, &best_tr, &te, mlp_lr_at(&o.cli.train, best_epoch - 1), 0.0, confusion, n_out, &ve);
         }
     }
     if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     print_confusion(confusion, n_out);
     if (o.confusion && write_confusion(o.confusion, confusion, n_out) != 0) { fprintf(stderr, "train_mnist: cannot write %s\n", o.confusion); goto done; }
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
-    if (mlp_save(net, o.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
-    printf("model saved to %s\n", o.out);
-    if (o.export_c) {
-        if (mlp_export_c(net, o.export_c, o.export_name) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
-        printf("C header written to %s (%s_predict)\n", o.export_c, o.export_name ? o.export_name : "mlp_model");
+    if (mlp_save(net, o.cli.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    printf("model saved to %s\n", o.cli.out);
+    if (o.cli.export_c) {
+        if (mlp_export_c(net, o.cli.export_c, o.cli.export_name) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        printf("C header written to %s (%s_predict)\n", o.cli.export_c, o.cli.export_name ? o.cli.export_name : "mlp_model");
     }
     rc = 0;
 done:
-    if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.log); rc = 1; }
+    if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.cli.log); rc = 1; }
     free(confusion);
     mlp_free(best);
     free(augmented.x);
