@@ -8,9 +8,9 @@ LDLIBS  := -lm
 B       := build
 SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-EXAMPLES   := xor train_mnist classify
+EXAMPLES   := xor train_mnist train_csv classify
 TOOLS      := idx2png mnist_centre show_weights show_errors
-UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess test_cli test_classify test_tools test_cpp
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess test_cli test_csv_cli test_classify test_tools test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
@@ -18,7 +18,7 @@ TESTS      := $(UNIT_TESTS) test_mnist
 
 all: examples tests tools ## build every example, tool and test into build/
 
-examples: $(EXAMPLES:%=$(B)/%) ## build the examples (xor, train_mnist, classify) into build/
+examples: $(EXAMPLES:%=$(B)/%) ## build the examples (xor, train_mnist, train_csv, classify) into build/
 tests: $(TESTS:%=$(B)/%) ## build the test programs into build/ without running them
 
 $(B) $(B)/san:
@@ -33,7 +33,7 @@ $(B)/test_%: tests/test_%.c mlp.h | $(B)
 $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
 
-$(B)/test_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
+$(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
 test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
@@ -146,9 +146,9 @@ $(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)/san
 $(B)/san/%: examples/%.c mlp.h | $(B)/san
 	$(CC) $(WARN) $(SAN) -o $@ $< $(LDLIBS)
 
-test-sanitize: $(TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/classify ## every test suite and the examples under AddressSanitizer + UBSan
+test-sanitize: $(TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/train_csv $(B)/san/classify ## every test suite and the examples under AddressSanitizer + UBSan
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
-	  MLP_TRAIN_MNIST=$(B)/san/train_mnist MLP_CLASSIFY=$(B)/san/classify ./$(B)/san/$$t; done
+	  MLP_TRAIN_MNIST=$(B)/san/train_mnist MLP_TRAIN_CSV=$(B)/san/train_csv MLP_CLASSIFY=$(B)/san/classify ./$(B)/san/$$t; done
 
 # Mutation testing (tools/mutations.txt, about 20 minutes on 2 cores): each
 # plausible mistake in mlp.h must make `make test` fail. Not in CI (too
