@@ -5818,19 +5818,22 @@ static void mlp__emit_string(mlp__text *t, const char *s)
     mlp__emit(t, "\"");
 }
 
-/* NAME_class_names, the input columns as NAME_column_scale and
-   NAME_column_offset (those the network has) */
+/* NAME_class_name(k) (a function, so a program that never asks for a
+   name gets no unused-array warning), the input columns as
+   NAME_column_scale and NAME_column_offset (those the network has) */
 static void mlp__emit_input_and_names(mlp__text *t, const mlp_net *net, const char *name)
 {
     int k, n_in = mlp_input_width(net);
     if (net->class_names) {
-        mlp__emit(t, "static const char *const %s_class_names[%d] = {", name, mlp_output_width(net));
+        mlp__emit(t, "/* the name of class k, NULL if k is out of range */\n"
+                     "static inline const char *%s_class_name(int k)\n{\n"
+                     "    static const char *const names[%d] = {", name, mlp_output_width(net));
         for (k = 0; k < mlp_output_width(net); k++) {
-            mlp__emit(t, "\n    ");
+            mlp__emit(t, "\n        ");
             mlp__emit_string(t, net->class_names[k]);
             mlp__emit(t, ",");
         }
-        mlp__emit(t, "\n};\n");
+        mlp__emit(t, "\n    };\n    return k >= 0 && k < %d ? names[k] : 0;\n}\n\n", mlp_output_width(net));
     }
     if (!net->col_scale) return;
     mlp__emit_floats(t, name, "column_scale", -1, net->col_scale, (size_t)n_in);
@@ -5996,7 +5999,7 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
     /* 20 characters per float at most ("-1.23456789e-38f, " and a line
        break every 8), and a few kilobytes per layer of code */
     names_note[0] = 0;
-    if (net->class_names) snprintf(names_note, sizeof names_note, "\n            (%s_class_names[class] is its name)", name);
+    if (net->class_names) snprintf(names_note, sizeof names_note, "\n            (%s_class_name(class) is its name)", name);
     t.cap = net->n_params * 20 + (size_t)net->n_layers * 4096 + 8192 + (size_t)mlp_input_width(net) * 40 +
             (net->class_names ? (size_t)mlp_output_width(net) * (4 * MLP_MAX_NAME + 8) : 0);
     if (!(t.p = (char *)mlp__alloc(t.cap, 1, 1))) return MLP_ENOMEM;

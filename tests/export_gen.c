@@ -29,11 +29,19 @@ static int write_floats(const char *path, const float *v, int rows, int width)
     return 0;
 }
 
-/* raw inputs and mlp_predict's answers for them */
+/* raw inputs and mlp_predict's answers for them (and PREFIX.names, one
+   class name a line, when the network has names) */
 static int write_case(mlp_net *net, const float *raw, int rows, const char *prefix)
 {
     char path[512];
     int n_in = mlp_input_width(net), w = mlp_output_width(net), i;
+    if (mlp_class_name(net, 0)) {
+        FILE *f;
+        snprintf(path, sizeof path, "%s.names", prefix);
+        if (!(f = fopen(path, "w"))) return 1;
+        for (i = 0; i < w; i++) fprintf(f, "%s\n", mlp_class_name(net, i));
+        if (fclose(f) != 0) return 1;
+    }
     float *x = (float *)malloc(sizeof(float) * (size_t)rows * n_in);
     const float *p;
     if (!x) return 1;
@@ -64,16 +72,39 @@ static void randomise(mlp_net *net, mlp_rng *rng)
     }
 }
 
-typedef struct gen_case { const char *name, *spec; mlp_act act; mlp_loss loss; int batchnorm; float dropout, scale, offset; } gen_case;
+typedef struct gen_case {
+    const char *name, *spec;
+    mlp_act act;
+    mlp_loss loss;
+    int batchnorm;
+    float dropout, scale, offset;
+    int columns; /* per-column normalisation and class names, as train_csv's models have */
+} gen_case;
+
+/* random per-column scales (either sign) and offsets, and names that need
+   escaping in C: a quote, a backslash, a question mark, UTF-8 */
+static int add_columns_and_names(mlp_net *net, mlp_rng *rng)
+{
+    static const char *const names[] = {"setosa", "say \"hi\"", "back\\slash?\?=", "\303\274ber", "x", "y", "z", "w"};
+    float scale[64], offset[64];
+    int j;
+    for (j = 0; j < mlp_input_width(net); j++) {
+        scale[j] = (0.1f + 3.0f * mlp_rng_float(rng)) * (mlp_rng_float(rng) < 0.3f ? -1.0f : 1.0f);
+        offset[j] = 4.0f * mlp_rng_float(rng) - 2.0f;
+    }
+    return mlp_set_input_columns(net, scale, offset) || mlp_set_class_names(net, names);
+}
 
 static int synthetic(const char *dir)
 {
     static const gen_case cases[] = {
-        {"relu_ce", "20-33-17-5", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f / 255.0f, 0.0f},
-        {"bn_dropout", "12-40-24-7", MLP_ACT_RELU, MLP_LOSS_CE, 1, 0.3f, 0.01f, -0.5f},
-        {"sigmoid_mse", "7-9-3", MLP_ACT_SIGMOID, MLP_LOSS_MSE, 0, 0.0f, 2.0f, -1.0f},
-        {"tanh_bn", "5-11-13-4", MLP_ACT_TANH, MLP_LOSS_CE, 1, 0.0f, 0.5f, 0.25f},
-        {"one_layer", "9-10", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f, 0.0f},
+        {"relu_ce", "20-33-17-5", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f / 255.0f, 0.0f, 0},
+        {"bn_dropout", "12-40-24-7", MLP_ACT_RELU, MLP_LOSS_CE, 1, 0.3f, 0.01f, -0.5f, 0},
+        {"sigmoid_mse", "7-9-3", MLP_ACT_SIGMOID, MLP_LOSS_MSE, 0, 0.0f, 2.0f, -1.0f, 0},
+        {"tanh_bn", "5-11-13-4", MLP_ACT_TANH, MLP_LOSS_CE, 1, 0.0f, 0.5f, 0.25f, 0},
+        {"one_layer", "9-10", MLP_ACT_RELU, MLP_LOSS_CE, 0, 0.0f, 1.0f, 0.0f, 0},
+        {"columns_names", "6-15-8", MLP_ACT_TANH, MLP_LOSS_CE, 0, 0.0f, 0.5f, 1.0f, 1},
+        {"columns_bn_mse", "10-12-8", MLP_ACT_RELU, MLP_LOSS_MSE, 1, 0.2f, 1.0f, 0.0f, 1},
     };
     const int rows = 500;
     size_t c;
@@ -87,7 +118,8 @@ static int synthetic(const char *dir)
         mlp_input in;
         float *raw;
         int n_in, rc;
-        if (!net || (g->batchnorm && mlp_add_batchnorm(net)) || (g->dropout > 0.0f && mlp_add_dropout(net, 0.0f, g->dropout))) {
+        if (!net || (g->batchnorm && mlp_add_batchnorm(net)) || (g->dropout > 0.0f && mlp_add_dropout(net, 0.0f, g->dropout)) ||
+            (g->columns && add_columns_and_names(net, &rng))) {
             fprintf(stderr, "export_gen: %s\n", mlp_error());
             return 1;
         }

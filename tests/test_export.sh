@@ -44,6 +44,16 @@ for h in "$out"/*.h; do
     check "$name" "$out/$name"
 done
 
+# Class names: the header's NAME_class_name(k) prints what mlp_class_name says
+for f in "$out"/*.names; do
+    name=$(basename "$f" .names)
+    printf '#include <stdio.h>\n#include "%s.h"\nint main(void) { int k; for (k = 0; %s_class_name(k); k++) puts(%s_class_name(k)); return 0; }\n' \
+        "$name" "$name" "$name" > "$out/names-$name.c"
+    gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -I"$out" "$out/names-$name.c" -o "$out/names-$name" -lm
+    "$out/names-$name" | cmp - "$f" || { echo "test_export: $name's class names differ from mlp_class_name's" >&2; exit 1; }
+    echo "$name: $(wc -l < "$f") class names as mlp_class_name gives them"
+done
+
 # A unit that includes an exported header and never calls it: no warning.
 printf '#include "relu_ce.h"\nint unused_model(void) { return RELU_CE_INPUTS; }\n' > "$out/unused.c"
 gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -I"$out" -c "$out/unused.c" -o "$out/unused.o"
