@@ -240,10 +240,11 @@ static void test_header_bounds(void **state)
     edit(28, 0xff800000u, "bad input normalisation");   /* -inf scale */
     edit(32, 0x7fc00000u, "bad input normalisation");   /* NaN offset */
     edit(32, 0x7f800000u, "bad input normalisation");   /* +inf offset */
-    /* 1 .. 4 * MLP_MAX_LAYERS records; 256 passes the count, then runs out */
-    edit(36, 4 * MLP_MAX_LAYERS, "layer record 3: truncated");
-    snprintf(want, sizeof want, "%d layer records (need 1..%d)", 4 * MLP_MAX_LAYERS + 1, 4 * MLP_MAX_LAYERS);
-    edit(36, 4 * MLP_MAX_LAYERS + 1, want);
+    /* 1 .. 4 * MLP_MAX_LAYERS + 2 records (the layers, input columns, class
+       names); 258 passes the count, then runs out */
+    edit(36, 4 * MLP_MAX_LAYERS + 2, "layer record 3: truncated");
+    snprintf(want, sizeof want, "%d layer records (need 1..%d)", 4 * MLP_MAX_LAYERS + 3, 4 * MLP_MAX_LAYERS + 2);
+    edit(36, 4 * MLP_MAX_LAYERS + 3, want);
     /* image sizes: both 0 or both set, each at most MLP_MAX_WIDTH (1 << 20),
        the product equal to the input width (3) */
     edit(24, 3, "bad image size 0 x 3");
@@ -672,6 +673,142 @@ static void test_dropout_rules(void **state)
     expect_reject("a dropout layer cannot come last");
 }
 
+/* -- input columns (kind 5) and class names (kind 6), built by hand from
+   the layout in mlp.h around the golden 3-2-2 model: columns first
+   (scale 2, -0.5, 4; offset 1, 0, -3), names last ("cat", "bird"). */
+static void put_float(size_t at, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put32(at, u);
+}
+
+static size_t columns_and_names_model(void)
+{
+    static const float scale[3] = {2.0f, -0.5f, 4.0f}, offset[3] = {1.0f, 0.0f, -3.0f};
+    size_t at;
+    int j;
+    load_golden();
+    splice(40, 0, 36);                      /* kind 5: 8 + 4 + 24 bytes */
+    put32(40, 5); put32(44, 28); put32(48, 3);
+    for (j = 0; j < 3; j++) { put_float(52 + 4 * j, scale[j]); put_float(64 + 4 * j, offset[j]); }
+    at = model_len - 4;                     /* kind 6 before the checksum: 8 + 4 + 7 + 8 */
+    splice(at, 0, 27);
+    put32(at, 6); put32(at + 4, 19); put32(at + 8, 2);
+    put32(at + 12, 3); memcpy(model + at + 16, "cat", 3);
+    put32(at + 19, 4); memcpy(model + at + 23, "bird", 4);
+    put32(36, 5);
+    reseal();
+    return at;                              /* where the names record starts */
+}
+
+static void test_columns_and_names_records(void **state)
+{
+    unsigned char again[sizeof model];
+    float scale[3], offset[3], raw[3] = {10.0f, 20.0f, 30.0f}, x[3];
+    size_t names_at, n;
+    mlp_net *net;
+    char big[300];
+    (void)state;
+    names_at = columns_and_names_model();
+    net = mlp_load_memory(model, model_len);
+    if (!net) print_error("%s\n", mlp_error());
+    assert_non_null(net);
+    assert_int_equal(mlp_get_input_columns(net, scale, offset), 1);
+    assert_true(scale[0] == 2.0f && scale[1] == -0.5f && scale[2] == 4.0f);
+    assert_true(offset[0] == 1.0f && offset[1] == 0.0f && offset[2] == -3.0f);
+    assert_string_equal(mlp_class_name(net, 0), "cat");
+    assert_string_equal(mlp_class_name(net, 1), "bird");
+    assert_null(mlp_class_name(net, 2));
+    assert_null(mlp_class_name(net, -1));
+    /* golden's input scale is 1, offset 0: x = raw * column scale + column offset */
+    assert_int_equal(mlp_normalize_input(net, raw, x), MLP_OK);
+    assert_true(x[0] == 21.0f && x[1] == -10.0f && x[2] == 117.0f);
+    /* the writer lays the records out the same way */
+    assert_int_equal(mlp_save_memory(net, again, sizeof again, &n), MLP_OK);
+    assert_int_equal(n, model_len);
+    assert_memory_equal(again, model, n);
+    /* removing them gives the golden file back */
+    assert_int_equal(mlp_set_input_columns(net, NULL, NULL), MLP_OK);
+    assert_int_equal(mlp_set_class_names(net, NULL), MLP_OK);
+    assert_int_equal(mlp_get_input_columns(net, scale, offset), 0);
+    assert_int_equal(mlp_save_memory(net, again, sizeof again, &n), MLP_OK);
+    assert_int_equal(n, 148);
+    mlp_free(net);
+
+    /* kind 5's rules */
+    columns_and_names_model(); put32(48, 2); put32(44, 20); splice(68, 8, 0); put32(60, 0x3f800000u); reseal();
+    expect_reject("2 input columns for an input width of 3");
+    columns_and_names_model(); put32(44, 24); splice(72, 4, 0); reseal();
+    expect_reject("record 0: 3 input columns need 28 bytes, record has 24");
+    columns_and_names_model(); put32(44, 2); splice(50, 26, 0); reseal();
+    expect_reject("record 0: input columns record of 2 bytes");
+    columns_and_names_model(); put_float(56, 0.0f); reseal();
+    expect_reject("record 0: input column 1 has scale 0");
+    columns_and_names_model(); put32(64, 0x7fc00000u); reseal();
+    expect_reject("record 0: input column 0 has scale 2, offset nan");
+    columns_and_names_model(); put32(52, 0x7f800000u); reseal();
+    expect_reject("record 0: input column 0 has scale inf");
+    columns_and_names_model();                 /* moved behind the first dense record */
+    memmove(big, model + 40, 36); memmove(model + 40, model + 76, 48); memcpy(model + 88, big, 36); reseal();
+    expect_reject("record 1: input columns must be the first record");
+
+    /* kind 6's rules */
+    names_at = columns_and_names_model(); put32(names_at + 8, 3); put32(names_at + 4, 19 + 5); splice(names_at + 27, 0, 5);
+    put32(names_at + 27, 1); model[names_at + 31] = 'x'; reseal();
+    expect_reject("3 class names for an output width of 2");
+    names_at = columns_and_names_model(); put32(names_at + 8, 0); reseal();
+    expect_reject("record 4: 0 class names");
+    names_at = columns_and_names_model(); put32(names_at + 19, 0); put32(names_at + 4, 15); splice(names_at + 23, 4, 0); reseal();
+    expect_reject("record 4: class name 1 is empty, longer than 255 bytes or has a control character");
+    names_at = columns_and_names_model(); model[names_at + 17] = '\t'; reseal();
+    expect_reject("record 4: class name 0 is empty");
+    names_at = columns_and_names_model(); model[names_at + 24] = 0x7f; reseal();
+    expect_reject("record 4: class name 1 is empty");
+    names_at = columns_and_names_model(); put32(names_at + 19, 256); put32(names_at + 4, 19 + 252); splice(names_at + 27, 0, 252);
+    memset(model + names_at + 23, 'b', 256); reseal();
+    expect_reject("record 4: class name 1 is empty, longer than 255 bytes");
+    names_at = columns_and_names_model(); put32(names_at + 19, 255); put32(names_at + 4, 19 + 251); splice(names_at + 27, 0, 251);
+    memset(model + names_at + 23, 'b', 255); reseal();  /* 255 bytes: fine */
+    net = mlp_load_memory(model, model_len);
+    assert_non_null(net);
+    assert_int_equal(strlen(mlp_class_name(net, 1)), 255);
+    mlp_free(net);
+    names_at = columns_and_names_model(); put32(names_at + 19, 5); reseal();
+    expect_reject("record 4: class name 1 is cut off");
+    names_at = columns_and_names_model(); put32(names_at + 4, 17); splice(names_at + 25, 2, 0); reseal();
+    expect_reject("record 4: class name 1 is cut off");
+    names_at = columns_and_names_model(); put32(names_at + 4, 21); splice(names_at + 27, 0, 2); reseal();
+    expect_reject("record 4: 2 bytes after the last class name");
+    names_at = columns_and_names_model(); put32(names_at + 4, 2); splice(names_at + 10, 17, 0); reseal();
+    expect_reject("record 4: class names record of 2 bytes");
+    names_at = columns_and_names_model(); put32(names_at + 19, 3); memcpy(model + names_at + 23, "cat", 3);
+    put32(names_at + 4, 18); splice(names_at + 26, 1, 0); reseal();
+    expect_reject("class name \"cat\" is there twice");
+    names_at = columns_and_names_model();      /* moved before the last dense record */
+    memcpy(big, model + names_at, 27); memmove(model + 140 + 27, model + 140, names_at - 140); memcpy(model + 140, big, 27); reseal();
+    expect_reject("record 3: class names must be the last record");
+    (void)names_at;
+
+    /* the setters refuse what the loader refuses */
+    net = mlp_load("tests/data/golden-3-2-2.mlp");
+    assert_non_null(net);
+    {
+        const char *dup[2] = {"a", "a"}, *ctl[2] = {"a", "b\n"}, *empty[2] = {"a", ""}, *ok[2] = {"a", "b"};
+        float zero_scale[3] = {1, 0, 1}, inf_offset[3] = {0, 0, 1.0f / 0.0f};
+        assert_int_equal(mlp_set_class_names(net, dup), MLP_EARG);
+        assert_non_null(strstr(mlp_error(), "\"a\" is there twice"));
+        assert_int_equal(mlp_set_class_names(net, ctl), MLP_EARG);
+        assert_int_equal(mlp_set_class_names(net, empty), MLP_EARG);
+        assert_int_equal(mlp_set_class_names(net, ok), MLP_OK);
+        assert_int_equal(mlp_set_input_columns(net, zero_scale, offset), MLP_EARG);
+        assert_int_equal(mlp_set_input_columns(net, scale, inf_offset), MLP_EARG);
+        assert_int_equal(mlp_set_input_columns(net, scale, NULL), MLP_EARG);
+        assert_int_equal(mlp_get_input_columns(net, NULL, NULL), 0);
+    }
+    mlp_free(net);
+}
+
 /* -- checkpoints: model[] holds one; the fields are at the offsets of the
    layout in mlp.h (epoch 12, batch 16, batch size 28, lr step 48, state
    blocks 52, model bytes 56, optimizer 64, schedule 88, warm-up 92,
@@ -964,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_round_trip),
         cmocka_unit_test(test_record_sizes),
         cmocka_unit_test(test_dropout_rules),
+        cmocka_unit_test(test_columns_and_names_records),
         cmocka_unit_test(test_checkpoint_header_bounds),
         cmocka_unit_test(test_checkpoint_truncation),
         cmocka_unit_test(test_memory_api),
