@@ -1,4 +1,4 @@
-/* mlp.h - v0.4.0 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.5.0 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -18,8 +18,10 @@
       batch normalisation and dropout layers, backpropagation over
       mini-batches, SGD with momentum / Nesterov / Adam / AdamW,
       learning-rate schedules, evaluation (loss, accuracy, confusion matrix),
-      data augmentation, a strict IDX (MNIST) file loader, model files and
-      checkpoints, and MNIST-style preprocessing of photos of digits.
+      data augmentation, strict IDX (MNIST) and CSV loaders, model files and
+      checkpoints (with the inputs' standardisation and the classes' names),
+      export as standalone C source, the command-line flags of our training
+      programs, and MNIST-style preprocessing of photos of digits.
       Standard C99 library only (+ the OS's threads); no global mutable state
       but a per-thread last-error message.
 
@@ -153,6 +155,7 @@
       compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
                 mlp_predict, mlp_predict_mat, mlp_loss_eval
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
+      command line: mlp_cli_defaults, mlp_cli_flag, mlp_cli_help, mlp_cli_create
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_from_arrays, mlp_dataset_load,
                 mlp_dataset_parse_csv, mlp_dataset_load_csv, mlp_csv_find_column,
@@ -203,6 +206,15 @@
                         (mlp_train_config.diverge_factor) stops a run whose
                         loss explodes or whose ReLU layer dies, though every
                         value is finite
+      0.5.0 (2026-12-02) data in: CSV files (mlp_dataset_parse_csv,
+                        mlp_dataset_load_csv, mlp_csv_find_column), class
+                        names (mlp_dataset.class_names, mlp_set_class_names,
+                        mlp_class_name), mlp_dataset_split,
+                        mlp_dataset_standardize and per-column input
+                        normalisation (mlp_set_input_columns); model records
+                        kind 5 (input columns) and 6 (class names), which
+                        0.4 readers refuse by name; mlp_export_c writes both;
+                        the shared training flags (mlp_cli_*)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -234,7 +246,7 @@ extern "C" {
 #endif
 
 #define MLP_VERSION_MAJOR 0
-#define MLP_VERSION_MINOR 4
+#define MLP_VERSION_MINOR 5
 #define MLP_VERSION_PATCH 0
 
 #define MLP_MAX_LAYERS    64

@@ -1186,6 +1186,105 @@ static void test_gzip_without_inflate(void **state)
     assert_null(idx.data);
 }
 
+/* The shared flags: each sets what it names, values out of range fail with
+   the flag in the message, and --layers' "auto" takes the data's widths. */
+static int cli(mlp_cli *o, const char *a, const char *b)
+{
+    char *argv[4];
+    int i = 1, rc;
+    argv[0] = (char *)"prog"; argv[1] = (char *)a; argv[2] = (char *)b; argv[3] = NULL;
+    rc = mlp_cli_flag(o, b ? 3 : 2, argv, &i);
+    if (rc == 1) assert_int_equal(i, b ? 2 : 1); /* moved past the value, if any */
+    return rc;
+}
+
+static void test_cli_flags(void **state)
+{
+    mlp_cli o = mlp_cli_defaults();
+    mlp_net *net;
+    int sizes[4];
+    mlp_mat W;
+    (void)state;
+    assert_string_equal(o.layers, "784-256-128-10");
+    assert_int_equal(o.epochs, 10);
+    assert_int_equal(o.threads, 1);
+    assert_string_equal(o.out, "model.mlp");
+    assert_int_equal(cli(&o, "--lr", "0.25"), 1);           assert_true(o.train.lr == 0.25f);
+    assert_int_equal(cli(&o, "--epochs", "7"), 1);          assert_int_equal(o.epochs, 7);
+    assert_int_equal(cli(&o, "--batch", "5"), 1);           assert_int_equal(o.train.batch, 5);
+    assert_int_equal(cli(&o, "--seed", "99"), 1);           assert_true(o.train.seed == 99);
+    assert_int_equal(cli(&o, "--act", "tanh"), 1);          assert_int_equal(o.act, MLP_ACT_TANH);
+    assert_int_equal(cli(&o, "--loss", "mse"), 1);          assert_int_equal(o.loss, MLP_LOSS_MSE);
+    assert_int_equal(cli(&o, "--init", "glorot"), 1);       assert_int_equal(o.init, MLP_INIT_GLOROT);
+    assert_int_equal(cli(&o, "--optimizer", "adamw"), 1);   assert_int_equal(o.train.optimizer, MLP_OPT_ADAMW);
+    assert_int_equal(cli(&o, "--schedule", "cosine"), 1);   assert_int_equal(o.train.schedule, MLP_SCHEDULE_COSINE);
+    assert_int_equal(cli(&o, "--momentum", "0.5"), 1);      assert_true(o.train.momentum == 0.5f);
+    assert_int_equal(cli(&o, "--weight-decay", "0.01"), 1); assert_true(o.train.weight_decay == 0.01f);
+    assert_int_equal(cli(&o, "--lr-decay", "0.7"), 1);      assert_true(o.train.lr_decay == 0.7f);
+    assert_int_equal(cli(&o, "--lr-step", "4"), 1);         assert_int_equal(o.train.lr_step, 4);
+    assert_int_equal(cli(&o, "--warmup", "2"), 1);          assert_int_equal(o.train.warmup_epochs, 2);
+    assert_int_equal(cli(&o, "--beta1", "0.8"), 1);         assert_true(o.train.beta1 == 0.8f);
+    assert_int_equal(cli(&o, "--beta2", "0.99"), 1);        assert_true(o.train.beta2 == 0.99f);
+    assert_int_equal(cli(&o, "--clip-norm", "3"), 1);       assert_true(o.train.clip_norm == 3.0f);
+    assert_int_equal(cli(&o, "--max-norm", "2"), 1);        assert_true(o.train.max_norm == 2.0f);
+    assert_int_equal(cli(&o, "--diverge-factor", "0"), 1);  assert_true(o.train.diverge_factor < 0.0f); /* 0: off */
+    assert_int_equal(cli(&o, "--diverge-factor", "9"), 1);  assert_true(o.train.diverge_factor == 9.0f);
+    assert_int_equal(cli(&o, "--dropout", "0.3"), 1);       assert_true(o.dropout == 0.3f);
+    assert_int_equal(cli(&o, "--dropout-input", "0.1"), 1); assert_true(o.dropout_input == 0.1f);
+    assert_int_equal(cli(&o, "--threads", "3"), 1);         assert_int_equal(o.threads, 3);
+    assert_int_equal(cli(&o, "--log", "a.csv"), 1);         assert_string_equal(o.log, "a.csv");
+    assert_int_equal(cli(&o, "--out", "m.mlp"), 1);         assert_string_equal(o.out, "m.mlp");
+    assert_int_equal(cli(&o, "--export-c", "m.h"), 1);      assert_string_equal(o.export_c, "m.h");
+    assert_int_equal(cli(&o, "--export-name", "net_1"), 1); assert_string_equal(o.export_name, "net_1");
+    assert_int_equal(cli(&o, "--quiet", NULL), 1);          assert_int_equal(o.quiet, 1);
+    assert_int_equal(cli(&o, "--batchnorm", NULL), 1);      assert_int_equal(o.batchnorm, 1);
+    assert_int_equal(cli(&o, "--layers", "auto-5-auto"), 1);
+    /* not ours: left for the program */
+    assert_int_equal(cli(&o, "--data", "dir"), 0);
+    assert_int_equal(cli(&o, "file.csv", NULL), 0);
+    /* bad values: the flag and the range in the message */
+    assert_int_equal(cli(&o, "--lr", "0"), MLP_EARG);
+    assert_string_equal(mlp_error(), "--lr 0: expected a number in 1e-12..1e+06");
+    assert_int_equal(cli(&o, "--epochs", "12x"), MLP_EARG);
+    assert_string_equal(mlp_error(), "--epochs 12x: expected an integer in 0..100000");
+    assert_int_equal(cli(&o, "--act", "gelu"), MLP_EARG);
+    assert_string_equal(mlp_error(), "--act gelu: expected relu, sigmoid or tanh");
+    assert_int_equal(cli(&o, "--export-name", "9lives"), MLP_EARG);
+    assert_int_equal(cli(&o, "--threads", "0"), MLP_EARG);
+    assert_int_equal(cli(&o, "--seed", "-1"), MLP_EARG);
+    assert_int_equal(cli(&o, "--momentum", "1.5"), MLP_EARG);
+    assert_int_equal(cli(&o, "--batch", NULL), MLP_EARG);
+    assert_string_equal(mlp_error(), "--batch: missing value");
+    /* every flag the help lists is one mlp_cli_flag reads */
+    assert_non_null(strstr(mlp_cli_help(), "--diverge-factor X"));
+    assert_non_null(strstr(mlp_cli_help(), "--export-name NAME"));
+
+    /* auto widths, tanh, batchnorm, dropout, the weights drawn from the seed */
+    net = mlp_cli_create(&o, 3, 4);
+    assert_non_null(net);
+    assert_int_equal(mlp_input_width(net), 3);
+    assert_int_equal(mlp_output_width(net), 4);
+    assert_int_equal(mlp_dense_count(net), 2);
+    assert_int_equal(mlp_get_threads(net), 3);
+    assert_int_equal(net->layers[0].kind, MLP_LAYER_DROPOUT);   /* on the input */
+    assert_int_equal(net->layers[2].kind, MLP_LAYER_BATCHNORM); /* after the first dense layer */
+    assert_int_equal(mlp_dense_weights(net, 0, &W, NULL), MLP_OK);
+    assert_true(W.data[0] != 0.0f);
+    mlp_free(net);
+    assert_null(mlp_cli_create(&o, 0, 4));
+    assert_non_null(strstr(mlp_error(), "\"auto\" needs the data's widths"));
+    o.layers = "5-auto-2";
+    assert_null(mlp_cli_create(&o, 5, 2));
+    assert_non_null(strstr(mlp_error(), "layer spec \"5-auto-2\""));
+    o.layers = "auto-7";
+    o.batchnorm = 0; o.dropout = o.dropout_input = 0;
+    assert_non_null(net = mlp_cli_create(&o, 9, 0 + 1));
+    assert_int_equal(mlp_parse_spec("9-7", sizes, 4), 2);
+    assert_int_equal(mlp_input_width(net), 9);
+    assert_int_equal(mlp_output_width(net), 7);
+    mlp_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1212,6 +1311,7 @@ int main(void)
         cmocka_unit_test(test_isa_detection),
         cmocka_unit_test(test_gzip_without_inflate),
         cmocka_unit_test(test_dataset_from_arrays),
+        cmocka_unit_test(test_cli_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
