@@ -50,7 +50,7 @@ PYTHON ?= /usr/bin/python3
 # same predictions (tests/test_python.sh; MNIST's part when data/mnist
 # exists). Skipped, with the apt-get line, when $(PYTHON) lacks NumPy or
 # PyTorch; MLP_REQUIRE_PYTHON=1 makes that a failure.
-test-python: $(B)/export_gen $(B)/train_mnist $(B)/classify $(B)/idx2png ## tools/mlp.py (NumPy) reads and writes model files as mlp.h does; PyTorch round trip
+test-python: $(B)/export_gen $(B)/train_mnist $(B)/train_csv $(B)/classify $(B)/idx2png ## tools/mlp.py (NumPy) reads and writes model files as mlp.h does; PyTorch round trip
 	$(PYTHON) tests/test_mlp_py.py $(B)
 	PYTHON=$(PYTHON) tests/test_python.sh $(B)
 

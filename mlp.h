@@ -155,7 +155,8 @@
       compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
                 mlp_predict, mlp_predict_mat, mlp_loss_eval
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
-      command line: mlp_cli_defaults, mlp_cli_flag, mlp_cli_help, mlp_cli_create
+      command line: mlp_cli_defaults, mlp_cli_flag, mlp_cli_help, mlp_cli_create,
+                mlp_cli_export
       data:     mlp_idx_load, mlp_idx_load_memory, mlp_idx_free,
                 mlp_dataset_from_idx, mlp_dataset_from_arrays, mlp_dataset_load,
                 mlp_dataset_parse_csv, mlp_dataset_load_csv, mlp_csv_find_column,
@@ -163,7 +164,8 @@
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
-                mlp_checkpoint_load_memory, mlp_export_c
+                mlp_checkpoint_load_memory, mlp_export_c, mlp_export_c_int8,
+                mlp_quantize_int8
       images:   mlp_digit_preprocess, mlp_digit_preprocess_ex, mlp_number_preprocess,
                 mlp_normalize_input, mlp_augment_dataset
 
@@ -537,7 +539,15 @@ MLPDEF mlp_net *mlp_load(const char *path);
    probs is not NULL and returns the class. name: a C identifier (NULL:
    "mlp_model"). Written atomically, like mlp_save. */
 MLPDEF int      mlp_export_c(const mlp_net *net, const char *path, const char *name);
+/* The same with every dense weight an 8-bit integer (a quarter of the
+   size): each output unit's weights (batchnorm folded in) scaled by their
+   largest magnitude / 127 and rounded; the biases stay floats. */
+MLPDEF int      mlp_export_c_int8(const mlp_net *net, const char *path, const char *name);
 #endif
+/* Rounds net's dense weights to what mlp_export_c_int8 keeps of them, so
+   mlp_evaluate on it (a clone: this cannot be undone) tells the int8
+   model's accuracy. */
+MLPDEF int      mlp_quantize_int8(mlp_net *net);
 MLPDEF uint32_t mlp_crc32(const void *data, size_t n);
 
 /* ---- image preprocessing ------------------------------------------------- */
@@ -673,7 +683,7 @@ MLPDEF int mlp_evaluate(mlp_net *net, const mlp_dataset *ds, int batch,
    --dropout-input, --epochs, --batch, --lr, --momentum, --weight-decay,
    --optimizer, --beta1, --beta2, --clip-norm, --max-norm, --diverge-factor,
    --schedule, --lr-decay, --lr-step, --warmup, --seed, --threads, --log,
-   --out, --export-c, --export-name, --quiet. A program reads its own flags
+   --out, --export-c, --export-c-int8, --export-name, --quiet. A program reads its own flags
    first and hands the rest to mlp_cli_flag. */
 typedef struct mlp_cli {
     const char *layers;        /* widths, e.g. "784-256-10"; "auto" for the data's */
@@ -683,7 +693,7 @@ typedef struct mlp_cli {
     int batchnorm;             /* batch normalisation before hidden activations */
     float dropout, dropout_input;
     int epochs, threads, quiet;
-    const char *log, *out, *export_c, *export_name; /* files; out defaults to "model.mlp" */
+    const char *log, *out, *export_c, *export_c_int8, *export_name; /* files; out defaults to "model.mlp" */
     mlp_train_config train;    /* optimizer, schedule, batch, seed, ... */
 } mlp_cli;
 
@@ -702,6 +712,12 @@ MLPDEF const char *mlp_cli_help(void);
    (0: unknown, then "auto" is an error), --act, --loss, --init,
    --batchnorm, --dropout, --dropout-input, --threads. */
 MLPDEF mlp_net *mlp_cli_create(const mlp_cli *cli, int n_in, int n_out);
+#ifndef MLP_NO_STDIO
+/* Writes the C headers the flags ask for (--export-c, --export-c-int8).
+   With --export-c-int8 and a test set, *int8 (optional) gets the int8
+   model's loss and accuracy on it; its n is 0 otherwise. */
+MLPDEF int      mlp_cli_export(const mlp_cli *cli, const mlp_net *net, const mlp_dataset *test, mlp_eval *int8);
+#endif
 
 /* ---- checkpoints ------------------------------------------------------- */
 /* Checkpoints: the model, its SGD velocity and the training configuration,
@@ -4077,7 +4093,7 @@ MLPDEF int mlp_cli_flag(mlp_cli *o, int argc, char **argv, int *i)
     static const char *const valued[] = {"--layers", "--act", "--loss", "--init", "--dropout", "--dropout-input",
         "--epochs", "--batch", "--lr", "--momentum", "--weight-decay", "--optimizer", "--beta1", "--beta2",
         "--clip-norm", "--max-norm", "--diverge-factor", "--schedule", "--lr-decay", "--lr-step", "--warmup",
-        "--seed", "--threads", "--log", "--out", "--export-c", "--export-name", NULL};
+        "--seed", "--threads", "--log", "--out", "--export-c", "--export-c-int8", "--export-name", NULL};
     const char *f, *v;
     int k, choice, rc = 1, seed;
     mlp_train_config *t;
@@ -4094,6 +4110,7 @@ MLPDEF int mlp_cli_flag(mlp_cli *o, int argc, char **argv, int *i)
     else if (!strcmp(f, "--log")) o->log = v;
     else if (!strcmp(f, "--out")) o->out = v;
     else if (!strcmp(f, "--export-c")) o->export_c = v;
+    else if (!strcmp(f, "--export-c-int8")) o->export_c_int8 = v;
     else if (!strcmp(f, "--export-name")) {
         o->export_name = v;
         if (!mlp__c_identifier(v)) rc = mlp__fail(MLP_EARG, "%s %s: expected a C identifier", f, v);
@@ -4165,7 +4182,9 @@ MLPDEF const char *mlp_cli_help(void)
         "  --log FILE.csv        per-epoch CSV log\n"
         "  --out FILE.mlp        where to save the trained model (default model.mlp)\n"
         "  --export-c FILE.h     also write the model as a standalone C header (mlp_export_c)\n"
-        "  --export-name NAME    its prefix: NAME_predict, NAME_INPUTS... (default mlp_model)\n"
+        "  --export-c-int8 FILE.h  ... with 8-bit integer weights (mlp_export_c_int8); prints\n"
+        "                        the test accuracy of that model beside the float one's\n"
+        "  --export-name NAME    their prefix: NAME_predict, NAME_INPUTS... (default mlp_model)\n"
         "  --quiet               no progress bar (it is also off when stderr is not a terminal)\n";
 }
 
@@ -4200,6 +4219,23 @@ MLPDEF mlp_net *mlp_cli_create(const mlp_cli *o, int n_in, int n_out)
     }
     return net;
 }
+
+#ifndef MLP_NO_STDIO
+MLPDEF int mlp_cli_export(const mlp_cli *o, const mlp_net *net, const mlp_dataset *test, mlp_eval *int8)
+{
+    mlp_net *rounded;
+    int rc = MLP_OK;
+    if (!o || !net) return mlp__fail(MLP_EARG, "mlp_cli_export: NULL argument");
+    if (int8) memset(int8, 0, sizeof *int8);
+    if (o->export_c && (rc = mlp_export_c(net, o->export_c, o->export_name)) != MLP_OK) return rc;
+    if (!o->export_c_int8) return MLP_OK;
+    if ((rc = mlp_export_c_int8(net, o->export_c_int8, o->export_name)) != MLP_OK || !test || !int8) return rc;
+    if (!(rounded = mlp_clone(net))) return MLP_ENOMEM;
+    if ((rc = mlp_quantize_int8(rounded)) == MLP_OK) rc = mlp_evaluate(rounded, test, 1000, int8, NULL);
+    mlp_free(rounded);
+    return rc;
+}
+#endif
 
 /* ---- IDX files ----------------------------------------------------------- */
 /* Format: 0x00 0x00 TYPE NDIMS, then NDIMS big-endian uint32 sizes, then the
@@ -5248,7 +5284,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     uint32_t r;
     int prev_act = 1; /* a model must start with a dense layer */
     int prev_dropout = 0, prev_dense = 0;
-    uint32_t input_width = 0; /* of an input dropout record */
+    uint32_t input_width = 0, input_record = 0; /* of an input dropout record */
     arch->n_sizes = 0;
     arch->input_rate = arch->hidden_rate = 0.0f;
     arch->hidden_dropouts = arch->hidden_acts = 0;
@@ -5322,7 +5358,7 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
             width = mlp__get_u32(p + off + 4);
             if (!(rate > 0.0f && rate < 1.0f)) return mlp__fail(MLP_EFORMAT, "layer record %u: dropout rate %g outside (0, 1)", r, rate);
             if (prev_dropout) return mlp__fail(MLP_EFORMAT, "layer record %u: two dropout layers in a row", r);
-            if (arch->n_sizes == 0) { arch->input_rate = rate; input_width = width; }
+            if (arch->n_sizes == 0) { arch->input_rate = rate; input_width = width; input_record = r; }
             else if (!prev_act || width != (uint32_t)arch->sizes[arch->n_sizes - 1])
                 return mlp__fail(MLP_EFORMAT, "layer record %u: dropout must follow the input or an activation of the same width", r);
             else if (arch->hidden_dropouts && rate != arch->hidden_rate)
@@ -5360,7 +5396,8 @@ static int mlp__parse_records(const unsigned char *p, size_t end, uint32_t n_rec
     if (prev_dropout) return mlp__fail(MLP_EFORMAT, "a dropout layer cannot come last");
     if (off != end) return mlp__fail(MLP_EFORMAT, "%llu unexpected bytes after the last layer", (unsigned long long)(end - off));
     if (arch->input_rate > 0.0f && input_width != (uint32_t)arch->sizes[0])
-        return mlp__fail(MLP_EFORMAT, "layer record 0: input dropout width %u does not match the input width %d", input_width, arch->sizes[0]);
+        return mlp__fail(MLP_EFORMAT, "layer record %u: input dropout width %u does not match the input width %d", input_record,
+                         input_width, arch->sizes[0]);
     if (arch->columns_at && arch->n_columns != (uint32_t)arch->sizes[0])
         return mlp__fail(MLP_EFORMAT, "%u input columns for an input width of %d", arch->n_columns, arch->sizes[0]);
     if (arch->names_at && arch->n_names != (uint32_t)arch->sizes[arch->n_sizes - 1])
@@ -5759,6 +5796,99 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
     return net;
 }
 
+#endif /* MLP_NO_STDIO */
+
+/* ---- int8 weights ---------------------------------------------------------- */
+/* Dense weights as 8-bit integers, for small devices: each output unit j
+   (a column of W, batchnorm folded in) gets its own scale s_j = max |w_ij|
+   / 127, and w_ij becomes round(w_ij / s_j) in -127..127. The exported
+   header computes y_j = b_j + s_j sum_i x_i q_ij; mlp_quantize_int8 puts
+   the same rounded weights into a network, so mlp_evaluate tells what the
+   int8 model's accuracy is. */
+
+/* Batchnorm L as y = x s + t per unit: s = gamma / sqrt(var + eps),
+   t = beta - mean s (in double, rounded once). */
+static void mlp__batchnorm_affine(const mlp_layer *L, double *s, double *t)
+{
+    int j;
+    for (j = 0; j < L->n_out; j++) {
+        s[j] = (double)L->W[j] / sqrt((double)L->run_var[j] + (double)L->eps);
+        t[j] = (double)L->b[j] - (double)L->run_mean[j] * s[j];
+    }
+}
+
+/* Dense layer l's weights and biases as inference uses them: a batchnorm
+   right after it folded in (s in double, rounded once). w: n_in x n_out. */
+static int mlp__folded_dense(const mlp_net *net, int l, float *w, float *b)
+{
+    const mlp_layer *L = &net->layers[l], *next = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
+    size_t i, size = (size_t)L->n_in * (size_t)L->n_out;
+    int j, fold = next && next->kind == MLP_LAYER_BATCHNORM;
+    double *s = NULL, *sh;
+    if (fold) {
+        if (!(s = (double *)mlp__alloc((size_t)L->n_out, 2 * sizeof(double), 1))) return MLP_ENOMEM;
+        sh = s + L->n_out;
+        mlp__batchnorm_affine(next, s, sh);
+        for (i = 0; i < size; i++) w[i] = (float)((double)L->W[i] * s[i % (size_t)L->n_out]);
+        for (j = 0; j < L->n_out; j++) b[j] = (float)((double)L->b[j] * s[j] + sh[j]);
+    } else {
+        memcpy(w, L->W, size * sizeof(float));
+        memcpy(b, L->b, (size_t)L->n_out * sizeof(float));
+    }
+    MLP_FREE(s);
+    return MLP_OK;
+}
+
+/* q (n_out x n_in: unit j's weights in a row) and the units' scales */
+static void mlp__quantize(const float *w, int n_in, int n_out, signed char *q, float *scale)
+{
+    int i, j;
+    for (j = 0; j < n_out; j++) {
+        float top = 0.0f;
+        for (i = 0; i < n_in; i++) top = fabsf(w[(size_t)i * n_out + j]) > top ? fabsf(w[(size_t)i * n_out + j]) : top;
+        scale[j] = top > 0.0f ? top / 127.0f : 1.0f;
+        for (i = 0; i < n_in; i++) {
+            float r = floorf(w[(size_t)i * n_out + j] / scale[j] + 0.5f);
+            q[(size_t)j * n_in + i] = (signed char)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+        }
+    }
+}
+
+MLPDEF int mlp_quantize_int8(mlp_net *net)
+{
+    int l, i, j;
+    if (!net) return mlp__fail(MLP_EARG, "mlp_quantize_int8: NULL net");
+    for (l = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        const mlp_layer *next = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
+        size_t size = (size_t)L->n_in * (size_t)L->n_out;
+        float *w, *b, *scale;
+        signed char *q;
+        double *s = NULL;
+        if (L->kind != MLP_LAYER_DENSE) continue;
+        w = (float *)mlp__alloc(size + 2 * (size_t)L->n_out, sizeof(float), 1);
+        q = (signed char *)mlp__alloc(size, 1, 1);
+        if (next && next->kind == MLP_LAYER_BATCHNORM) s = (double *)mlp__alloc((size_t)L->n_out, 2 * sizeof(double), 1);
+        if (!w || !q || (next && next->kind == MLP_LAYER_BATCHNORM && !s) || mlp__folded_dense(net, l, w, w + size) != MLP_OK) {
+            MLP_FREE(w); MLP_FREE(q); MLP_FREE(s);
+            return MLP_ENOMEM;
+        }
+        b = w + size;
+        scale = b + L->n_out;
+        mlp__quantize(w, L->n_in, L->n_out, q, scale);
+        if (s) mlp__batchnorm_affine(next, s, s + L->n_out);
+        for (i = 0; i < L->n_in; i++) /* the rounded weights, the batchnorm unfolded again */
+            for (j = 0; j < L->n_out; j++) {
+                double v = (double)q[(size_t)j * L->n_in + i] * scale[j];
+                L->W[(size_t)i * L->n_out + j] = (float)(s ? v / s[j] : v);
+            }
+        MLP_FREE(w); MLP_FREE(q); MLP_FREE(s);
+    }
+    return MLP_OK;
+}
+
+#ifndef MLP_NO_STDIO
+
 /* ---- C source export ----------------------------------------------------- */
 /* mlp_export_c writes a network as one standalone C header: the weights as
    static const float arrays (printed with 9 significant digits, which read
@@ -5805,17 +5935,6 @@ static void mlp__emit_floats(mlp__text *t, const char *name, const char *array, 
     mlp__emit(t, "\n};\n");
 }
 
-/* Batchnorm L as y = x s + t per unit: s = gamma / sqrt(var + eps),
-   t = beta - mean s (in double, rounded once). */
-static void mlp__batchnorm_affine(const mlp_layer *L, double *s, double *t)
-{
-    int j;
-    for (j = 0; j < L->n_out; j++) {
-        s[j] = (double)L->W[j] / sqrt((double)L->run_var[j] + (double)L->eps);
-        t[j] = (double)L->b[j] - (double)L->run_mean[j] * s[j];
-    }
-}
-
 /* name as a C string literal: quotes and backslashes escaped, bytes
    outside ASCII as octal (three digits, so a following digit is safe) */
 static void mlp__emit_string(mlp__text *t, const char *s)
@@ -5852,45 +5971,60 @@ static void mlp__emit_input_and_names(mlp__text *t, const mlp_net *net, const ch
     mlp__emit_floats(t, name, "column_offset", -1, net->col_offset, (size_t)n_in);
 }
 
-/* The arrays: dense layer l's weights (batchnorm right after it folded in)
-   as NAME_wN / NAME_bN, a batchnorm anywhere else as NAME_sN / NAME_tN. */
-static int mlp__emit_arrays(mlp__text *t, const mlp_net *net, const char *name)
+/* NAME_qN = {q} as signed chars, n values */
+static void mlp__emit_int8(mlp__text *t, const char *name, int index, const signed char *q, size_t n)
 {
-    int l;
+    size_t i;
+    mlp__emit(t, "static const signed char %s_q%d[%lu] = {", name, index, (unsigned long)n);
+    for (i = 0; i < n; i++) mlp__emit(t, i % 16 ? " %d," : "\n    %d,", q[i]);
+    mlp__emit(t, "\n};\n");
+}
+
+/* The arrays: dense layer l's weights (batchnorm right after it folded in)
+   as NAME_wN / NAME_bN (int8: NAME_qN, one row per unit, NAME_qsN the
+   units' scales), a batchnorm anywhere else as NAME_sN / NAME_tN. */
+static int mlp__emit_arrays(mlp__text *t, const mlp_net *net, const char *name, int int8)
+{
+    int l, j;
     mlp__emit_input_and_names(t, net, name);
     for (l = 0; l < net->n_layers; l++) {
-        const mlp_layer *L = &net->layers[l], *next = l + 1 < net->n_layers ? &net->layers[l + 1] : NULL;
-        size_t i, size = (size_t)L->n_in * (size_t)L->n_out;
-        int j, fold = next && L->kind == MLP_LAYER_DENSE && next->kind == MLP_LAYER_BATCHNORM;
-        double *s, *sh;
+        const mlp_layer *L = &net->layers[l];
+        size_t size = (size_t)L->n_in * (size_t)L->n_out;
+        int k = mlp__count_kind(net, L->kind, l);
         float *w, *b;
         if (L->kind != MLP_LAYER_DENSE && L->kind != MLP_LAYER_BATCHNORM) continue;
         if (L->kind == MLP_LAYER_BATCHNORM && l > 0 && net->layers[l - 1].kind == MLP_LAYER_DENSE) continue; /* folded */
-        s = (double *)mlp__alloc((size_t)L->n_out, 2 * sizeof(double), 1);
-        w = (float *)mlp__alloc(L->kind == MLP_LAYER_DENSE ? size : (size_t)L->n_out, sizeof(float), 1);
-        b = (float *)mlp__alloc((size_t)L->n_out, sizeof(float), 1);
-        if (!s || !w || !b) { MLP_FREE(s); MLP_FREE(w); MLP_FREE(b); return MLP_ENOMEM; }
-        sh = s + L->n_out;
+        if (!(w = (float *)mlp__alloc(size + 2 * (size_t)L->n_out + size / 4 + 1, sizeof(float), 1))) return MLP_ENOMEM;
+        b = w + size;
         if (L->kind == MLP_LAYER_BATCHNORM) {
-            mlp__batchnorm_affine(L, s, sh);
-            for (j = 0; j < L->n_out; j++) { w[j] = (float)s[j]; b[j] = (float)sh[j]; }
-            mlp__emit_floats(t, name, "s", mlp__count_kind(net, L->kind, l), w, (size_t)L->n_out);
-            mlp__emit_floats(t, name, "t", mlp__count_kind(net, L->kind, l), b, (size_t)L->n_out);
+            double *s = (double *)mlp__alloc((size_t)L->n_out, 2 * sizeof(double), 1);
+            if (!s) { MLP_FREE(w); return MLP_ENOMEM; }
+            mlp__batchnorm_affine(L, s, s + L->n_out);
+            for (j = 0; j < L->n_out; j++) { w[j] = (float)s[j]; b[j] = (float)s[L->n_out + j]; }
+            mlp__emit_floats(t, name, "s", k, w, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "t", k, b, (size_t)L->n_out);
+            MLP_FREE(s);
+        } else if (mlp__folded_dense(net, l, w, b) != MLP_OK) {
+            MLP_FREE(w);
+            return MLP_ENOMEM;
+        } else if (int8) { /* the int8 rows live in the buffer's tail */
+            signed char *q = (signed char *)(b + 2 * L->n_out);
+            mlp__quantize(w, L->n_in, L->n_out, q, b + L->n_out);
+            mlp__emit_int8(t, name, k, q, size);
+            mlp__emit_floats(t, name, "qs", k, b + L->n_out, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "b", k, b, (size_t)L->n_out);
         } else {
-            if (fold) mlp__batchnorm_affine(next, s, sh);
-            for (i = 0; i < size; i++) w[i] = fold ? (float)((double)L->W[i] * s[i % (size_t)L->n_out]) : L->W[i];
-            for (j = 0; j < L->n_out; j++) b[j] = fold ? (float)((double)L->b[j] * s[j] + sh[j]) : L->b[j];
-            mlp__emit_floats(t, name, "w", mlp__count_kind(net, L->kind, l), w, size);
-            mlp__emit_floats(t, name, "b", mlp__count_kind(net, L->kind, l), b, (size_t)L->n_out);
+            mlp__emit_floats(t, name, "w", k, w, size);
+            mlp__emit_floats(t, name, "b", k, b, (size_t)L->n_out);
         }
-        MLP_FREE(s); MLP_FREE(w); MLP_FREE(b);
+        MLP_FREE(w);
     }
     return MLP_OK;
 }
 
 /* The helpers every exported model carries (static inline: a unit that
    includes the header and never calls them gets no warning). */
-static void mlp__emit_helpers(mlp__text *t, const char *name, const char *upper)
+static void mlp__emit_helpers(mlp__text *t, const char *name, const char *upper, int int8)
 {
     mlp__emit(t,
         "#ifdef %s_NO_LIBC\n"
@@ -5926,6 +6060,19 @@ static void mlp__emit_helpers(mlp__text *t, const char *name, const char *upper)
         "        for (j = 0; j < n_out; j++) y[j] += xi * row[j];\n"
         "    }\n}\n\n",
         upper, name, name, name, name, name, name);
+    if (int8)
+        mlp__emit(t,
+            "/* y = b + s (x Q): Q holds unit j's n_in weights in row j as integers\n"
+            "   -127..127, s its scale */\n"
+            "static inline void %s_dense_int8(const float *x, int n_in, const signed char *Q, const float *s,\n"
+            "                                 const float *b, int n_out, float *y)\n{\n"
+            "    int i, j;\n"
+            "    for (j = 0; j < n_out; j++) {\n"
+            "        const signed char *row = Q + (long)j * n_in;\n"
+            "        float acc = 0.0f;\n"
+            "        for (i = 0; i < n_in; i++) acc += x[i] * (float)row[i];\n"
+            "        y[j] = b[j] + s[j] * acc;\n"
+            "    }\n}\n\n", name);
 }
 
 static void mlp__emit_activation(mlp__text *t, const char *name, mlp_act act, const char *v, int n)
@@ -5942,7 +6089,7 @@ static void mlp__emit_activation(mlp__text *t, const char *name, mlp_act act, co
 }
 
 /* NAME_predict: layer after layer between two stack buffers a and b */
-static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name)
+static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name, int int8)
 {
     int l, widest = mlp_input_width(net), in_a = 1, n_out = mlp_output_width(net);
     const char *cur;
@@ -5964,9 +6111,13 @@ static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name
         const char *x = in_a ? "a" : "b", *y = in_a ? "b" : "a";
         if (L->kind == MLP_LAYER_DENSE) {
             int folded = l + 1 < net->n_layers && net->layers[l + 1].kind == MLP_LAYER_BATCHNORM;
-            mlp__emit(t, "    %s_dense(%s, %d, %s_w%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, mlp__count_kind(net, L->kind, l), name,
-                      mlp__count_kind(net, L->kind, l), L->n_out, y,
-                      folded ? " /* batchnorm folded in */" : "");
+            int k = mlp__count_kind(net, L->kind, l);
+            if (int8)
+                mlp__emit(t, "    %s_dense_int8(%s, %d, %s_q%d, %s_qs%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, k, name, k,
+                          name, k, L->n_out, y, folded ? " /* batchnorm folded in */" : "");
+            else
+                mlp__emit(t, "    %s_dense(%s, %d, %s_w%d, %s_b%d, %d, %s);%s\n", name, x, L->n_in, name, k, name, k, L->n_out, y,
+                          folded ? " /* batchnorm folded in */" : "");
             in_a = !in_a;
         } else if (L->kind == MLP_LAYER_BATCHNORM && !(l > 0 && net->layers[l - 1].kind == MLP_LAYER_DENSE)) {
             mlp__emit(t, "    for (j = 0; j < %d; j++) %s[j] = %s[j] * %s_s%d[j] + %s_t%d[j];\n", L->n_out, x, x, name,
@@ -5989,7 +6140,7 @@ static void mlp__emit_predict(mlp__text *t, const mlp_net *net, const char *name
     mlp__emit(t, "    return best;\n}\n");
 }
 
-MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
+static int mlp__export_c(const mlp_net *net, const char *path, const char *name, int int8)
 {
     mlp__text t;
     char upper[65], names_note[128];
@@ -6015,8 +6166,8 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
     t.cap = net->n_params * 20 + (size_t)net->n_layers * 4096 + 8192 + (size_t)mlp_input_width(net) * 40 +
             (net->class_names ? (size_t)mlp_output_width(net) * (4 * MLP_MAX_NAME + 8) : 0);
     if (!(t.p = (char *)mlp__alloc(t.cap, 1, 1))) return MLP_ENOMEM;
-    mlp__emit(&t, "/* %s.h - a network exported by mlp.h %d.%d.%d (mlp_export_c): ", name,
-              MLP_VERSION_MAJOR, MLP_VERSION_MINOR, MLP_VERSION_PATCH);
+    mlp__emit(&t, "/* %s.h - a network exported by mlp.h %d.%d.%d (mlp_export_c%s): ", name,
+              MLP_VERSION_MAJOR, MLP_VERSION_MINOR, MLP_VERSION_PATCH, int8 ? "_int8, weights as 8-bit integers" : "");
     for (l = 0; l < net->n_layers; l++)
         if (net->layers[l].kind == MLP_LAYER_DENSE) mlp__emit(&t, "%d-", net->layers[l].n_in);
     mlp__emit(&t, "%d%s.\n\n"
@@ -6035,15 +6186,25 @@ MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
               net->loss == MLP_LOSS_CE ? "class probabilities (softmax)" : "outputs (the network's own values)",
               names_note,
               upper, upper, upper, upper, mlp_input_width(net), upper, mlp_output_width(net));
-    mlp__emit_helpers(&t, name, upper);
-    if ((rc = mlp__emit_arrays(&t, net, name)) != MLP_OK) { MLP_FREE(t.p); return rc; }
+    mlp__emit_helpers(&t, name, upper, int8);
+    if ((rc = mlp__emit_arrays(&t, net, name, int8)) != MLP_OK) { MLP_FREE(t.p); return rc; }
     mlp__emit(&t, "\n");
-    mlp__emit_predict(&t, net, name);
+    mlp__emit_predict(&t, net, name, int8);
     mlp__emit(&t, "\n#endif /* %s_H_INCLUDED */\n", upper);
     if (t.overflow) { MLP_FREE(t.p); return mlp__fail(MLP_EARG, "mlp_export_c: the source outgrew its %lu-byte estimate", (unsigned long)t.cap); }
     rc = mlp__write_atomic(path, t.p, t.n);
     MLP_FREE(t.p);
     return rc;
+}
+
+MLPDEF int mlp_export_c(const mlp_net *net, const char *path, const char *name)
+{
+    return mlp__export_c(net, path, name, 0);
+}
+
+MLPDEF int mlp_export_c_int8(const mlp_net *net, const char *path, const char *name)
+{
+    return mlp__export_c(net, path, name, 1);
 }
 #endif
 

@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 {
     options o = parse_args(argc, argv);
     mlp_dataset train, test, held_out;
-    mlp_eval tr, te;
+    mlp_eval tr, te, int8;
     mlp_net *net = NULL;
     FILE *log = NULL;
     int epoch, rc = 1;
@@ -235,10 +235,11 @@ int main(int argc, char **argv)
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
     if (mlp_save(net, o.cli.out) != 0) { fprintf(stderr, "train_csv: %s\n", mlp_error()); goto done; }
     printf("model saved to %s\n", o.cli.out);
-    if (o.cli.export_c) {
-        if (mlp_export_c(net, o.cli.export_c, o.cli.export_name) != 0) { fprintf(stderr, "train_csv: %s\n", mlp_error()); goto done; }
-        printf("C header written to %s (%s_predict)\n", o.cli.export_c, o.cli.export_name ? o.cli.export_name : "mlp_model");
-    }
+    if (mlp_cli_export(&o.cli, net, &test, &int8) != 0) { fprintf(stderr, "train_csv: %s\n", mlp_error()); goto done; }
+    if (o.cli.export_c) printf("C header written to %s (%s_predict)\n", o.cli.export_c, o.cli.export_name ? o.cli.export_name : "mlp_model");
+    if (o.cli.export_c_int8)
+        printf("int8 C header written to %s: test accuracy %.4f (%d/%d), %.4f with float weights\n", o.cli.export_c_int8,
+               int8.accuracy, int8.correct, int8.n, te.accuracy);
     rc = 0;
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_csv: error writing %s\n", o.cli.log); rc = 1; }

@@ -5,9 +5,12 @@
        biases and batchnorm statistics, each as DIR/NAME.h (mlp_export_c)
        with DIR/NAME.in (random raw inputs) and DIR/NAME.ref (mlp_predict's
        outputs for them): the reference the exported header must match.
+       Each also as DIR/NAME_int8.h (mlp_export_c_int8), whose reference
+       is mlp_predict after mlp_quantize_int8.
    export_gen --model MODEL.mlp IMAGES.idx PREFIX
+   export_gen --model-int8 MODEL.mlp IMAGES.idx PREFIX
        PREFIX.in (every image of an IDX file, raw pixels 0-255) and
-       PREFIX.ref (MODEL's mlp_predict on them).
+       PREFIX.ref (MODEL's mlp_predict on them; its int8 rounding's).
 
    .in and .ref: int32 rows, int32 width, then rows x width floats (this
    machine's byte order: written and read here only). */
@@ -113,7 +116,7 @@ static int synthetic(const char *dir)
     mlp_rng_seed(&rng, 2026, 12);
     for (c = 0; c < sizeof cases / sizeof *cases; c++) {
         const gen_case *g = &cases[c];
-        char path[512];
+        char path[512], name8[64];
         mlp_net *net = mlp_create_spec(g->spec, g->act, g->loss, 7 + c);
         mlp_input in;
         float *raw;
@@ -135,6 +138,14 @@ static int synthetic(const char *dir)
         if (mlp_export_c(net, path, g->name) != 0) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
         snprintf(path, sizeof path, "%s/%s", dir, g->name);
         rc = write_case(net, raw, rows, path);
+        snprintf(name8, sizeof name8, "%s_int8", g->name);
+        snprintf(path, sizeof path, "%s/%s.h", dir, name8);
+        if (!rc && (mlp_export_c_int8(net, path, name8) != 0)) {
+            fprintf(stderr, "export_gen: %s\n", mlp_error());
+            rc = 1;
+        }
+        snprintf(path, sizeof path, "%s/%s_int8", dir, g->name);
+        if (!rc) rc = mlp_quantize_int8(net) != 0 || write_case(net, raw, rows, path);
         free(raw);
         mlp_free(net);
         if (rc) return 1;
@@ -142,12 +153,12 @@ static int synthetic(const char *dir)
     return 0;
 }
 
-static int from_model(const char *model, const char *images, const char *prefix)
+static int from_model(const char *model, const char *images, const char *prefix, int int8)
 {
     mlp_net *net = mlp_load(model);
     mlp_idx idx;
     int rc;
-    if (!net) { fprintf(stderr, "export_gen: %s\n", mlp_error()); return 1; }
+    if (!net || (int8 && mlp_quantize_int8(net) != 0)) { fprintf(stderr, "export_gen: %s\n", mlp_error()); mlp_free(net); return 1; }
     if (mlp_idx_load(&idx, images) != 0) { fprintf(stderr, "export_gen: %s\n", mlp_error()); mlp_free(net); return 1; }
     if (idx.count / idx.dims[0] != (size_t)mlp_input_width(net)) {
         fprintf(stderr, "export_gen: %s has %lu values per row, %s takes %d\n", images,
@@ -164,8 +175,9 @@ static int from_model(const char *model, const char *images, const char *prefix)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && !strcmp(argv[1], "--model")) return from_model(argv[2], argv[3], argv[4]);
+    if (argc == 5 && !strcmp(argv[1], "--model")) return from_model(argv[2], argv[3], argv[4], 0);
+    if (argc == 5 && !strcmp(argv[1], "--model-int8")) return from_model(argv[2], argv[3], argv[4], 1);
     if (argc == 2) return synthetic(argv[1]);
-    fprintf(stderr, "usage: export_gen DIR | export_gen --model MODEL.mlp IMAGES.idx PREFIX\n");
+    fprintf(stderr, "usage: export_gen DIR | export_gen --model[-int8] MODEL.mlp IMAGES.idx PREFIX\n");
     return 2;
 }

@@ -64,6 +64,17 @@ if [ -f "$mnist/t10k-images-idx3-ubyte" ]; then
         --out "$out/mnist.mlp" --export-c "$out/mnist_model.h" --export-name mnist_model > "$out/train.log"
     "$B/export_gen" --model "$out/mnist.mlp" "$mnist/t10k-images-idx3-ubyte" "$out/mnist_model"
     check mnist_model "$out/mnist_model"
+    # int8: the header against mlp_predict of the rounded weights, and the
+    # accuracy train_mnist prints for it within 0.3 points of the float model's
+    "$B/train_mnist" --data "$mnist" --layers 784-48-10 --batchnorm --epochs 1 --quiet --seed 5 \
+        --out "$out/mnist8.mlp" --export-c-int8 "$out/mnist_int8.h" --export-name mnist_int8 > "$out/train8.log"
+    cmp "$out/mnist.mlp" "$out/mnist8.mlp"
+    "$B/export_gen" --model-int8 "$out/mnist.mlp" "$mnist/t10k-images-idx3-ubyte" "$out/mnist_int8"
+    check mnist_int8 "$out/mnist_int8"
+    line=$(grep "^int8 C header written" "$out/train8.log")
+    echo "  $line"
+    echo "$line" | awk '{ q = $(NF-5); f = $(NF-3); d = (f - q) * 100; if (d < 0) d = -d;
+        if (d > 0.3) { print "test_export: int8 accuracy " q " is " d " points from the float " f > "/dev/stderr"; exit 1 } }' 
 elif [ "${MLP_REQUIRE_MNIST:-0}" = 1 ]; then
     echo "test_export: MNIST is missing from $mnist (MLP_REQUIRE_MNIST=1)" >&2; exit 1
 else
