@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -809,6 +810,36 @@ static void test_columns_and_names_records(void **state)
     mlp_free(net);
 }
 
+/* mlp_quantize_int8 against rounding done here: unit j's weights over
+   max |w| / 127, rounded to the nearest integer (halves up) */
+static void test_quantize_int8(void **state)
+{
+    static const float col0[4] = {1.0f, 0.5f, -0.26f, 0.001f}, col1[4] = {-2.0f, 0.7f, 0.0f, 1.9921875f};
+    int sizes[2] = {4, 2}, i;
+    mlp_act acts[1] = {MLP_ACT_IDENTITY};
+    mlp_net *net = mlp_create(2, sizes, acts, MLP_LOSS_CE, 1);
+    mlp_layer *L;
+    (void)state;
+    assert_non_null(net);
+    L = &net->layers[0];
+    for (i = 0; i < 4; i++) { L->W[i * 2] = col0[i]; L->W[i * 2 + 1] = col1[i]; }
+    L->b[0] = 0.3f; L->b[1] = -0.1f;
+    assert_int_equal(mlp_quantize_int8(net), MLP_OK);
+    /* column 0: scale 1/127: 127, 63.5 -> 64, -33.02 -> -33, 0.127 -> 0 */
+    assert_true(fabsf(L->W[0] - 127.0f / 127.0f) < 1e-6f);
+    assert_true(fabsf(L->W[2] - 64.0f / 127.0f) < 1e-6f);
+    assert_true(fabsf(L->W[4] + 33.0f / 127.0f) < 1e-6f);
+    assert_true(L->W[6] == 0.0f);
+    /* column 1: scale 2/127: -127, 44.45 -> 44, 0, 126.5 -> 127 */
+    assert_true(fabsf(L->W[1] + 2.0f) < 1e-6f);
+    assert_true(fabsf(L->W[3] - 44.0f * 2.0f / 127.0f) < 1e-6f);
+    assert_true(L->W[5] == 0.0f);
+    assert_true(fabsf(L->W[7] - 2.0f) < 1e-6f);
+    assert_true(L->b[0] == 0.3f && L->b[1] == -0.1f); /* biases stay floats */
+    assert_int_equal(mlp_quantize_int8(NULL), MLP_EARG);
+    mlp_free(net);
+}
+
 /* -- checkpoints: model[] holds one; the fields are at the offsets of the
    layout in mlp.h (epoch 12, batch 16, batch size 28, lr step 48, state
    blocks 52, model bytes 56, optimizer 64, schedule 88, warm-up 92,
@@ -1102,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_record_sizes),
         cmocka_unit_test(test_dropout_rules),
         cmocka_unit_test(test_columns_and_names_records),
+        cmocka_unit_test(test_quantize_int8),
         cmocka_unit_test(test_checkpoint_header_bounds),
         cmocka_unit_test(test_checkpoint_truncation),
         cmocka_unit_test(test_memory_api),
