@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Synthetic networks for tests/test_onnx.sh, which need no MNIST: every
 layer kind and activation, input dropout, batchnorm with drawn statistics,
-normalisations with an offset, an output activation, both losses.
+normalisations with an offset, an output activation, both losses, input
+columns (per-feature standardisation of features on very different scales,
+as train_csv writes it) with class names (one of them not UTF-8).
 
     tests/onnx_cases.py DIR
 
@@ -29,6 +31,16 @@ CASES = {
     "tanh_bn":         ("ce",  0.5,     0.25, [5, 11, 13, 4],   "tanh",    None,      True,  0.0, 0.0),
     "tanh_mse_linear": ("mse", 0.125,  -1.0,  [16, 8, 6],       "tanh",    None,      False, 0.0, 0.2),
     "one_layer":       ("ce",  1.0,     0.0,  [9, 10],          None,      None,      False, 0.0, 0.0),
+    "columns_names":   ("ce",  1.0,     0.0,  [6, 14, 4],       "relu",    None,      False, 0.0, 0.0),
+    "columns_mse":     ("mse", 0.5,     0.25, [8, 10, 3],       "tanh",    None,      True,  0.2, 0.0),
+}
+# name: the features' means and spreads (input columns scale = 1 / spread,
+# offset = -mean / spread, after the header's normalisation), class names
+COLUMNS = {
+    "columns_names": ([5.8, 3000.0, -0.004, 0.0, 120.0, 1.0], [0.8, 250.0, 0.002, 1e-3, 40.0, 1.0],
+                      ["Iris-setosa", "Iris-versicolor", "caf\u00e9 \"cr\u00e8me\", \u65e5\u672c", "\udcff not UTF-8"]),
+    "columns_mse": ([0.0, 1.0, -3.0, 10.0, 0.5, 0.0, 2e4, -7.0], [1.0, 0.5, 2.0, 2.0, 3.0, 1.0, 5e3, 1.5],
+                    ["x", "y (m/s)", "\u0394t \u2264 1"]),  # UTF-8 only: plain UTF-8 JSON
 }
 
 
@@ -68,9 +80,18 @@ def main():
     rng = np.random.default_rng(2026)
     for name, case in CASES.items():
         loss, scale, offset, widths = case[:4]
-        mlp.save(network(rng, *case), os.path.join(sys.argv[1], name + ".mlp"))
+        model = network(rng, *case)
+        col_scale, col_offset = np.float32(1.0), np.float32(0.0)
+        if name in COLUMNS:
+            mean, spread, names = COLUMNS[name]
+            mean = np.asarray(mean, dtype=np.float64) * scale + offset  # after the header's normalisation
+            spread = np.asarray(spread, dtype=np.float64) * abs(scale)
+            col_scale, col_offset = f32(1.0 / spread), f32(-mean / spread)
+            model["columns"], model["class_names"] = (col_scale, col_offset), names
+        mlp.save(model, os.path.join(sys.argv[1], name + ".mlp"))
         # normalised inputs in [-0.5, 1.5), as raw values
-        raw = (rng.random((ROWS, widths[0])) * 2.0 - 0.5 - offset) / scale
+        x = rng.random((ROWS, widths[0])) * 2.0 - 0.5
+        raw = ((x - col_offset) / col_scale - offset) / scale
         write_idx_f32(os.path.join(sys.argv[1], name + ".idx"), f32(raw))
         print(name)
     return 0

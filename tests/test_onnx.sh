@@ -44,10 +44,12 @@ fi
 rm -rf "$out"; mkdir -p "$out"
 
 # NAME...: the ONNX files pass onnx.checker (full check) and keep the
-# model file's batchnorm layers as BatchNormalization nodes, no Dropout
+# model file's batchnorm layers as BatchNormalization nodes, no Dropout;
+# input columns are a second Mul, Add pair; class names are the metadata
+# "class_names" (a JSON list), exactly the model file's
 check_graphs() {
     "$PYTHON" - "$out" "$@" <<'EOF'
-import os, sys
+import json, os, sys
 sys.path.insert(0, "tools")
 import mlp, onnx
 d = sys.argv[1]
@@ -55,10 +57,18 @@ for name in sys.argv[2:]:
     model = onnx.load(os.path.join(d, name + ".onnx"))
     onnx.checker.check_model(model, full_check=True)
     ops = [n.op_type for n in model.graph.node]
-    bn = sum(L["kind"] == "batchnorm" for L in mlp.load(os.path.join(d, name + ".mlp"))["layers"])
+    m = mlp.load(os.path.join(d, name + ".mlp"))
+    bn = sum(L["kind"] == "batchnorm" for L in m["layers"])
     if ops.count("BatchNormalization") != bn or "Dropout" in ops:
         sys.exit("test_onnx: %s: %d batchnorm layers, but the graph is %s" % (name, bn, " ".join(ops)))
-    print("  %s: %s" % (name, " ".join(ops)))
+    front = ["Mul", "Add"] * (2 if m["columns"] is not None else 1)
+    if ops[:len(front)] != front or ops[len(front)] in ("Mul", "Add"):
+        sys.exit("test_onnx: %s: input columns %s, but the graph starts %s" % (name, m["columns"] is not None, " ".join(ops[:5])))
+    props = {p.key: p.value for p in model.metadata_props}
+    names = json.loads(props["class_names"]) if "class_names" in props else None
+    if names != m["class_names"]:
+        sys.exit("test_onnx: %s: class names %r in the model file, %r in the ONNX metadata" % (name, m["class_names"], names))
+    print("  %s: %s%s" % (name, " ".join(ops), "; class names %s" % props["class_names"] if names else ""))
 EOF
 }
 

@@ -9,20 +9,33 @@
     python3 tools/mlp.py info MODEL.mlp  # the architecture; exit 1 on a bad file
 
 The format is the one documented byte by byte in mlp.h (implementation
-section "model files"): little-endian, a 40-byte header, L layer records,
-a CRC-32 at the end. The reader checks what mlp.h's loader checks, in the
-same order and with the same words, and checks every size against the bytes
-that remain before it creates an array: a hostile file costs at most its own
-size in memory. Every rejection is an MlpFormatError (a ValueError) whose
-message says what is wrong. One check goes further than mlp.h 0.4: an input
-dropout record must carry the input width (mlp.h ignores that field and
-writes the right width back, which would break the byte-for-byte round trip).
+section "model files"): little-endian, a 40-byte header, L records, a
+CRC-32 at the end. Since mlp.h 0.5 the records may include input columns
+(kind 5, per-feature standardisation: the first record, at most one) and
+class names (kind 6: the last record, at most one); L may be up to 258.
+The reader checks what mlp.h's loader checks, in the same order and with
+the same words (for kinds 5 and 6: the same rules and the same record
+number, in words of its own that name the exact rule), and checks every
+size against the bytes that remain before it creates an array: a hostile
+file costs at most its own size in memory (class names: Python objects of
+some ten times their bytes). Every rejection is an MlpFormatError (a
+ValueError) whose message says what is wrong. One check goes further than
+mlp.h 0.4: an input dropout record must carry the input width (mlp.h
+ignores that field and writes the right width back, which would break the
+byte-for-byte round trip).
 
 A model is a dict:
     loss          'ce' (softmax cross-entropy) or 'mse' (Euclidean)
     image_w, image_h   the input as an image (0, 0: not an image)
     input_scale, input_offset   network input = raw * scale + offset
-    layers        the records in file order, each one of
+    columns       None, or (scale, offset): two (n_in,) float32 arrays, the
+                  input columns record; network input j =
+                  (raw_j * input_scale + input_offset) * scale[j] + offset[j]
+    class_names   None, or a list of n_out str, the class names record: each
+                  name's bytes decoded as UTF-8 with errors='surrogateescape'
+                  (bytes that are not UTF-8 come back unchanged on the way
+                  out; dumps also takes bytes)
+    layers        the layer records in file order (not the two above), each one of
         {'kind': 'dense', 'W': (n_in, n_out) float32, 'b': (n_out,) float32}
         {'kind': 'act', 'fn': 'relu'|'sigmoid'|'tanh', 'width': n}
         {'kind': 'dropout', 'rate': r, 'width': n}       (identity at inference)
@@ -36,6 +49,7 @@ NumPy only; nothing here imports torch.
 """
 import math
 import os
+import re
 import struct
 import sys
 import zlib
@@ -49,12 +63,15 @@ VERSION = 1
 HEADER = 40            # bytes before the first record
 MAX_LAYERS = 64        # MLP_MAX_LAYERS: dense layers
 MAX_WIDTH = 1 << 20    # MLP_MAX_WIDTH
-MAX_RECORDS = 4 * MAX_LAYERS
-REC_DENSE, REC_ACT, REC_DROPOUT, REC_BATCHNORM = 1, 2, 3, 4
+MAX_LAYER_RECORDS = 4 * MAX_LAYERS  # dense, batchnorm, activation, dropout
+MAX_RECORDS = MAX_LAYER_RECORDS + 2  # and input columns, class names
+MAX_NAME = 255         # MLP_MAX_NAME: bytes in a class name
+REC_DENSE, REC_ACT, REC_DROPOUT, REC_BATCHNORM, REC_COLUMNS, REC_NAMES = 1, 2, 3, 4, 5, 6
 ACT_NAMES = {1: "relu", 2: "sigmoid", 3: "tanh"}
 ACT_CODES = {v: k for k, v in ACT_NAMES.items()}
 LOSS_NAMES = {0: "ce", 1: "mse"}
 LOSS_CODES = {v: k for k, v in LOSS_NAMES.items()}
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")  # bytes a class name may not hold
 
 
 class MlpFormatError(ValueError):
@@ -81,13 +98,81 @@ def _g(x):
 
 # ---- reading ---------------------------------------------------------------
 
+def _parse_columns(data, off, size, r):
+    """The input columns record (kind 5) at off: (scale, offset)."""
+    if r != 0:
+        raise MlpFormatError("layer record %d: input columns must be the first record (and come once)" % r)
+    if size < 4:
+        raise MlpFormatError("layer record %d: input columns record of %d bytes" % (r, size))
+    n = _u32(data, off)
+    if not 1 <= n <= MAX_WIDTH:
+        raise MlpFormatError("layer record %d: %d input columns outside 1..%d" % (r, n, MAX_WIDTH))
+    if size != 4 + 8 * n:
+        raise MlpFormatError("layer record %d: %d input columns need %d bytes, record has %d" % (r, n, 4 + 8 * n, size))
+    scale, offset = _floats(data, off + 4, n), _floats(data, off + 4 + 4 * n, n)
+    bad = ~(np.isfinite(scale) & (scale != 0))
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise MlpFormatError("layer record %d: input column %d: scale %s is not finite and nonzero" % (r, j, _g(scale[j])))
+    bad = ~np.isfinite(offset)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise MlpFormatError("layer record %d: input column %d: offset %s is not finite" % (r, j, _g(offset[j])))
+    return scale, offset
+
+
+def _show_name(b):
+    """A class name's bytes for a message or a terminal: quoted, \\ and \"
+    escaped, bytes that are not UTF-8 as \\xNN."""
+    return '"%s"' % b.replace(b"\\", b"\\\\").replace(b'"', b'\\"').decode("utf-8", "backslashreplace")
+
+
+def _parse_names(data, off, size, r, n_records, n_out):
+    """The class names record (kind 6) at off: the names as bytes. n_out:
+    the output width (None before any dense layer: 'no dense layer' follows)."""
+    if r != n_records - 1:
+        raise MlpFormatError("layer record %d: class names must be the last record (and come once)" % r)
+    if size < 4:
+        raise MlpFormatError("layer record %d: class names record of %d bytes" % (r, size))
+    n = _u32(data, off)
+    if n_out is not None and n != n_out:
+        raise MlpFormatError("layer record %d: %d class names for %d outputs" % (r, n, n_out))
+    pos, stop = off + 4, off + size
+    names, seen = [], {}
+    for k in range(n):  # at least 5 bytes a name: n is bounded by the record's size
+        if stop - pos < 4:
+            raise MlpFormatError("layer record %d: class name %d: truncated (the record ends)" % (r, k))
+        length = _u32(data, pos)
+        pos += 4
+        if not 1 <= length <= MAX_NAME:
+            raise MlpFormatError("layer record %d: class name %d: length %d outside 1..%d" % (r, k, length, MAX_NAME))
+        if length > stop - pos:
+            raise MlpFormatError("layer record %d: class name %d: %d bytes claimed, %d left in the record"
+                                 % (r, k, length, stop - pos))
+        name = data[pos:pos + length]
+        pos += length
+        bad = _CONTROL.search(name)
+        if bad:
+            raise MlpFormatError("layer record %d: class name %d: control byte 0x%02x at byte %d"
+                                 % (r, k, name[bad.start()], bad.start()))
+        if name in seen:
+            raise MlpFormatError("layer record %d: class names %d and %d are both %s" % (r, seen[name], k, _show_name(name)))
+        seen[name] = k
+        names.append(name)
+    if pos != stop:
+        raise MlpFormatError("layer record %d: %d unexpected bytes after the last class name" % (r, stop - pos))
+    return names
+
+
 def _parse_records(data, end, n_records):
-    """The layer records between HEADER and end, checked as mlp.h's
-    mlp__parse_records checks them; returns (layers, widths)."""
+    """The records between HEADER and end, checked as mlp.h's
+    mlp__parse_records checks them; returns (layers, widths, columns, names):
+    columns (scale, offset) and names (a list of bytes) or None."""
     layers, sizes = [], []
+    columns = names = None
     off = HEADER
     prev_act, prev_dropout, prev_dense = True, False, False  # a model starts with a dense layer
-    input_rate, input_width = None, 0
+    input_rate, input_width, input_record = None, 0, 0
     hidden_rate, hidden_dropouts, hidden_acts = None, 0, 0
     for r in range(n_records):
         if end - off < 8:
@@ -159,7 +244,7 @@ def _parse_records(data, end, n_records):
             if prev_dropout:
                 raise MlpFormatError("layer record %d: two dropout layers in a row" % r)
             if not sizes:
-                input_rate, input_width = rate, width
+                input_rate, input_width, input_record = rate, width, r
             elif not prev_act or width != sizes[-1]:
                 raise MlpFormatError("layer record %d: dropout must follow the input or an activation of the same width" % r)
             elif hidden_dropouts and rate != hidden_rate:
@@ -169,6 +254,14 @@ def _parse_records(data, end, n_records):
                 hidden_dropouts += 1
             layers.append({"kind": "dropout", "rate": rate, "width": width})
             prev_dropout = True
+        elif kind == REC_COLUMNS:  # changes no prev_*: the walk goes on as if it were not there
+            columns = _parse_columns(data, off, size, r)
+            off += size
+            continue
+        elif kind == REC_NAMES:
+            names = _parse_names(data, off, size, r, n_records, sizes[-1] if sizes else None)
+            off += size
+            continue
         else:
             raise MlpFormatError("layer record %d: unknown layer kind %d (written by a newer mlp.h?)" % (r, kind))
         prev_dense = False
@@ -181,10 +274,12 @@ def _parse_records(data, end, n_records):
         raise MlpFormatError("a dropout layer cannot come last")
     if off != end:
         raise MlpFormatError("%d unexpected bytes after the last layer" % (end - off))
-    if input_rate is not None and input_width != sizes[0]:  # stricter than mlp.h (see the top)
-        raise MlpFormatError("layer record 0: input dropout width %d does not match the input width %d"
-                             % (input_width, sizes[0]))
-    return layers, sizes
+    if input_rate is not None and input_width != sizes[0]:
+        raise MlpFormatError("layer record %d: input dropout width %d does not match the input width %d"
+                             % (input_record, input_width, sizes[0]))
+    if columns is not None and columns[0].size != sizes[0]:
+        raise MlpFormatError("layer record 0: %d input columns for an input width of %d" % (columns[0].size, sizes[0]))
+    return layers, sizes, columns, names
 
 
 def loads(data):
@@ -224,7 +319,7 @@ def loads(data):
         raise MlpFormatError("%d layer records (need 1..%d)" % (n_records, MAX_RECORDS))
     if img_w > MAX_WIDTH or img_h > MAX_WIDTH or (img_w == 0) != (img_h == 0):
         raise MlpFormatError("bad image size %d x %d" % (img_w, img_h))
-    layers, sizes = _parse_records(data, end, n_records)
+    layers, sizes, columns, names = _parse_records(data, end, n_records)
     if img_w and img_w * img_h != sizes[0]:
         raise MlpFormatError("image size %d x %d does not match the input width %d" % (img_w, img_h, sizes[0]))
     if loss == 0 and sizes[-1] < 2:
@@ -243,7 +338,8 @@ def loads(data):
                 raise MlpFormatError("layer record %d: %s %s%s is not finite"
                                      % (r, L["kind"], name, "".join("[%d]" % i for i in where)))
     return {"loss": LOSS_NAMES[loss], "image_w": img_w, "image_h": img_h,
-            "input_scale": scale, "input_offset": offset, "layers": layers}
+            "input_scale": scale, "input_offset": offset, "layers": layers, "columns": columns,
+            "class_names": None if names is None else [b.decode("utf-8", "surrogateescape") for b in names]}
 
 
 def load(path):
@@ -332,10 +428,54 @@ def _encode_layer(r, L):
     raise MlpFormatError("%s: unknown layer kind (dense, act, dropout or batchnorm)" % what)
 
 
+def _encode_columns(columns):
+    """The input columns record: columns is (scale, offset)."""
+    if not isinstance(columns, (tuple, list)) or len(columns) != 2:
+        raise MlpFormatError("columns: expected (scale, offset), two arrays of the input width, got %s"
+                             % type(columns).__name__)
+    arrays = []
+    for name, a in zip(("scale", "offset"), columns):
+        a = np.asarray(a)
+        if a.dtype.kind not in "fiu" or a.ndim != 1:
+            raise MlpFormatError("columns: %s must be a 1-D array of numbers, got %s of shape %s" % (name, a.dtype, a.shape))
+        with np.errstate(over="ignore"):  # too large for float32: inf, refused by loads as not finite
+            arrays.append(a.astype("<f4"))
+    n = arrays[0].size
+    if arrays[1].shape != (n,) or not 1 <= n <= MAX_WIDTH:
+        raise MlpFormatError("columns: scale and offset must have one shape (n,), 1 <= n <= %d; got %s, %s"
+                             % (MAX_WIDTH, arrays[0].shape, arrays[1].shape))
+    return [struct.pack("<III", REC_COLUMNS, 4 + 8 * n, n), arrays[0].tobytes(), arrays[1].tobytes()]
+
+
+def _encode_names(names):
+    """The class names record: names is a list of str (UTF-8, surrogateescape) or bytes."""
+    if isinstance(names, (str, bytes, bytearray)) or not isinstance(names, (list, tuple)):
+        raise MlpFormatError("class_names: expected a list of str (or bytes), got %s" % type(names).__name__)
+    parts = [struct.pack("<I", len(names))]
+    for k, name in enumerate(names):
+        if isinstance(name, str):
+            try:
+                name = name.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError as e:
+                raise MlpFormatError("class_names[%d]: %r is not UTF-8 text (%s)" % (k, name, e.reason)) from None
+        elif not isinstance(name, (bytes, bytearray)):
+            raise MlpFormatError("class_names[%d]: expected str or bytes, got %s" % (k, type(name).__name__))
+        if len(name) > MAX_NAME:  # checked by loads too; here before the u32 of its length
+            raise MlpFormatError("class_names[%d]: %d bytes (1..%d)" % (k, len(name), MAX_NAME))
+        parts += [struct.pack("<I", len(name)), bytes(name)]
+    payload = sum(len(b) for b in parts)
+    if payload > 0xFFFFFFFF:
+        raise MlpFormatError("class_names: %d names do not fit one record" % len(names))
+    return [struct.pack("<II", REC_NAMES, payload)] + parts
+
+
 def dumps(model):
     """model as the bytes of a .mlp file, the ones mlp.h's mlp_save writes for
-    the same network. MlpFormatError when mlp.h would not load the result
-    (layer record r of the message is layers[r])."""
+    the same network: the input columns record (when model['columns'] is not
+    None) right after the header, then layers, then the class names record
+    (when model['class_names'] is not None). MlpFormatError when mlp.h would
+    not load the result (layer record r of the message is layers[r], or
+    layers[r - 1] when the model has columns)."""
     if not isinstance(model, dict):
         raise MlpFormatError("model: expected a dict, got %s" % type(model).__name__)
     for key in ("loss", "layers"):
@@ -344,14 +484,20 @@ def dumps(model):
     if model["loss"] not in LOSS_CODES:
         raise MlpFormatError("model: unknown loss %r ('ce' or 'mse')" % (model["loss"],))
     layers = model["layers"]
-    if not isinstance(layers, (list, tuple)) or not 1 <= len(layers) <= MAX_RECORDS:
-        raise MlpFormatError("model: 'layers' must be a list of 1..%d layers" % MAX_RECORDS)
+    if not isinstance(layers, (list, tuple)) or not 1 <= len(layers) <= MAX_LAYER_RECORDS:
+        raise MlpFormatError("model: 'layers' must be a list of 1..%d layers" % MAX_LAYER_RECORDS)
+    columns, names = model.get("columns"), model.get("class_names")
+    n_records = len(layers) + (columns is not None) + (names is not None)
     parts = [MAGIC, struct.pack("<III", VERSION, 0, LOSS_CODES[model["loss"]]),
              _pack_u32(model.get("image_w", 0), "image_w"), _pack_u32(model.get("image_h", 0), "image_h"),
              _pack_f32(model.get("input_scale", 1.0), "input_scale"),
-             _pack_f32(model.get("input_offset", 0.0), "input_offset"), struct.pack("<I", len(layers))]
+             _pack_f32(model.get("input_offset", 0.0), "input_offset"), struct.pack("<I", n_records)]
+    if columns is not None:
+        parts += _encode_columns(columns)
     for r, L in enumerate(layers):
         parts += _encode_layer(r, L)
+    if names is not None:
+        parts += _encode_names(names)
     body = b"".join(parts)
     data = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
     try:
@@ -385,12 +531,19 @@ def predict(model, raw):
     """The network's outputs (float64, (B, n_out)) for raw inputs (B, n_in)
     as the data holds them (MNIST: pixels 0..255): raw * input_scale +
     input_offset, the layers (dropout: identity; batchnorm: running
-    statistics), then softmax for 'ce'; 'mse' outputs as they are."""
+    statistics), then softmax for 'ce'; 'mse' outputs as they are. With
+    input columns: (raw * input_scale + input_offset) * scale + offset,
+    column by column, before the layers."""
     x = np.asarray(raw, dtype=np.float64)
     n_in = next(L["W"].shape[0] for L in model["layers"] if L["kind"] == "dense")
     if x.ndim != 2 or x.shape[1] != n_in:
         raise ValueError("predict: raw must be (B, %d), got shape %s" % (n_in, x.shape))
     x = x * float(model["input_scale"]) + float(model["input_offset"])
+    if model.get("columns") is not None:
+        scale, offset = (np.asarray(a, dtype=np.float64) for a in model["columns"])
+        if scale.shape != (n_in,) or offset.shape != (n_in,):
+            raise ValueError("predict: columns must be two (%d,) arrays, got %s and %s" % (n_in, scale.shape, offset.shape))
+        x = x * scale + offset
     for L in model["layers"]:
         kind = L["kind"]
         if kind == "dense":
@@ -411,8 +564,15 @@ def predict(model, raw):
 
 # ---- the command line --------------------------------------------------------
 
+def _name_list(names, most=10):
+    """The first names, quoted, and how many more there are."""
+    shown = [_show_name(n.encode("utf-8", "surrogateescape") if isinstance(n, str) else bytes(n)) for n in names[:most]]
+    return " ".join(shown) + (" ... (%d more)" % (len(names) - most) if len(names) > most else "")
+
+
 def describe(model):
-    """One line: widths, hidden activation(s), batchnorm, dropout, loss, input."""
+    """One line: widths, hidden activation(s), batchnorm, dropout, loss,
+    input, input columns, class names."""
     layers = model["layers"]
     dense = [L for L in layers if L["kind"] == "dense"]
     widths = [dense[0]["W"].shape[0]] + [L["W"].shape[1] for L in dense]
@@ -444,6 +604,11 @@ def describe(model):
     parts.append("input x*%s+%s" % (_g(model["input_scale"]), _g(model["input_offset"])))
     if model["image_w"]:
         parts.append("image %dx%d" % (model["image_w"], model["image_h"]))
+    if model.get("columns") is not None:
+        parts.append("per-column standardisation (%d columns)" % len(model["columns"][0]))
+    names = model.get("class_names")
+    if names is not None:
+        parts.append("classes %s" % _name_list(names))
     return ", ".join(parts)
 
 
@@ -451,6 +616,7 @@ def _main(argv):
     if len(argv) != 3 or argv[1] != "info":
         print("usage: mlp.py info MODEL.mlp   (the architecture of an mlp.h model file)", file=sys.stderr)
         return 2
+    sys.stdout.reconfigure(errors="backslashreplace")  # class names on a terminal that is not UTF-8
     try:
         model = load(argv[2])
     except (OSError, MlpFormatError) as e:
@@ -458,7 +624,13 @@ def _main(argv):
         return 1
     print(describe(model))
     n_params = 0
-    for r, L in enumerate(model["layers"]):
+    first = 0
+    if model["columns"] is not None:
+        scale, offset = model["columns"]
+        print("  record 0   %-10s %d, scale %s..%s, offset %s..%s" % (
+            "columns", scale.size, _g(scale.min()), _g(scale.max()), _g(offset.min()), _g(offset.max())))
+        first = 1
+    for r, L in enumerate(model["layers"], first):
         kind = L["kind"]
         if kind == "dense":
             n = L["W"].size + L["b"].size
@@ -472,6 +644,9 @@ def _main(argv):
             n, line = 0, "rate %s, %d" % (_g(L["rate"]), L["width"])
         n_params += n
         print("  record %-3d %-10s %s" % (r, kind, line))
+    if model["class_names"] is not None:
+        names = model["class_names"]
+        print("  record %-3d %-10s %d: %s" % (first + len(model["layers"]), "names", len(names), _name_list(names)))
     print("%d parameters" % n_params)
     return 0
 

@@ -13,12 +13,20 @@ gives back:
 N, the batch, is left open. Nodes, in the model file's order:
 
     x = raw * input_scale + input_offset      Mul, Add
+    input columns (when the model has them):
+    x = x * column_scale + column_offset      Mul, Add ([n_in] constants:
+                                              per-feature standardisation)
     dense:      x W + b                       Gemm (W as stored, n_in x n_out)
     activation: relu, sigmoid, tanh           Relu, Sigmoid, Tanh
     batchnorm:  gamma (x - mean) / sqrt(var + eps) + beta, the running mean
                 and variance                  BatchNormalization (inference)
     dropout:    nothing (it only acts in training)
     ce:         softmax over the classes      Softmax(axis=-1)
+
+Class names (when the model has them) are in the model's metadata_props
+under "class_names": a JSON list of strings in class index order (a name
+whose bytes are not UTF-8 appears with \\udcXX escapes for those bytes, as
+Python's surrogateescape gives them; otherwise the JSON is plain UTF-8).
 
 Batchnorm stays a node of its own (mlp_export_c folds it into the dense layer
 before it; here a runtime may). Opsets 11 (the first with Softmax(axis=-1))
@@ -29,6 +37,7 @@ on stderr when the model file is unreadable or wrong, 2 on a usage error.
 Needs NumPy and onnx (Debian: python3-onnx).
 """
 import argparse
+import json
 import os
 import sys
 
@@ -77,6 +86,17 @@ def build(m, opset, source):
     g.op("Mul", "scaled", [g.const("input_scale", m["input_scale"])])
     g.op("Add", "x", [g.const("input_offset", m["input_offset"])])
     width, plan = n_in, []
+    columns = m.get("columns")
+    if columns is not None:
+        scale, offset = (np.asarray(a, np.float32) for a in columns)
+        if scale.shape != (n_in,) or offset.shape != (n_in,):
+            raise mlp.MlpFormatError("input columns of shapes %s and %s for %d inputs" % (scale.shape, offset.shape, n_in))
+        g.op("Mul", "column_scaled", [g.const("column_scale", scale)])
+        g.op("Add", "columns", [g.const("column_offset", offset)])
+        plan.append("input columns")
+    class_names = m.get("class_names")
+    if class_names is not None and len(class_names) != n_out:
+        raise mlp.MlpFormatError("%d class names for %d outputs" % (len(class_names), n_out))
     for i, L in enumerate(layers):
         kind = L["kind"]
         if kind != "dense" and L.get("width", width) != width:
@@ -116,9 +136,11 @@ def build(m, opset, source):
     opsets = [helper.make_opsetid("", opset)]
     what = "class probabilities (softmax)" if m["loss"] == "ce" else "network outputs (MSE-trained, no softmax)"
     doc = ("mlp.h network from %s: %s; loss %s. Input 'raw' [N, %d] as the data holds it, "
-           "normalised inside as raw * %.9g + %.9g; output 'probs' [N, %d]: %s."
+           "normalised inside as raw * %.9g + %.9g%s; output 'probs' [N, %d]: %s%s."
            % (os.path.basename(source), ", ".join(plan), m["loss"], n_in,
-              m["input_scale"], m["input_offset"], n_out, what))
+              m["input_scale"], m["input_offset"],
+              ", then column j * column_scale[j] + column_offset[j]" if columns is not None else "", n_out, what,
+              " (class names: metadata 'class_names')" if class_names is not None else ""))
     model = helper.make_model(graph, producer_name="mlp.h", producer_version="mlp2onnx 1",
                               doc_string=doc, opset_imports=opsets,
                               ir_version=helper.find_min_ir_version_for(opsets))
@@ -126,6 +148,13 @@ def build(m, opset, source):
              "mlp.input_offset": "%.9g" % m["input_offset"]}
     if m["image_w"]:
         props["mlp.image_width"], props["mlp.image_height"] = str(m["image_w"]), str(m["image_h"])
+    if class_names is not None:
+        names = [n.decode("utf-8", "surrogateescape") if isinstance(n, (bytes, bytearray)) else n for n in class_names]
+        try:
+            "".join(names).encode("utf-8")
+            props["class_names"] = json.dumps(names, ensure_ascii=False)
+        except UnicodeEncodeError:  # bytes that are not UTF-8: \udcXX escapes, the JSON in ASCII
+            props["class_names"] = json.dumps(names)
     helper.set_model_props(model, props)
     checker.check_model(model, full_check=True)
     return model
