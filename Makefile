@@ -10,11 +10,11 @@ SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 EXAMPLES   := xor train_mnist train_csv classify
 TOOLS      := idx2png mnist_centre show_weights show_errors
-UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess test_cli test_csv_cli test_classify test_tools test_cpp
+UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_preprocess test_csv test_cli test_csv_cli test_classify test_tools test_cpp
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -35,7 +35,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 
-test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx ## run every test (MNIST integration test included when data/mnist exists)
+test: all fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -61,6 +61,21 @@ test-python: $(B)/export_gen $(B)/train_mnist $(B)/train_csv $(B)/classify $(B)/
 # (MLP_REQUIRE_ONNX=1: fails instead).
 test-onnx: $(B)/export_gen $(B)/train_mnist ## ONNX export (tools/mlp2onnx.py) run by ONNX Runtime under Node agrees with mlp_predict
 	PYTHON=$(PYTHON) tests/test_onnx.sh $(B)
+
+# train_csv on the CSV data sets Debian's python3-sklearn ships (iris, wine,
+# breast cancer, digits; converted into build/csv by tools/sklearn_csv.py,
+# never committed): each trains, --predict agrees with the accuracy it
+# printed, and it is within 1 point (+ one test sample) of scikit-learn's
+# MLPClassifier trained in the same run. Skipped with the apt-get line
+# without scikit-learn (MLP_REQUIRE_SKLEARN=1: fails instead).
+test-csv-data: $(B)/train_csv ## train_csv on iris, wine, breast cancer and digits beside scikit-learn's accuracy
+	PYTHON=$(PYTHON) tests/test_csv_data.sh $(B)
+
+# train_csv beside scikit-learn's MLPClassifier on the same four sets, the
+# same split, settings and epochs: accuracy and time, medians of
+# alternating runs (tools/bench_csv.py says what each time covers)
+bench-csv: $(B)/train_csv ## train_csv beside scikit-learn's MLPClassifier on iris, wine, breast cancer, digits: accuracy and time (BENCH_CSV_REPS, default 3)
+	$(PYTHON) tools/bench_csv.py $(B) $(B)/csv --reps $(or $(BENCH_CSV_REPS),3)
 
 # mlp_export_c's headers compiled on their own (gcc, clang, g++, freestanding
 # with NAME_NO_LIBC) against mlp_predict, on synthetic networks of every
@@ -289,7 +304,7 @@ bench-peers: $(B)/bench data ## mlp.h beside PyTorch (python3-torch) on B1, B2 a
 # the PNG -> preprocessing -> forward path. `make test` replays the committed
 # corpus (tests/corpus/{idx,model,png}) through the same targets built
 # without libFuzzer, under ASan + UBSan.
-FUZZ_TARGETS := idx model image
+FUZZ_TARGETS := idx model image csv
 FUZZ_SECONDS ?= 180
 corpus_of = tests/corpus/$$( [ $$t = image ] && echo png || echo $$t )
 

@@ -745,6 +745,7 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -4161,9 +4162,9 @@ MLPDEF const char *mlp_cli_help(void)
         "  --dropout X           drop a fraction X of every hidden layer's units in training\n"
         "  --dropout-input X     ... and of the inputs\n"
         "  --epochs N            passes over the training set\n"
-        "  --batch N             mini-batch size (default 64)\n"
-        "  --optimizer sgd|nesterov|adam|adamw   (default sgd; --momentum for sgd/nesterov)\n"
-        "  --lr X                learning rate (default 0.05)\n"
+        "  --batch N             mini-batch size\n"
+        "  --optimizer sgd|nesterov|adam|adamw   (--momentum for sgd/nesterov)\n"
+        "  --lr X                learning rate\n"
         "  --momentum X          SGD momentum (default 0.9)\n"
         "  --weight-decay X      L2 weight decay (default 0)\n"
         "  --beta1 X --beta2 X   Adam's moment decay rates (default 0.9, 0.999)\n"
@@ -4175,7 +4176,7 @@ MLPDEF const char *mlp_cli_help(void)
         "  --schedule step|exp|cosine   learning-rate schedule (default step: --lr-decay\n"
         "                        every --lr-step epochs; exp: --lr-decay every epoch;\n"
         "                        cosine: to 0 at --epochs after --warmup N epochs)\n"
-        "  --lr-decay X          the step and exp schedules' factor (default 0.5)\n"
+        "  --lr-decay X          the step and exp schedules' factor\n"
         "  --lr-step K           the step schedule's period in epochs (default 3)\n"
         "  --seed N              random seed for initialisation and shuffling (default 1)\n"
         "  --threads N           worker threads (default 1; results do not depend on N)\n"
@@ -4632,6 +4633,7 @@ static int mlp__csv_field(mlp__csv *c, const char **s, const char *e)
     if (p < e && *p == '"') {
         for (p++;; p++) {
             if (p == e) return mlp__csv_fail(c, "a quote that is never closed");
+            if (!*p) return mlp__csv_fail(c, "a 0 byte (is this a text file?)");
             if (*p == '"' && (p + 1 == e || p[1] != '"')) break;
             if (*p == '"') p++; /* "" stands for one quote */
             c->field[n++] = *p;
@@ -4642,6 +4644,7 @@ static int mlp__csv_field(mlp__csv *c, const char **s, const char *e)
         const char *start = p;
         while (p < e && *p != ',') {
             if (*p == '"') return mlp__csv_fail(c, "a quote inside a field that does not start with one");
+            if (!*p) return mlp__csv_fail(c, "a 0 byte (is this a text file?)");
             p++;
         }
         while (p > start && (p[-1] == ' ' || p[-1] == '\t')) p--;
@@ -4675,12 +4678,18 @@ static int mlp__csv_number_syntax(const char *s)
 
 static int mlp__csv_number(mlp__csv *c, float *out)
 {
-    double v;
+    const char *point = localeconv()->decimal_point;
+    char *dot;
+    float v;
     if (!c->field[0]) return mlp__csv_fail(c, "an empty field (missing values are not supported)");
     if (!mlp__csv_number_syntax(c->field)) return mlp__csv_fail(c, "\"%.40s\" is not a number", c->field);
-    v = strtod(c->field, NULL);
-    if (!(fabs(v) <= FLT_MAX)) return mlp__csv_fail(c, "%.40s is too large for a float", c->field);
-    *out = (float)v;
+    /* strtof reads the locale's decimal point: a program that called
+       setlocale may have a comma there, and a CSV file has a '.' */
+    if ((dot = strchr(c->field, '.')) && point && point[0] && !point[1]) *dot = point[0];
+    v = strtof(c->field, NULL); /* straight to float: no second rounding */
+    if (dot) *dot = '.';
+    if (!isfinite(v)) return mlp__csv_fail(c, "%.40s is too large for a float", c->field);
+    *out = v;
     return MLP_OK;
 }
 
@@ -4769,6 +4778,10 @@ static int mlp__csv_labels(mlp__csv *c, mlp_dataset *ds, char **texts, const int
         for (i = k = 0; i < n_known; i++)
             if (k == 0 || strcmp(known[k - 1].text, known[i].text) != 0) known[k++] = known[i];
         n_known = k;
+        if (n_known > MLP__MAX_LABEL + 1) {
+            MLP_FREE(known);
+            return mlp__csv_fail(c, "%d different labels; at most %d classes", n_known, MLP__MAX_LABEL + 1);
+        }
         for (i = 0; i < n_known; i++) known[i].index = i;
     }
     for (i = 0; i < n && rc == MLP_OK; i++) {
@@ -4943,7 +4956,7 @@ MLPDEF int mlp_csv_find_column(const char *path, const char *column_name)
     more = 1;
     memset(&c, 0, sizeof c);
     c.name = path;
-    c.line = 1;
+    c.line = c.column = 1;
     s = (const char *)buf;
     if (size >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
     mlp__csv_line(s, (const char *)buf + size, &e);
@@ -4988,6 +5001,22 @@ MLPDEF int mlp_dataset_split(mlp_dataset *ds, mlp_dataset *held_out, int n_held_
     return MLP_OK;
 }
 
+/* ds's inputs x -> x scale + offset, column by column; a value that
+   leaves the float range (a column of almost equal training values, then
+   a far one) is an error, not an infinity left for training to meet */
+static int mlp__apply_columns(mlp_dataset *ds, const float *scale, const float *offset, const char *which)
+{
+    size_t i, n = (size_t)ds->n * (size_t)ds->dim;
+    for (i = 0; i < n; i++) {
+        float v = ds->x[i] * scale[i % (size_t)ds->dim] + offset[i % (size_t)ds->dim];
+        if (!isfinite(v))
+            return mlp__fail(MLP_ENUMERIC, "mlp_dataset_standardize: input %d of %s sample %d is %g after standardising",
+                             (int)(i % (size_t)ds->dim), which, (int)(i / (size_t)ds->dim), (double)v);
+        ds->x[i] = v;
+    }
+    return MLP_OK;
+}
+
 MLPDEF int mlp_dataset_standardize(mlp_net *net, mlp_dataset *train, mlp_dataset *other)
 {
     double *sum;
@@ -5017,10 +5046,8 @@ MLPDEF int mlp_dataset_standardize(mlp_net *net, mlp_dataset *train, mlp_dataset
         if (!isfinite(offset[j])) { scale[j] = 1.0f; offset[j] = (float)-sum[j]; } /* a spread too small for floats */
     }
     rc = mlp_set_input_columns(net, scale, offset);
-    for (i = 0; rc == MLP_OK && i < train->n; i++)
-        for (j = 0; j < dim; j++) train->x[(size_t)i * dim + j] = train->x[(size_t)i * dim + j] * scale[j] + offset[j];
-    for (i = 0; rc == MLP_OK && other && i < other->n; i++)
-        for (j = 0; j < dim; j++) other->x[(size_t)i * dim + j] = other->x[(size_t)i * dim + j] * scale[j] + offset[j];
+    if (rc == MLP_OK) rc = mlp__apply_columns(train, scale, offset, "training");
+    if (rc == MLP_OK && other) rc = mlp__apply_columns(other, scale, offset, "other");
     MLP_FREE(sum);
     MLP_FREE(scale);
     return rc;

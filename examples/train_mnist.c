@@ -62,8 +62,9 @@ static void usage(FILE *f)
         "                        K times at once (default 1; 2: a second Ctrl-C, which\n"
         "                        exits at once): the Ctrl-C path, for tests and scripts\n"
         "  --help                this text\n"
-        "the network and its training (shared with train_csv; --epochs default 10,\n"
-        "--layers default 784-256-128-10):\n");
+        "the network and its training (shared with train_csv; the defaults here:\n"
+        "--layers 784-256-128-10 --epochs 10 --optimizer sgd --lr 0.05 --batch 64\n"
+        "--lr-decay 0.5):\n");
     fputs(mlp_cli_help(), f);
 }
 
