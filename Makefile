@@ -34,6 +34,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 	$(CXX) $(CXXWARN) $(CFLAGS) -o $@ $< -lcmocka $(LDLIBS)
 
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
+$(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools: tests/run.h
 
 test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; LOCPATH=$(B)/locale ./$(B)/$$t; done

@@ -464,7 +464,11 @@ typedef struct mlp_dataset {
     float scale;             /* x = raw value * scale (1/255 for unsigned bytes) */
     float *x;                /* n x dim; unsigned-byte images scaled to [0,1] */
     int *y;                  /* n labels */
-    char **class_names;      /* n_classes names (CSV labels that are words), or NULL */
+    /* n_classes names (CSV labels that are words), or NULL. They live in y's
+       allocation: mlp_dataset_free frees them with y. A data set you fill
+       in yourself needs class_names NULL (zero the struct) before it is
+       passed as classes_of. */
+    char **class_names;
 } mlp_dataset;
 
 /* Takes images (n x ...) and labels (n) IDX data; checks counts and labels. */
@@ -3097,16 +3101,22 @@ static int mlp__repeated_name(const char *const *names, int n)
     return at;
 }
 
-/* n names in one allocation: the n pointers, then the strings. lens[i] is
-   the length of names[i] (which need not end in a 0 byte). */
-static char **mlp__names_block(const char *const *names, const size_t *lens, int n)
+/* the bytes n names take in one block: the n pointers, then the strings */
+static size_t mlp__names_size(const size_t *lens, int n)
 {
-    size_t bytes = (size_t)n * sizeof(char *), at;
-    char **block;
+    size_t bytes = (size_t)n * sizeof(char *);
     int i;
     for (i = 0; i < n; i++) bytes += lens[i] + 1;
-    if (!(block = (char **)mlp__alloc(bytes, 1, 1))) return NULL;
-    at = (size_t)n * sizeof(char *);
+    return bytes;
+}
+
+/* n names laid out in mem (mlp__names_size bytes, pointer-aligned); lens[i]
+   is the length of names[i], which need not end in a 0 byte */
+static char **mlp__names_fill(void *mem, const char *const *names, const size_t *lens, int n)
+{
+    char **block = (char **)mem;
+    size_t at = (size_t)n * sizeof(char *);
+    int i;
     for (i = 0; i < n; i++) {
         block[i] = (char *)block + at;
         memcpy(block[i], names[i], lens[i]);
@@ -3114,6 +3124,13 @@ static char **mlp__names_block(const char *const *names, const size_t *lens, int
         at += lens[i] + 1;
     }
     return block;
+}
+
+/* n names in an allocation of their own */
+static char **mlp__names_block(const char *const *names, const size_t *lens, int n)
+{
+    void *mem = mlp__alloc(mlp__names_size(lens, n), 1, 1);
+    return mem ? mlp__names_fill(mem, names, lens, n) : NULL;
 }
 
 MLPDEF int mlp_set_class_names(mlp_net *net, const char *const *names)
@@ -4570,8 +4587,7 @@ MLPDEF void mlp_dataset_free(mlp_dataset *ds)
 {
     if (!ds) return;
     MLP_FREE(ds->x);
-    MLP_FREE(ds->y);
-    MLP_FREE(ds->class_names);
+    MLP_FREE(ds->y); /* and the class names, which share its allocation */
     memset(ds, 0, sizeof *ds);
 }
 
@@ -4735,6 +4751,22 @@ static int mlp__label_integer(const char *s)
     return (int)v;
 }
 
+/* Moves ds->y (n labels) into a new allocation that holds the class names
+   after it, so mlp_dataset_free frees the names with y: it never touches
+   class_names itself, which a data set filled in by hand may not have set. */
+static int mlp__labels_with_names(mlp_dataset *ds, int n, const char **names, const size_t *lens, int n_names)
+{
+    size_t at = ((size_t)n * sizeof(int) + sizeof(char *) - 1) / sizeof(char *) * sizeof(char *);
+    size_t size = mlp__names_size(lens, n_names);
+    char *mem;
+    if (size > MLP_MAX_ALLOC - at || !(mem = (char *)mlp__alloc(at + size, 1, 1))) return MLP_ENOMEM;
+    memcpy(mem, ds->y, (size_t)n * sizeof(int));
+    MLP_FREE(ds->y);
+    ds->y = (int *)(void *)mem;
+    ds->class_names = mlp__names_fill(mem + at, (const char *const *)names, lens, n_names);
+    return MLP_OK;
+}
+
 /* Turns the n label texts (row order) into ds->y, ds->n_classes and
    ds->class_names, through classes_of's mapping when given. */
 static int mlp__csv_labels(mlp__csv *c, mlp_dataset *ds, char **texts, const int *lines, int n, const mlp_dataset *classes_of)
@@ -4800,9 +4832,8 @@ static int mlp__csv_labels(mlp__csv *c, mlp_dataset *ds, char **texts, const int
             names[known[i].index] = known[i].text;
             lens[known[i].index] = strlen(known[i].text);
         }
-        ds->class_names = names && lens ? mlp__names_block(names, lens, n_known) : NULL;
         ds->n_classes = n_known;
-        if (!ds->class_names) rc = MLP_ENOMEM;
+        if (!names || !lens || (rc = mlp__labels_with_names(ds, n, names, lens, n_known)) != MLP_OK) rc = MLP_ENOMEM;
         MLP_FREE(names);
         MLP_FREE(lens);
     }

@@ -21,17 +21,6 @@
 #define TRAIN "$MLP_TRAIN_MNIST"  /* set by main; the Makefile may point it at a sanitizer build */
 static char tmpdir[64];
 
-/* runs a shell command, keeps stdout+stderr in output, returns the exit code */
-
-static void expect(const char *cmd, int code, const char *message)
-{
-    int got = run(cmd);
-    if (got != code || !strstr(output, message))
-        print_error("%s\n  exit %d (want %d), output:\n%s\n  want: %s\n", cmd, got, code, output, message);
-    assert_int_equal(got, code);
-    assert_non_null(strstr(output, message));
-}
-
 static void write_idx(const char *name, int type, int ndims, const uint32_t *dims, const unsigned char *body, size_t len)
 {
     char path[128];
@@ -78,10 +67,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(tmpdir);
 }
 
 static void data_flags(char *buf, size_t size, const char *extra)

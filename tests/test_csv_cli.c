@@ -22,15 +22,6 @@
 static char tmpdir[64];
 static double mean_x1, sd_x1;       /* of the training file's first column, computed here */
 
-static void expect(const char *cmd, int code, const char *message)
-{
-    int got = run(cmd);
-    if (got != code || !strstr(output, message))
-        print_error("%s\n  exit %d (want %d), output:\n%s\n  want: %s\n", cmd, got, code, output, message);
-    assert_int_equal(got, code);
-    assert_non_null(strstr(output, message));
-}
-
 static const char *path_of(const char *name)
 {
     static char path[8][128]; /* several in one command line */
@@ -88,10 +79,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(tmpdir);
 }
 
 static void test_bad_flags(void **state)

@@ -149,10 +149,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(dir);
 }
 
 /* show_weights' picture of weights.mlp: tiles of 28 zoom x 28 zoom in rows
