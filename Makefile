@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -36,7 +36,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools: tests/run.h
 
-test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data ## run every test (MNIST integration test included when data/mnist exists)
+test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; LOCPATH=$(B)/locale ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -69,6 +69,30 @@ test-python: $(B)/export_gen $(B)/train_mnist $(B)/train_csv $(B)/classify $(B)/
 # (MLP_REQUIRE_ONNX=1: fails instead).
 test-onnx: $(B)/export_gen $(B)/train_mnist ## ONNX export (tools/mlp2onnx.py) run by ONNX Runtime under Node agrees with mlp_predict
 	PYTHON=$(PYTHON) tests/test_onnx.sh $(B)
+
+# ThreadSanitizer: eight threads classify with one loaded model (each
+# through its own mlp_clone, the documented rule), and networks with thread
+# pools of their own train, evaluate and multiply, two at once, giving the
+# bits one thread gives (tests/test_tsan.c). Any data race fails it.
+$(B)/tsan/test_tsan: tests/test_tsan.c mlp.h
+	@mkdir -p $(B)/tsan
+	$(CC) $(WARN) -O1 -g -fsanitize=thread -o $@ $< -lcmocka -lm -lpthread
+
+test-tsan: $(B)/tsan/test_tsan ## threads under ThreadSanitizer: one model read by eight threads, thread pools training side by side
+	TSAN_OPTIONS="halt_on_error=1" ./$(B)/tsan/test_tsan
+
+# Faults, in CI: MLP_MALLOC failing its 1st, 2nd, ... call through loads,
+# CSV and IDX parsing, training, saves and exports, each a clean error with
+# nothing leaked (tests/test_faults.c, under ASan + UBSan); train_mnist
+# killed -9 at FAULT_KILLS (default 200) random moments, its model and
+# checkpoint always loading afterwards, and a file-size limit that makes
+# the save fail with the old model intact (tests/test_faults.sh).
+$(B)/fault_check: tests/fault_check.c mlp.h | $(B)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+test-faults: $(B)/san/test_faults $(B)/fault_check $(B)/train_mnist ## allocation failures everywhere (ASan), kill -9 while saving, a file-size limit
+	./$(B)/san/test_faults
+	tests/test_faults.sh $(B) $(or $(FAULT_KILLS),200)
 
 # train_csv on the CSV data sets Debian's python3-sklearn ships (iris, wine,
 # breast cancer, digits; converted into build/csv by tools/sklearn_csv.py,
