@@ -32,7 +32,9 @@
         automatic differentiation of arbitrary graphs; dense layers only.
       - Data that does not fit in memory.
       - Share one network between threads: a network is used by one thread
-        at a time (it has its own worker threads inside).
+        at a time (it has its own worker threads inside). For many threads,
+        give each its own mlp_clone: cloning only reads the original, so
+        any number of threads may clone one network at once (make test-tsan).
 
    QUICK START (XOR, the whole program; see examples/xor.c)
       float X[8] = {0,0, 0,1, 1,0, 1,1};
@@ -352,7 +354,8 @@ MLPDEF mlp_net *mlp_create_spec(const char *spec, mlp_act hidden_act,
 MLPDEF int      mlp_parse_spec(const char *spec, int *sizes, int max_sizes);
 MLPDEF void     mlp_free(mlp_net *net);
 /* A new network with net's layers, weights, statistics, input description
-   and kernels (not its optimizer state; one thread). */
+   and kernels (not its optimizer state; one thread). It only reads net:
+   threads may clone one network at once, one clone each to predict with. */
 MLPDEF mlp_net *mlp_clone(const mlp_net *net);
 /* dst's weights and batchnorm statistics = src's: what inference uses, e.g.
    to keep the best epoch's model while training. The layers must match:
