@@ -25,7 +25,7 @@
 
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
-    const char *confusion, *checkpoint, *resume;
+    const char *confusion, *checkpoint, *resume, *save_last_good;
     int val, patience, plateau;
     int interrupt_after, interrupt_times; /* --interrupt-after N,K */
     float min_delta, plateau_factor;
@@ -54,6 +54,8 @@ static void usage(FILE *f)
         "                                                blur up to SIGMA, stray specks with\n"
         "                                                probability P (photos, fonts)\n"
         "  --confusion FILE.csv  write the final test confusion matrix as CSV\n"
+        "  --save-last-good FILE if training diverges, save the weights as they were after\n"
+        "                        the last whole epoch (or the start) to FILE (--out is kept)\n"
         "  --checkpoint FILE     save model + optimizer state + position after every epoch;\n"
         "                        Ctrl-C finishes the batch, saves it (default OUT.ckpt) and exits\n"
         "  --resume FILE         continue a checkpoint until --epochs epochs in total; its\n"
@@ -146,6 +148,7 @@ static options parse_args(int argc, char **argv)
         else if (!strcmp(f, "--test-images")) o.test_images = v;
         else if (!strcmp(f, "--test-labels")) o.test_labels = v;
         else if (!strcmp(f, "--confusion")) o.confusion = v;
+        else if (!strcmp(f, "--save-last-good")) o.save_last_good = v;
         else if (!strcmp(f, "--checkpoint")) o.checkpoint = v;
         else if (!strcmp(f, "--resume")) o.resume = v;
         else if (!strcmp(f, "--interrupt-after")) parse_interrupt(f, v, &o);
@@ -311,6 +314,8 @@ int main(int argc, char **argv)
     int augmenting = 0;
     double aug_seconds = 0;
     mlp_net *best = NULL;  /* the weights of the best validation epoch */
+    mlp_net *good = NULL;  /* --save-last-good: the weights after the last whole epoch */
+    int good_epoch = 0;
     double best_loss = 1e300;
     mlp_eval best_tr = {0, 0, 0, 0};
     char ckpt_default[4096];
@@ -361,6 +366,8 @@ int main(int argc, char **argv)
         in.image_h = in.image_w ? train.image_h : 0;
         if (mlp_set_input(net, &in) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
     }
+    if (o.save_last_good && !(good = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    good_epoch = first_epoch;
     n_out = mlp_output_width(net);
     if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     if (o.cli.log && !(log = fopen(o.cli.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.cli.log); goto done; }
@@ -399,8 +406,12 @@ int main(int argc, char **argv)
         }
         if (status != 0) { /* e.g. divergence: the model on disk is left as it was */
             fprintf(stderr, "train_mnist: %s; %s not written\n", mlp_error(), o.cli.out);
+            if (good && mlp_save(good, o.save_last_good) == 0)
+                fprintf(stderr, "train_mnist: the weights after epoch %d saved to %s\n", good_epoch, o.save_last_good);
+            else if (good) fprintf(stderr, "train_mnist: %s\n", mlp_error());
             goto done;
         }
+        if (good && mlp_copy_weights(good, net) == 0) good_epoch = epoch + 1;
         dt = seconds_now() - t0;
         if ((o.checkpoint || interrupted) && mlp_checkpoint_save(net, &o.cli.train, epoch + 1, 0, ckpt) != 0) {
             fprintf(stderr, "train_mnist: %s\n", mlp_error());
@@ -467,6 +478,7 @@ done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.cli.log); rc = 1; }
     free(confusion);
     mlp_free(best);
+    mlp_free(good);
     free(augmented.x);
     mlp_dataset_free(&train); /* val is a view into train */
     mlp_dataset_free(&test);

@@ -235,6 +235,27 @@ static void test_divergence_keeps_previous_model(void **state)
     expect(cmd, 2, "--diverge-factor -1");
 }
 
+/* --save-last-good: a learning rate that grows a millionfold after epoch 1
+   diverges in epoch 2; the weights saved are those of a run that stops
+   after epoch 1, byte for byte */
+static void test_save_last_good(void **state)
+{
+    char cmd[1024], flags[512];
+    (void)state;
+    snprintf(flags, sizeof flags, "--layers 16-32-3 --lr 0.01 --lr-decay 1e6 --lr-step 1 --seed 5 --epochs 1 --out %s/one.mlp", tmpdir);
+    data_flags(cmd, sizeof cmd, flags);
+    expect(cmd, 0, "model saved");
+    snprintf(flags, sizeof flags, "--layers 16-32-3 --lr 0.01 --lr-decay 1e6 --lr-step 1 --seed 5 --epochs 4 "
+             "--out %s/never.mlp --save-last-good %s/good.mlp", tmpdir, tmpdir);
+    data_flags(cmd, sizeof cmd, flags);
+    expect(cmd, 1, "diverged in epoch 2");
+    assert_non_null(strstr(output, "the weights after epoch 1 saved to"));
+    snprintf(cmd, sizeof cmd, "cmp %s/one.mlp %s/good.mlp", tmpdir, tmpdir);
+    expect(cmd, 0, "");
+    snprintf(cmd, sizeof cmd, "test -e %s/never.mlp", tmpdir);
+    assert_int_equal(run(cmd), 1);
+}
+
 /* --val holds samples out, early stopping stops and puts back the best
    weights; the log gains val_loss,val_acc at the end */
 static void test_validation_and_early_stopping(void **state)
@@ -413,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_gzipped_data),
         cmocka_unit_test(test_no_control_characters_in_logs),
         cmocka_unit_test(test_divergence_keeps_previous_model),
+        cmocka_unit_test(test_save_last_good),
         cmocka_unit_test(test_validation_and_early_stopping),
         cmocka_unit_test(test_batchnorm_model),
         cmocka_unit_test(test_interrupt_and_resume),
