@@ -1198,7 +1198,7 @@ static int cli(mlp_cli *o, const char *a, const char *b)
     return rc;
 }
 
-static void test_cli_flags(void **state)
+static void test_cli_flags(void **state) /* (float)0.01: rounded to float even where constants are wider (x87, s390x) */
 {
     mlp_cli o = mlp_cli_defaults();
     mlp_net *net;
@@ -1209,7 +1209,7 @@ static void test_cli_flags(void **state)
     assert_int_equal(o.epochs, 10);
     assert_int_equal(o.threads, 1);
     assert_string_equal(o.out, "model.mlp");
-    assert_int_equal(cli(&o, "--lr", "0.25"), 1);           assert_true(o.train.lr == 0.25f);
+    assert_int_equal(cli(&o, "--lr", "0.25"), 1);           assert_true(o.train.lr == (float)0.25);
     assert_int_equal(cli(&o, "--epochs", "7"), 1);          assert_int_equal(o.epochs, 7);
     assert_int_equal(cli(&o, "--batch", "5"), 1);           assert_int_equal(o.train.batch, 5);
     assert_int_equal(cli(&o, "--seed", "99"), 1);           assert_true(o.train.seed == 99);
@@ -1218,19 +1218,19 @@ static void test_cli_flags(void **state)
     assert_int_equal(cli(&o, "--init", "glorot"), 1);       assert_int_equal(o.init, MLP_INIT_GLOROT);
     assert_int_equal(cli(&o, "--optimizer", "adamw"), 1);   assert_int_equal(o.train.optimizer, MLP_OPT_ADAMW);
     assert_int_equal(cli(&o, "--schedule", "cosine"), 1);   assert_int_equal(o.train.schedule, MLP_SCHEDULE_COSINE);
-    assert_int_equal(cli(&o, "--momentum", "0.5"), 1);      assert_true(o.train.momentum == 0.5f);
-    assert_int_equal(cli(&o, "--weight-decay", "0.01"), 1); assert_true(o.train.weight_decay == 0.01f);
-    assert_int_equal(cli(&o, "--lr-decay", "0.7"), 1);      assert_true(o.train.lr_decay == 0.7f);
+    assert_int_equal(cli(&o, "--momentum", "0.5"), 1);      assert_true(o.train.momentum == (float)0.5);
+    assert_int_equal(cli(&o, "--weight-decay", "0.01"), 1); assert_true(o.train.weight_decay == (float)0.01);
+    assert_int_equal(cli(&o, "--lr-decay", "0.7"), 1);      assert_true(o.train.lr_decay == (float)0.7);
     assert_int_equal(cli(&o, "--lr-step", "4"), 1);         assert_int_equal(o.train.lr_step, 4);
     assert_int_equal(cli(&o, "--warmup", "2"), 1);          assert_int_equal(o.train.warmup_epochs, 2);
-    assert_int_equal(cli(&o, "--beta1", "0.8"), 1);         assert_true(o.train.beta1 == 0.8f);
-    assert_int_equal(cli(&o, "--beta2", "0.99"), 1);        assert_true(o.train.beta2 == 0.99f);
-    assert_int_equal(cli(&o, "--clip-norm", "3"), 1);       assert_true(o.train.clip_norm == 3.0f);
-    assert_int_equal(cli(&o, "--max-norm", "2"), 1);        assert_true(o.train.max_norm == 2.0f);
+    assert_int_equal(cli(&o, "--beta1", "0.8"), 1);         assert_true(o.train.beta1 == (float)0.8);
+    assert_int_equal(cli(&o, "--beta2", "0.99"), 1);        assert_true(o.train.beta2 == (float)0.99);
+    assert_int_equal(cli(&o, "--clip-norm", "3"), 1);       assert_true(o.train.clip_norm == (float)3.0);
+    assert_int_equal(cli(&o, "--max-norm", "2"), 1);        assert_true(o.train.max_norm == (float)2.0);
     assert_int_equal(cli(&o, "--diverge-factor", "0"), 1);  assert_true(o.train.diverge_factor < 0.0f); /* 0: off */
-    assert_int_equal(cli(&o, "--diverge-factor", "9"), 1);  assert_true(o.train.diverge_factor == 9.0f);
-    assert_int_equal(cli(&o, "--dropout", "0.3"), 1);       assert_true(o.dropout == 0.3f);
-    assert_int_equal(cli(&o, "--dropout-input", "0.1"), 1); assert_true(o.dropout_input == 0.1f);
+    assert_int_equal(cli(&o, "--diverge-factor", "9"), 1);  assert_true(o.train.diverge_factor == (float)9.0);
+    assert_int_equal(cli(&o, "--dropout", "0.3"), 1);       assert_true(o.dropout == (float)0.3);
+    assert_int_equal(cli(&o, "--dropout-input", "0.1"), 1); assert_true(o.dropout_input == (float)0.1);
     assert_int_equal(cli(&o, "--threads", "3"), 1);         assert_int_equal(o.threads, 3);
     assert_int_equal(cli(&o, "--log", "a.csv"), 1);         assert_string_equal(o.log, "a.csv");
     assert_int_equal(cli(&o, "--out", "m.mlp"), 1);         assert_string_equal(o.out, "m.mlp");

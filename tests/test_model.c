@@ -835,7 +835,7 @@ static void test_quantize_int8(void **state)
     assert_true(fabsf(L->W[3] - 44.0f * 2.0f / 127.0f) < 1e-6f);
     assert_true(L->W[5] == 0.0f);
     assert_true(fabsf(L->W[7] - 2.0f) < 1e-6f);
-    assert_true(L->b[0] == 0.3f && L->b[1] == -0.1f); /* biases stay floats */
+    assert_true(L->b[0] == (float)0.3 && L->b[1] == (float)-0.1); /* biases stay floats */
     assert_int_equal(mlp_quantize_int8(NULL), MLP_EARG);
     mlp_free(net);
 }
