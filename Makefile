@@ -90,7 +90,7 @@ test-tsan: $(B)/tsan/test_tsan ## threads under ThreadSanitizer: one model read 
 $(B)/fault_check: tests/fault_check.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-test-faults: $(B)/san/test_faults $(B)/fault_check $(B)/train_mnist ## allocation failures everywhere (ASan), kill -9 while saving, a file-size limit
+test-faults: $(B)/san/test_faults $(B)/fault_check $(B)/train_mnist ## allocation failures everywhere (ASan), kill -9 while saving, a file-size limit, a full filesystem
 	./$(B)/san/test_faults
 	tests/test_faults.sh $(B) $(or $(FAULT_KILLS),200)
 
@@ -336,7 +336,7 @@ bench-peers: $(B)/bench data ## mlp.h beside PyTorch (python3-torch) on B1, B2 a
 # the PNG -> preprocessing -> forward path. `make test` replays the committed
 # corpus (tests/corpus/{idx,model,png}) through the same targets built
 # without libFuzzer, under ASan + UBSan.
-FUZZ_TARGETS := idx model image csv
+FUZZ_TARGETS := idx model image csv checkpoint
 FUZZ_SECONDS ?= 180
 corpus_of = tests/corpus/$$( [ $$t = image ] && echo png || echo $$t )
 

@@ -166,8 +166,10 @@
                 mlp_dataset_check, mlp_dataset_inputs
       models:   mlp_save, mlp_load, mlp_save_memory, mlp_load_memory, mlp_crc32,
                 mlp_checkpoint_save, mlp_checkpoint_load, mlp_checkpoint_save_memory,
-                mlp_checkpoint_load_memory, mlp_export_c, mlp_export_c_int8,
-                mlp_quantize_int8
+                mlp_checkpoint_load_memory, mlp_checkpoint_save_state,
+                mlp_checkpoint_load_state, mlp_checkpoint_save_state_memory,
+                mlp_checkpoint_load_state_memory, mlp_eval_merge,
+                mlp_export_c, mlp_export_c_int8, mlp_quantize_int8
       images:   mlp_digit_preprocess, mlp_digit_preprocess_ex, mlp_number_preprocess,
                 mlp_normalize_input, mlp_augment_dataset
 
@@ -740,6 +742,39 @@ MLPDEF int      mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *
                                     int epoch, int batch, const char *path);
 MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int *epoch, int *batch);
 #endif
+
+/* What a training loop keeps besides the network and its optimizer, so
+   that a run resumed from a checkpoint ends exactly as the uninterrupted
+   run: where it stands, the training statistics of the epoch so far (for
+   that epoch's log line) and the state of early stopping. Zero it for a
+   fresh run. The loop owns the meaning of the early-stopping fields; the
+   checkpoint only keeps them. */
+typedef struct mlp_train_state {
+    int epoch, batch;          /* whole epochs done; batches done of the next */
+    mlp_eval so_far;           /* training statistics of those batches */
+    double best_loss;          /* the best watched loss so far (when best_epoch > 0) */
+    int best_epoch;            /* its epoch, from 1; 0: none yet */
+    int bad_epochs;            /* epochs since the watched loss last improved */
+    mlp_eval best_train;       /* the training statistics of the best epoch */
+    mlp_net *best;             /* the best epoch's weights (the network's layers), or
+                                  NULL; mlp_checkpoint_load_state* allocates it and
+                                  the caller frees it (mlp_free) */
+} mlp_train_state;
+
+/* Checkpoints with that state (the calls above keep epoch and batch only).
+   Merge two parts of an epoch's statistics with mlp_eval_merge. */
+MLPDEF int      mlp_checkpoint_save_state_memory(const mlp_net *net, const mlp_train_config *cfg,
+                                                 const mlp_train_state *st, void *buf, size_t cap, size_t *size);
+MLPDEF mlp_net *mlp_checkpoint_load_state_memory(const void *buf, size_t size, mlp_train_config *cfg,
+                                                 mlp_train_state *st);
+#ifndef MLP_NO_STDIO
+MLPDEF int      mlp_checkpoint_save_state(const mlp_net *net, const mlp_train_config *cfg,
+                                          const mlp_train_state *st, const char *path);
+MLPDEF mlp_net *mlp_checkpoint_load_state(const char *path, mlp_train_config *cfg, mlp_train_state *st);
+#endif
+/* The statistics of a and b together (e.g. an epoch's batches before and
+   after a resume). */
+MLPDEF mlp_eval mlp_eval_merge(const mlp_eval *a, const mlp_eval *b);
 
 #ifdef __cplusplus
 }
@@ -5596,7 +5631,8 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
 /* -- checkpoints: a model plus everything needed to continue training it
    bit for bit. Layout (little-endian):
         0    8  magic 89 4D 4C 50 43 4B 0D 0A  ("\x89MLPCK\r\n")
-        8    4  u32 version = 1
+        8    4  u32 version = 2 (version 1, which 0.5 and before wrote, ends
+                                  after the optimizer blocks: no loop state)
        12    4  u32 epochs completed     16  4  u32 batches completed in the next
        20    8  u64 shuffling seed       28  4  u32 batch size
        32    4  f32 lr   36 f32 momentum   40 f32 weight decay   44 f32 lr decay
@@ -5608,32 +5644,100 @@ MLPDEF mlp_net *mlp_load_memory(const void *buf, size_t size)
        96    4  u32 total epochs  100 f32 lr scale  104 u64 optimizer steps taken
       112    M  a model file (as above)
        ...   K blocks of 4 * n_params f32 (velocity, then second moment)
+   then the loop's state (mlp_train_state): the best weights, B bytes of
+   a model file (B may be 0), then 56 bytes from offset S = end - 60:
+        S    8  f64 the epoch so far: mean loss    S+8  u32 samples  S+12 u32 correct
+       S+16  8  f64 best watched loss   S+24 u32 best epoch   S+28 u32 bad epochs
+       S+32  8  f64 the best epoch's training loss  S+40 u32 samples  S+44 u32 correct
+       S+48  8  u64 B
      end-4   4  u32 CRC-32 of everything before it                            */
 
 #define MLP__CKPT_HEADER 112
+#define MLP__CKPT_STATE 56
 static const unsigned char mlp__ckpt_magic[8] = {0x89, 'M', 'L', 'P', 'C', 'K', 0x0D, 0x0A};
 
+static void mlp__put_f64(unsigned char *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    mlp__put_u32(p, (uint32_t)u);
+    mlp__put_u32(p + 4, (uint32_t)(u >> 32));
+}
+
+static double mlp__get_f64(const unsigned char *p)
+{
+    uint64_t u = (uint64_t)mlp__get_u32(p) | ((uint64_t)mlp__get_u32(p + 4) << 32);
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+static void mlp__put_eval(unsigned char *p, const mlp_eval *e)
+{
+    mlp__put_f64(p, e->loss);
+    mlp__put_u32(p + 8, (uint32_t)e->n);
+    mlp__put_u32(p + 12, (uint32_t)e->correct);
+}
+
+/* Statistics read back, or -1 when they cannot be (a count out of range,
+   a loss that no run gives). */
+static int mlp__get_eval(const unsigned char *p, mlp_eval *e)
+{
+    uint32_t n = mlp__get_u32(p + 8), correct = mlp__get_u32(p + 12);
+    e->loss = mlp__get_f64(p);
+    if (n > 0x7fffffffu || correct > n || !(e->loss >= 0.0 && e->loss <= 1e300)) return -1;
+    e->n = (int)n; e->correct = (int)correct;
+    e->accuracy = n ? (double)correct / n : 0.0;
+    return 0;
+}
+
+MLPDEF mlp_eval mlp_eval_merge(const mlp_eval *a, const mlp_eval *b)
+{
+    mlp_eval m = {0.0, 0.0, 0, 0};
+    if (!a || !b) return m;
+    m.n = a->n + b->n;
+    m.correct = a->correct + b->correct;
+    if (m.n > 0) {
+        m.loss = (a->loss * a->n + b->loss * b->n) / m.n;
+        m.accuracy = (double)m.correct / m.n;
+    }
+    return m;
+}
+
+static int mlp__state_ok(const mlp_train_state *st, const mlp_net *net)
+{
+    return st->epoch >= 0 && st->batch >= 0 && st->so_far.n >= 0 && st->so_far.correct >= 0
+        && st->so_far.correct <= st->so_far.n && st->best_epoch >= 0 && st->best_epoch <= st->epoch
+        && st->bad_epochs >= 0 && st->bad_epochs <= st->epoch && st->best_train.n >= 0
+        && st->best_train.correct >= 0 && st->best_train.correct <= st->best_train.n
+        && (!st->best || st->best->n_params == net->n_params);
+}
+
 /* The checkpoint's size in bytes (0 on bad arguments); written to buf when
-   cap suffices. */
-static size_t mlp__save_checkpoint(const mlp_net *net, const mlp_train_config *config, int epoch, int batch,
+   cap suffices. st may be NULL (no loop state). */
+static size_t mlp__save_checkpoint(const mlp_net *net, const mlp_train_config *config, const mlp_train_state *st,
                                    void *buf, size_t cap)
 {
-    size_t model = net ? mlp__save_model(net, NULL, 0) : 0, vel, need, i;
+    size_t model = net ? mlp__save_model(net, NULL, 0) : 0, best, vel, need, i, s;
     unsigned char *p = (unsigned char *)buf;
     uint32_t blocks;
     mlp_train_config c;
+    mlp_train_state none;
     const mlp_train_config *cfg;
-    if (!net || !config || epoch < 0 || batch < 0 || !model) { mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: bad arguments"); return 0; }
+    if (!st) { memset(&none, 0, sizeof none); st = &none; }
+    if (!net || !config || !model || !mlp__state_ok(st, net)) { mlp__fail(MLP_EARG, "mlp_checkpoint_save: bad arguments"); return 0; }
+    best = st->best ? mlp__save_model(st->best, NULL, 0) : 0;
     c = mlp__with_defaults(config); /* a resumed run reads back what trained */
     cfg = &c;
     blocks = net->second ? 2u : net->velocity ? 1u : 0u;
     vel = 4 * net->n_params * blocks;
-    need = MLP__CKPT_HEADER + model + vel + 4;
+    s = MLP__CKPT_HEADER + model + vel;
+    need = s + MLP__CKPT_STATE + best + 4;
     if (!buf || cap < need) return need;
     memcpy(p, mlp__ckpt_magic, 8);
-    mlp__put_u32(p + 8, 1);
-    mlp__put_u32(p + 12, (uint32_t)epoch);
-    mlp__put_u32(p + 16, (uint32_t)batch);
+    mlp__put_u32(p + 8, 2);
+    mlp__put_u32(p + 12, (uint32_t)st->epoch);
+    mlp__put_u32(p + 16, (uint32_t)st->batch);
     mlp__put_u32(p + 20, (uint32_t)cfg->seed);
     mlp__put_u32(p + 24, (uint32_t)(cfg->seed >> 32));
     mlp__put_u32(p + 28, (uint32_t)cfg->batch);
@@ -5660,33 +5764,95 @@ static size_t mlp__save_checkpoint(const mlp_net *net, const mlp_train_config *c
     mlp__save_model(net, p + MLP__CKPT_HEADER, model);
     for (i = 0; i < net->n_params * blocks; i++)
         mlp__put_f32(p + MLP__CKPT_HEADER + model + 4 * i, i < net->n_params ? net->velocity[i] : net->second[i - net->n_params]);
+    if (best) mlp__save_model(st->best, p + s, best);
+    s += best;
+    mlp__put_eval(p + s, &st->so_far);
+    mlp__put_f64(p + s + 16, st->best_loss);
+    mlp__put_u32(p + s + 24, (uint32_t)st->best_epoch);
+    mlp__put_u32(p + s + 28, (uint32_t)st->bad_epochs);
+    mlp__put_eval(p + s + 32, &st->best_train);
+    mlp__put_u32(p + s + 48, (uint32_t)best);
+    mlp__put_u32(p + s + 52, (uint32_t)((uint64_t)best >> 32));
     mlp__put_u32(p + need - 4, mlp_crc32(p, need - 4));
     return need;
 }
 
-MLPDEF int mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
-                                      void *buf, size_t cap, size_t *size)
+MLPDEF int mlp_checkpoint_save_state_memory(const mlp_net *net, const mlp_train_config *cfg, const mlp_train_state *st,
+                                            void *buf, size_t cap, size_t *size)
 {
     size_t need;
     int rc;
     if (!size) return mlp__fail(MLP_EARG, "mlp_checkpoint_save_memory: NULL size");
     *size = 0; /* on every failure below */
-    if (!(need = mlp__save_checkpoint(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
+    if (!(need = mlp__save_checkpoint(net, cfg, st, NULL, 0))) return MLP_EARG;
     if ((rc = mlp__sized_write("mlp_checkpoint_save_memory", need, buf, cap, size)) != MLP_OK) return rc;
-    if (buf) mlp__save_checkpoint(net, cfg, epoch, batch, buf, cap);
+    if (buf) mlp__save_checkpoint(net, cfg, st, buf, cap);
     return MLP_OK;
 }
 
-MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg, int *epoch, int *batch)
+MLPDEF int mlp_checkpoint_save_memory(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch,
+                                      void *buf, size_t cap, size_t *size)
+{
+    mlp_train_state st;
+    memset(&st, 0, sizeof st);
+    st.epoch = epoch; st.batch = batch;
+    return mlp_checkpoint_save_state_memory(net, cfg, &st, buf, cap, size);
+}
+
+/* The training configuration of the checkpoint header p into cfg; -1 when
+   a field is out of range. */
+static int mlp__load_ckpt_config(const unsigned char *p, mlp_train_config *cfg)
+{
+    if (mlp__get_u32(p + 92) > 1000000 || mlp__get_u32(p + 96) > 1000000)
+        return mlp__fail(MLP_EFORMAT, "checkpoint schedule epochs out of range");
+    cfg->optimizer = (mlp_optimizer)mlp__get_u32(p + 64);
+    cfg->beta1 = mlp__get_f32(p + 68); cfg->beta2 = mlp__get_f32(p + 72); cfg->eps = mlp__get_f32(p + 76);
+    cfg->clip_norm = mlp__get_f32(p + 80); cfg->max_norm = mlp__get_f32(p + 84);
+    cfg->schedule = (mlp_schedule)mlp__get_u32(p + 88);
+    cfg->warmup_epochs = (int)mlp__get_u32(p + 92); cfg->total_epochs = (int)mlp__get_u32(p + 96);
+    cfg->lr_scale = mlp__get_f32(p + 100);
+    cfg->seed = (uint64_t)mlp__get_u32(p + 20) | ((uint64_t)mlp__get_u32(p + 24) << 32);
+    cfg->batch = (int)mlp__get_u32(p + 28); cfg->lr_step = (int)mlp__get_u32(p + 48);
+    cfg->lr = mlp__get_f32(p + 32); cfg->momentum = mlp__get_f32(p + 36);
+    cfg->weight_decay = mlp__get_f32(p + 40); cfg->lr_decay = mlp__get_f32(p + 44);
+    return mlp__check_config(cfg);
+}
+
+/* Version 2's loop state into st: the best weights (best bytes at p, checked
+   against net's layers), then the fixed part. */
+static int mlp__load_ckpt_state(const unsigned char *p, size_t best, const mlp_net *net, mlp_train_state *st)
+{
+    const unsigned char *f = p + best;
+    if (mlp__get_eval(f, &st->so_far) || mlp__get_eval(f + 32, &st->best_train))
+        return mlp__fail(MLP_EFORMAT, "checkpoint training statistics out of range");
+    st->best_loss = mlp__get_f64(f + 16);
+    if (isnan(st->best_loss) || mlp__get_u32(f + 24) > (uint32_t)st->epoch || mlp__get_u32(f + 28) > (uint32_t)st->epoch)
+        return mlp__fail(MLP_EFORMAT, "checkpoint early-stopping state out of range (best epoch %u, %u bad epochs, after %d)",
+                         mlp__get_u32(f + 24), mlp__get_u32(f + 28), st->epoch);
+    st->best_epoch = (int)mlp__get_u32(f + 24);
+    st->bad_epochs = (int)mlp__get_u32(f + 28);
+    if (!best) return MLP_OK;
+    if (!(st->best = mlp_load_memory(p, best))) return MLP_EFORMAT;
+    if (st->best->n_params != net->n_params || st->best->n_layers != net->n_layers) {
+        mlp_free(st->best);
+        st->best = NULL;
+        return mlp__fail(MLP_EFORMAT, "checkpoint best weights have other layers than its network");
+    }
+    return MLP_OK;
+}
+
+MLPDEF mlp_net *mlp_checkpoint_load_state_memory(const void *buf, size_t size, mlp_train_config *cfg, mlp_train_state *st)
 {
     const unsigned char *p = (const unsigned char *)buf;
-    uint64_t model;
-    uint32_t has_vel, e, b, bs, step;
+    uint64_t model, best = 0;
+    uint32_t has_vel, e, b, bs, step, version;
     mlp_net *net;
-    size_t i, vel;
-    if (!buf || !cfg || !epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load_memory: NULL argument"); return NULL; }
+    size_t i, vel, s, tail;
+    if (!buf || !cfg || !st) { mlp__fail(MLP_EARG, "mlp_checkpoint_load_memory: NULL argument"); return NULL; }
+    memset(st, 0, sizeof *st);
     if (size < MLP__CKPT_HEADER + 4 || memcmp(p, mlp__ckpt_magic, 8) != 0) { mlp__fail(MLP_EFORMAT, "not an mlp.h checkpoint"); return NULL; }
-    if (mlp__get_u32(p + 8) != 1) { mlp__fail(MLP_EFORMAT, "checkpoint version %u; this mlp.h reads version 1", mlp__get_u32(p + 8)); return NULL; }
+    version = mlp__get_u32(p + 8);
+    if (version != 1 && version != 2) { mlp__fail(MLP_EFORMAT, "checkpoint version %u; this mlp.h reads versions 1 and 2", version); return NULL; }
     if (mlp__get_u32(p + size - 4) != mlp_crc32(p, size - 4)) { mlp__fail(MLP_EFORMAT, "checkpoint checksum mismatch: the file is damaged or truncated"); return NULL; }
     e = mlp__get_u32(p + 12); b = mlp__get_u32(p + 16); bs = mlp__get_u32(p + 28); step = mlp__get_u32(p + 48);
     has_vel = mlp__get_u32(p + 52);
@@ -5695,38 +5861,44 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
         mlp__fail(MLP_EFORMAT, "checkpoint header out of range (epoch %u, batch %u, batch size %u, lr step %u)", e, b, bs, step);
         return NULL;
     }
+    tail = version == 2 ? MLP__CKPT_STATE : 0;
+    if (size < MLP__CKPT_HEADER + tail + 4) { mlp__fail(MLP_EFORMAT, "checkpoint ends before its training state"); return NULL; }
+    if (tail) best = (uint64_t)mlp__get_u32(p + size - 12) | ((uint64_t)mlp__get_u32(p + size - 8) << 32);
     if (model > size - MLP__CKPT_HEADER - 4) { mlp__fail(MLP_EFORMAT, "checkpoint model of %llu bytes, %llu present", (unsigned long long)model, (unsigned long long)(size - MLP__CKPT_HEADER - 4)); return NULL; }
     if (!(net = mlp_load_memory(p + MLP__CKPT_HEADER, (size_t)model))) return NULL;
     vel = 4 * net->n_params * has_vel;
-    if (size != MLP__CKPT_HEADER + (size_t)model + vel + 4) {
-        mlp__fail(MLP_EFORMAT, "checkpoint size %llu does not match its contents (%llu)", (unsigned long long)size, (unsigned long long)(MLP__CKPT_HEADER + (size_t)model + vel + 4));
+    s = MLP__CKPT_HEADER + (size_t)model + vel;
+    if (best > size || size != s + best + tail + 4) {
+        mlp__fail(MLP_EFORMAT, "checkpoint size %llu does not match its contents (%llu)", (unsigned long long)size,
+                  (unsigned long long)(s + best + tail + 4));
         mlp_free(net);
         return NULL;
     }
-    if (mlp__ensure_state(net, has_vel == 2) != MLP_OK) { mlp_free(net); return NULL; }
+    st->epoch = (int)e; st->batch = (int)b;
+    if ((tail && mlp__load_ckpt_state(p + s, (size_t)best, net, st) != MLP_OK)
+        || mlp__ensure_state(net, has_vel == 2) != MLP_OK || mlp__load_ckpt_config(p, cfg) != MLP_OK) {
+        mlp_free(st->best);
+        memset(st, 0, sizeof *st);
+        mlp_free(net);
+        return NULL;
+    }
     for (i = 0; i < net->n_params * has_vel; i++) {
         float f = mlp__get_f32(p + MLP__CKPT_HEADER + (size_t)model + 4 * i);
         if (i < net->n_params) net->velocity[i] = f; else net->second[i - net->n_params] = f;
     }
     if (!has_vel) { MLP_FREE(net->velocity); net->velocity = NULL; }
     net->step = (uint64_t)mlp__get_u32(p + 104) | ((uint64_t)mlp__get_u32(p + 108) << 32);
-    cfg->optimizer = (mlp_optimizer)mlp__get_u32(p + 64);
-    cfg->beta1 = mlp__get_f32(p + 68); cfg->beta2 = mlp__get_f32(p + 72); cfg->eps = mlp__get_f32(p + 76);
-    cfg->clip_norm = mlp__get_f32(p + 80); cfg->max_norm = mlp__get_f32(p + 84);
-    cfg->schedule = (mlp_schedule)mlp__get_u32(p + 88);
-    if (mlp__get_u32(p + 92) > 1000000 || mlp__get_u32(p + 96) > 1000000) {
-        mlp__fail(MLP_EFORMAT, "checkpoint schedule epochs out of range");
-        mlp_free(net);
-        return NULL;
-    }
-    cfg->warmup_epochs = (int)mlp__get_u32(p + 92); cfg->total_epochs = (int)mlp__get_u32(p + 96);
-    cfg->lr_scale = mlp__get_f32(p + 100);
-    cfg->seed = (uint64_t)mlp__get_u32(p + 20) | ((uint64_t)mlp__get_u32(p + 24) << 32);
-    cfg->batch = (int)bs; cfg->lr_step = (int)step;
-    cfg->lr = mlp__get_f32(p + 32); cfg->momentum = mlp__get_f32(p + 36);
-    cfg->weight_decay = mlp__get_f32(p + 40); cfg->lr_decay = mlp__get_f32(p + 44);
-    if (mlp__check_config(cfg) != MLP_OK) { mlp_free(net); return NULL; }
-    *epoch = (int)e; *batch = (int)b;
+    return net;
+}
+
+MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_train_config *cfg, int *epoch, int *batch)
+{
+    mlp_train_state st;
+    mlp_net *net;
+    if (!epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load_memory: NULL argument"); return NULL; }
+    if (!(net = mlp_checkpoint_load_state_memory(buf, size, cfg, &st))) return NULL;
+    mlp_free(st.best);
+    *epoch = st.epoch; *batch = st.batch;
     return net;
 }
 
@@ -5811,18 +5983,27 @@ MLPDEF int mlp_save(const mlp_net *net, const char *path)
     return rc;
 }
 
-MLPDEF int mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch, const char *path)
+MLPDEF int mlp_checkpoint_save_state(const mlp_net *net, const mlp_train_config *cfg, const mlp_train_state *st,
+                                     const char *path)
 {
     size_t size;
     void *buf;
     int rc;
-    if (!net || !cfg || !path) return mlp__fail(MLP_EARG, "mlp_checkpoint_save: NULL argument");
-    if (!(size = mlp__save_checkpoint(net, cfg, epoch, batch, NULL, 0))) return MLP_EARG;
+    if (!net || !cfg || !st || !path) return mlp__fail(MLP_EARG, "mlp_checkpoint_save: NULL argument");
+    if (!(size = mlp__save_checkpoint(net, cfg, st, NULL, 0))) return MLP_EARG;
     if (!(buf = mlp__alloc(size, 1, 1))) return MLP_ENOMEM;
-    mlp__save_checkpoint(net, cfg, epoch, batch, buf, size);
+    mlp__save_checkpoint(net, cfg, st, buf, size);
     rc = mlp__write_atomic(path, buf, size);
     MLP_FREE(buf);
     return rc;
+}
+
+MLPDEF int mlp_checkpoint_save(const mlp_net *net, const mlp_train_config *cfg, int epoch, int batch, const char *path)
+{
+    mlp_train_state st;
+    memset(&st, 0, sizeof st);
+    st.epoch = epoch; st.batch = batch;
+    return mlp_checkpoint_save_state(net, cfg, &st, path);
 }
 
 /* Prefixes the current message with path. */
@@ -5845,15 +6026,26 @@ MLPDEF mlp_net *mlp_load(const char *path)
     return net;
 }
 
-MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int *epoch, int *batch)
+MLPDEF mlp_net *mlp_checkpoint_load_state(const char *path, mlp_train_config *cfg, mlp_train_state *st)
 {
     size_t size;
     unsigned char *buf;
     mlp_net *net;
     if (!path) { mlp__fail(MLP_EARG, "mlp_checkpoint_load: NULL path"); return NULL; }
     if (mlp__read_file(path, &buf, &size) != MLP_OK) return NULL;
-    if (!(net = mlp_checkpoint_load_memory(buf, size, cfg, epoch, batch))) mlp__name_file(path);
+    if (!(net = mlp_checkpoint_load_state_memory(buf, size, cfg, st))) mlp__name_file(path);
     MLP_FREE(buf);
+    return net;
+}
+
+MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int *epoch, int *batch)
+{
+    mlp_train_state st;
+    mlp_net *net;
+    if (!epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load: NULL argument"); return NULL; }
+    if (!(net = mlp_checkpoint_load_state(path, cfg, &st))) return NULL;
+    mlp_free(st.best);
+    *epoch = st.epoch; *batch = st.batch;
     return net;
 }
 

@@ -284,6 +284,17 @@ static void log_row(FILE *log, int epoch, const mlp_eval *tr, const mlp_eval *te
     fflush(log);
 }
 
+/* A checkpoint of net and the loop's state; early stopping's weights go in
+   only once an epoch has been the best. */
+static int save_checkpoint(const mlp_net *net, const mlp_train_config *cfg, const mlp_train_state *st, const char *path)
+{
+    mlp_train_state saved = *st;
+    if (!saved.best_epoch) saved.best = NULL;
+    return mlp_checkpoint_save_state(net, cfg, &saved, path);
+}
+
+static const mlp_eval no_samples = {0.0, 0.0, 0, 0};
+
 static int write_confusion(const char *path, const int *conf, int n)
 {
     int i, j;
@@ -308,24 +319,29 @@ int main(int argc, char **argv)
     mlp_eval tr, te, int8;
     FILE *log = NULL;
     progress bar;
-    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, j, bad_epochs = 0, best_epoch = 0;
+    int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, j;
     mlp_dataset val, augmented;
     mlp_eval ve;
     int augmenting = 0;
     double aug_seconds = 0;
-    mlp_net *best = NULL;  /* the weights of the best validation epoch */
+    /* early stopping's state (st.best: the weights of the best epoch), kept
+       in checkpoints with the statistics of an interrupted epoch so far */
+    mlp_train_state st, loaded;
     mlp_net *good = NULL;  /* --save-last-good: the weights after the last whole epoch */
     int good_epoch = 0;
-    double best_loss = 1e300;
-    mlp_eval best_tr = {0, 0, 0, 0};
     char ckpt_default[4096];
     const char *ckpt = o.checkpoint;
     mlp_net *net;
-    if (o.resume) { /* the checkpoint's network and settings, the command line's epochs */
-        if (!(net = mlp_checkpoint_load(o.resume, &o.cli.train, &first_epoch, &first_batch))) {
+    memset(&st, 0, sizeof st);
+    memset(&loaded, 0, sizeof loaded);
+    st.best_loss = 1e300;
+    if (o.resume) { /* the checkpoint's network, settings and loop state, the command line's epochs */
+        if (!(net = mlp_checkpoint_load_state(o.resume, &o.cli.train, &loaded))) {
             fprintf(stderr, "train_mnist: %s\n", mlp_error());
             return 1;
         }
+        first_epoch = loaded.epoch;
+        first_batch = loaded.batch;
         printf("resuming %s after epoch %d, batch %d\n", o.resume, first_epoch, first_batch);
         o.cli.layers = "(from the checkpoint)";
     } else if (!(net = mlp_cli_create(&o.cli, 0, 0))) { /* its weights drawn, batchnorm and dropout added */
@@ -358,7 +374,13 @@ int main(int argc, char **argv)
         augmented = train;
         if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)train.n * train.dim))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
     }
-    if (!(best = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (!(st.best = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (loaded.best_epoch) {
+        st.best_loss = loaded.best_loss; st.best_epoch = loaded.best_epoch; st.bad_epochs = loaded.bad_epochs;
+        st.best_train = loaded.best_train;
+        if (loaded.best && mlp_copy_weights(st.best, loaded.best) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    }
+    st.so_far = loaded.so_far;
     { /* what the model file records about its input */
         mlp_input in = mlp_get_input(net);
         in.scale = train.scale;
@@ -397,8 +419,10 @@ int main(int argc, char **argv)
         }
         status = mlp_train_epoch(net, augmenting ? &augmented : &train, &o.cli.train, epoch, &tr);
         if (bar.draw) fprintf(stderr, "\r\033[K");
+        if (epoch == first_epoch) tr = mlp_eval_merge(&st.so_far, &tr); /* the batches before the resume too */
         if (status == MLP_EINTR) {
-            if (mlp_checkpoint_save(net, &o.cli.train, epoch, bar.batches_done, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            st.epoch = epoch; st.batch = bar.batches_done; st.so_far = tr;
+            if (save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
             fprintf(stderr, "train_mnist: interrupted in epoch %d after batch %d; checkpoint saved to %s "
                     "(continue with --resume %s)\n", epoch + 1, bar.batches_done, ckpt, ckpt);
             rc = 130;
@@ -413,15 +437,6 @@ int main(int argc, char **argv)
         }
         if (good && mlp_copy_weights(good, net) == 0) good_epoch = epoch + 1;
         dt = seconds_now() - t0;
-        if ((o.checkpoint || interrupted) && mlp_checkpoint_save(net, &o.cli.train, epoch + 1, 0, ckpt) != 0) {
-            fprintf(stderr, "train_mnist: %s\n", mlp_error());
-            goto done;
-        }
-        if (interrupted) { /* Ctrl-C during the epoch's last batch */
-            fprintf(stderr, "train_mnist: interrupted after epoch %d; checkpoint saved to %s\n", epoch + 1, ckpt);
-            rc = 130;
-            goto done;
-        }
         if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         if (o.val && mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
         if (o.val) printf("epoch %3d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  test acc %.4f  lr %.4g  %.2f s\n",
@@ -434,32 +449,45 @@ int main(int argc, char **argv)
         {   /* stopping and plateaus watch the validation loss, or without --val the training loss */
             double watched = o.val ? ve.loss : tr.loss;
             int patience = o.patience ? o.patience : o.min_delta > 0 ? 1 : 0;
-            if (watched < best_loss - o.min_delta) {
-                best_loss = watched; best_epoch = epoch + 1; bad_epochs = 0; best_tr = tr;
-                mlp_copy_weights(best, net);
+            st.so_far = no_samples;
+            if (watched < st.best_loss - o.min_delta) {
+                st.best_loss = watched; st.best_epoch = epoch + 1; st.bad_epochs = 0; st.best_train = tr;
+                mlp_copy_weights(st.best, net);
             } else {
-                bad_epochs++;
-                if (o.plateau && bad_epochs % o.plateau == 0) {
+                st.bad_epochs++;
+                if (o.plateau && st.bad_epochs % o.plateau == 0) {
                     o.cli.train.lr_scale *= o.plateau_factor;
-                    printf("no improvement for %d epochs: learning rate now %.4g\n", bad_epochs, mlp_lr_at(&o.cli.train, epoch + 1));
+                    printf("no improvement for %d epochs: learning rate now %.4g\n", st.bad_epochs, mlp_lr_at(&o.cli.train, epoch + 1));
                 }
-                if (patience && bad_epochs >= patience) {
+                if (patience && st.bad_epochs >= patience) {
                     printf("stopping after epoch %d: %d epoch%s without an improvement of more than %g\n",
-                           epoch + 1, bad_epochs, bad_epochs > 1 ? "s" : "", o.min_delta);
+                           epoch + 1, st.bad_epochs, st.bad_epochs > 1 ? "s" : "", o.min_delta);
                     break;
                 }
             }
         }
+        /* after the epoch's log row and early stopping's bookkeeping, so
+           that a resumed run neither skips nor repeats them */
+        st.epoch = epoch + 1; st.batch = 0;
+        if ((o.checkpoint || interrupted) && save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) {
+            fprintf(stderr, "train_mnist: %s\n", mlp_error());
+            goto done;
+        }
+        if (interrupted) { /* Ctrl-C during the epoch's last batch */
+            fprintf(stderr, "train_mnist: interrupted after epoch %d; checkpoint saved to %s\n", epoch + 1, ckpt);
+            rc = 130;
+            goto done;
+        }
     }
-    if (o.val && best_epoch && best_epoch < epoch + (epoch < o.cli.epochs)) { /* the weights that did best on validation */
-        mlp_copy_weights(net, best);
-        printf("restored the weights of epoch %d (best validation loss %.4f)\n", best_epoch, best_loss);
+    if (o.val && st.best_epoch && st.best_epoch < epoch + (epoch < o.cli.epochs)) { /* the weights that did best on validation */
+        mlp_copy_weights(net, st.best);
+        printf("restored the weights of epoch %d (best validation loss %.4f)\n", st.best_epoch, st.best_loss);
         if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
             if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0 || mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) {
                 fprintf(stderr, "train_mnist: %s\n", mlp_error());
                 goto done;
             }
-            log_row(log, best_epoch, &best_tr, &te, mlp_lr_at(&o.cli.train, best_epoch - 1), 0.0, confusion, n_out, &ve);
+            log_row(log, st.best_epoch, &st.best_train, &te, mlp_lr_at(&o.cli.train, st.best_epoch - 1), 0.0, confusion, n_out, &ve);
         }
     }
     if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
@@ -477,7 +505,8 @@ int main(int argc, char **argv)
 done:
     if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.cli.log); rc = 1; }
     free(confusion);
-    mlp_free(best);
+    mlp_free(st.best);
+    mlp_free(loaded.best);
     mlp_free(good);
     free(augmented.x);
     mlp_dataset_free(&train); /* val is a view into train */

@@ -422,12 +422,64 @@ static void test_interrupt_and_resume(void **state)
     expect(TRAIN " --help", 0, "--interrupt-after N[,K]");
 }
 
+/* Early stopping across a resume: with --val, --patience and --plateau a
+   run interrupted mid-epoch (twice in the same epoch), and one interrupted
+   in an epoch's last batch, end with the uninterrupted run's model byte
+   for byte, and their --log files (the interrupted run's rows, then the
+   resumed ones') equal its log in every column but seconds. */
+#define VAL_NET "--layers 16-12-3 --epochs 9 --batch 16 --optimizer sgd --lr 0.2 --val 60 " \
+                "--patience 4 --plateau 1 --plateau-factor 0.5 --min-delta 0.02"
+
+static void same_log_but_seconds(const char *a, const char *b)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cut -d, -f1-6,8- %s/%s > %s/%s.cut && cut -d, -f1-6,8- %s/%s > %s/%s.cut && cmp %s/%s.cut %s/%s.cut",
+             tmpdir, a, tmpdir, a, tmpdir, b, tmpdir, b, tmpdir, a, tmpdir, b);
+    expect(cmd, 0, "");
+}
+
+static void val_run(const char *name, const char *extra, int code, const char *says)
+{
+    char cmd[2048], flags[1400];
+    snprintf(flags, sizeof flags, VAL_NET " --out %s/%s.mlp --log %s/%s.csv %s", tmpdir, name, tmpdir, name, extra);
+    data_flags(cmd, sizeof cmd, flags);
+    expect(cmd, code, says);
+}
+
+static void test_resume_keeps_early_stopping(void **state)
+{
+    char extra[512], cmd[512];
+    const char *names[2] = {"vmid", "vend"};
+    int i;
+    (void)state;
+    val_run("vstraight", "", 0, "model saved");
+    /* the run must use what the checkpoint has to carry */
+    assert_non_null(strstr(output, "no improvement for 1 epochs: learning rate now"));
+    assert_non_null(strstr(output, "restored the weights of epoch"));
+
+    /* 240 training samples: 15 batches an epoch; batch 35 is epoch 3's 5th,
+       then 3 more; 30 is epoch 2's last */
+    val_run("vmid", "--interrupt-after 35", 130, "interrupted in epoch 3 after batch 5");
+    snprintf(extra, sizeof extra, "--resume %s/vmid.mlp.ckpt --interrupt-after 3", tmpdir);
+    val_run("vmid", extra, 130, "interrupted in epoch 3 after batch 8");
+    val_run("vend", "--interrupt-after 30", 130, "interrupted after epoch 2");
+    for (i = 0; i < 2; i++) {
+        snprintf(extra, sizeof extra, "--resume %s/%s.mlp.ckpt", tmpdir, names[i]);
+        val_run(names[i], extra, 0, "model saved");
+        snprintf(cmd, sizeof cmd, "cmp %s/vstraight.mlp %s/%s.mlp", tmpdir, tmpdir, names[i]);
+        expect(cmd, 0, "");
+        snprintf(cmd, sizeof cmd, "%s.csv", names[i]);
+        same_log_but_seconds("vstraight.csv", cmd);
+    }
+}
+
 int main(void)
 {
     const char *bin = getenv("MLP_TRAIN_MNIST");
     if (!bin || !*bin) setenv("MLP_TRAIN_MNIST", "build/train_mnist", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_resume_keeps_early_stopping),
         cmocka_unit_test(test_missing_data),
         cmocka_unit_test(test_mismatched_network),
         cmocka_unit_test(test_trains_and_logs),

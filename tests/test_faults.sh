@@ -9,6 +9,9 @@
 #  2. the file-size limit (ulimit -f) below the model's size: train_mnist
 #     says the write failed, exits 1, the old model is intact and no
 #     temporary file is left.
+#  3. a full filesystem (a 6 MB tmpfs mounted for the test, which needs
+#     root; skipped with a message otherwise): the same for the model, and
+#     for a checkpoint that does not fit.
 # usage: tests/test_faults.sh BUILD_DIR [KILLS]
 set -euo pipefail
 B=${1:-build}
@@ -66,3 +69,32 @@ set -e
 cmp -s "$out/model.mlp" "$out/before.mlp" || fail "under ulimit -f: the old model changed"
 [ ! -e "$out/model.mlp.tmp" ] && [ ! -e "$out/run.ckpt.tmp" ] || fail "under ulimit -f: a temporary file was left behind"
 echo "test_faults: under ulimit -f 4096 (4 MB): \"$msg\", exit 1, the old model intact, no temporary left"
+
+# 3. a full filesystem: a tmpfs that holds the old model (4.3 MB) but not a
+#    second copy beside it
+small=$out/small
+mkdir -p "$small"
+if ! mount -t tmpfs -o size=6m tmpfs "$small" 2> /dev/null; then
+    echo "test_faults: SKIPPED the full-filesystem case: cannot mount a tmpfs here (it needs root)"
+    exit 0
+fi
+trap 'umount "$small" 2> /dev/null || true' EXIT
+full_fs() { # what: runs train_mnist with its files in $small; expects exit 1 and the message
+    local what=$1; shift
+    set +e
+    msg=$("$@" 2>&1 > /dev/null); code=$?
+    set -e
+    [ "$code" = 1 ] || fail "full filesystem, $what: exit $code, want 1 ($msg)"
+    [[ $msg == *"write failed (disk full?); the previous file is untouched"* ]] || fail "full filesystem, $what: message: $msg"
+    [ -z "$(ls "$small" | grep '\.tmp$')" ] || fail "full filesystem, $what: a temporary file was left behind"
+    echo "test_faults: full filesystem, $what: \"$msg\", exit 1, no temporary left"
+}
+cp "$out/before.mlp" "$small/model.mlp"
+plain=("${run[@]}")
+plain=("${plain[@]/--checkpoint/--log}")   # --checkpoint FILE becomes --log FILE (off the small disk)
+full_fs "the model" "${plain[@]/$out\/model.mlp/$small/model.mlp}"
+cmp -s "$small/model.mlp" "$out/before.mlp" || fail "full filesystem: the old model changed"
+echo "test_faults: full filesystem: the old model intact"
+rm -f "$small/model.mlp"
+dd if=/dev/zero of="$small/filler" bs=1M count=4 status=none
+full_fs "a checkpoint" "${run[@]/$out\/run.ckpt/$small/run.ckpt}"

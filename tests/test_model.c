@@ -897,8 +897,8 @@ static void test_checkpoint_header_bounds(void **state)
     char want[160];
     size_t present;
     (void)state;
-    ck_edit(8, 0, "checkpoint version 0; this mlp.h reads version 1");
-    ck_edit(8, 2, "checkpoint version 2; this mlp.h reads version 1");
+    ck_edit(8, 0, "checkpoint version 0; this mlp.h reads versions 1 and 2");
+    ck_edit(8, 3, "checkpoint version 3; this mlp.h reads versions 1 and 2");
     ck_accept(12, 1000000);
     ck_edit(12, 1000001, "checkpoint header out of range (epoch 1000001");
     ck_accept(16, 1u << 30);
@@ -936,6 +936,138 @@ static void test_checkpoint_header_bounds(void **state)
     ck_edit(64, 99, "unknown optimizer 99");
     ck_edit(88, 99, "unknown schedule 99");
     ck_edit(32, 0xbf800000u, "learning rate, momentum and weight decay must be >= 0");   /* lr -1 */
+}
+
+/* A checkpoint with the training loop's state: st below, its best weights
+   a second trained network with one weight moved. */
+static mlp_train_state st_written;
+
+static void save_state_into_model(mlp_net *net, mlp_net *best)
+{
+    mlp_eval so_far = {0.25, 0.75, 400, 300}, best_train = {0.5, 0.875, 8, 7};
+    memset(&st_written, 0, sizeof st_written);
+    st_written.epoch = 7; st_written.batch = 123; st_written.so_far = so_far;
+    st_written.best_loss = 0.125; st_written.best_epoch = 5; st_written.bad_epochs = 2;
+    st_written.best_train = best_train; st_written.best = best;
+    ck_cfg = mlp_train_defaults();
+    assert_int_equal(mlp_checkpoint_save_state_memory(net, &ck_cfg, &st_written, model, sizeof model, &model_len), MLP_OK);
+}
+
+static uint32_t get32(size_t at)
+{
+    return (uint32_t)model[at] | (uint32_t)model[at + 1] << 8 | (uint32_t)model[at + 2] << 16 | (uint32_t)model[at + 3] << 24;
+}
+
+/* edits the field `at` bytes before the checksum's end and expects message */
+static void st_edit(size_t from_end, uint32_t v, const char *message)
+{
+    mlp_net *net = trained_net(), *best = trained_net(), *got;
+    mlp_train_state st;
+    mlp_train_config cfg;
+    save_state_into_model(net, best);
+    put32(model_len - from_end, v);
+    reseal();
+    memset(&cfg, 0, sizeof cfg);
+    got = mlp_checkpoint_load_state_memory(model, model_len, &cfg, &st);
+    if (got || !strstr(mlp_error(), message)) print_error("got \"%s\", want \"%s\"\n", got ? "(loaded)" : mlp_error(), message);
+    assert_null(got);
+    assert_null(st.best);
+    assert_non_null(strstr(mlp_error(), message));
+    mlp_free(net); mlp_free(best);
+}
+
+/* The loop's state comes back as written, at the places the format
+   comment gives (read here byte by byte); version 1 files (no state) still
+   load; a state that no run can have is refused. */
+static void test_checkpoint_state(void **state)
+{
+    mlp_net *net = trained_net(), *best = trained_net(), *back, *dropped;
+    mlp_train_state st;
+    mlp_train_config cfg;
+    mlp_eval a = {0.5, 0.5, 2, 1}, b = {0.25, 0.5, 6, 3}, m;
+    unsigned char best_bytes[2048];
+    size_t best_len, S;
+    char want[160];
+    int e, bt;
+    (void)state;
+    best->params[0] += 0.5f;
+    assert_int_equal(mlp_save_memory(best, best_bytes, sizeof best_bytes, &best_len), MLP_OK);
+    save_state_into_model(net, best);
+    S = model_len - 60;
+    assert_int_equal(get32(8), 2);
+    assert_int_equal(get32(12), 7);
+    assert_int_equal(get32(16), 123);
+    assert_int_equal(get32(S), 0); assert_int_equal(get32(S + 4), 0x3FD00000u);        /* 0.25 */
+    assert_int_equal(get32(S + 8), 400); assert_int_equal(get32(S + 12), 300);
+    assert_int_equal(get32(S + 16), 0); assert_int_equal(get32(S + 20), 0x3FC00000u);  /* 0.125 */
+    assert_int_equal(get32(S + 24), 5); assert_int_equal(get32(S + 28), 2);
+    assert_int_equal(get32(S + 32), 0); assert_int_equal(get32(S + 36), 0x3FE00000u);  /* 0.5 */
+    assert_int_equal(get32(S + 40), 8); assert_int_equal(get32(S + 44), 7);
+    assert_int_equal(get32(S + 48), (uint32_t)best_len); assert_int_equal(get32(S + 52), 0);
+    assert_memory_equal(model + S - best_len, best_bytes, best_len);
+
+    memset(&cfg, 0, sizeof cfg);
+    back = mlp_checkpoint_load_state_memory(model, model_len, &cfg, &st);
+    assert_non_null(back);
+    assert_int_equal(st.epoch, 7); assert_int_equal(st.batch, 123);
+    assert_true(st.so_far.loss == 0.25); assert_int_equal(st.so_far.n, 400); assert_int_equal(st.so_far.correct, 300);
+    assert_true(st.so_far.accuracy == 0.75);
+    assert_true(st.best_loss == 0.125); assert_int_equal(st.best_epoch, 5); assert_int_equal(st.bad_epochs, 2);
+    assert_true(st.best_train.loss == 0.5); assert_int_equal(st.best_train.n, 8); assert_int_equal(st.best_train.correct, 7);
+    assert_non_null(st.best);
+    assert_memory_equal(st.best->params, best->params, best->n_params * sizeof(float));
+    assert_memory_equal(back->params, net->params, net->n_params * sizeof(float));
+    mlp_free(st.best);
+    mlp_free(back);
+    /* the plain loader reads it too, and drops the state */
+    back = mlp_checkpoint_load_memory(model, model_len, &cfg, &e, &bt);
+    assert_non_null(back);
+    assert_int_equal(e, 7); assert_int_equal(bt, 123);
+    mlp_free(back);
+
+    /* version 1: the same file without the state */
+    load_checkpoint_into_model();
+    assert_int_equal(get32(model_len - 12), 0);  /* no best weights */
+    memmove(model + model_len - 60, model + model_len - 4, 4);
+    model_len -= 56;
+    put32(8, 1);
+    reseal();
+    back = mlp_checkpoint_load_state_memory(model, model_len, &cfg, &st);
+    assert_non_null(back);
+    assert_int_equal(st.epoch, 2); assert_int_equal(st.batch, 0);
+    assert_int_equal(st.so_far.n, 0); assert_int_equal(st.best_epoch, 0); assert_null(st.best);
+    mlp_free(back);
+
+    st_edit(60 - 8, 0x80000000u, "checkpoint training statistics out of range");   /* samples */
+    st_edit(60 - 12, 401, "checkpoint training statistics out of range");          /* correct > samples */
+    st_edit(60 - 4, 0xBFF00000u, "checkpoint training statistics out of range");   /* loss -1 */
+    st_edit(60 - 36, 0x7FF80000u, "checkpoint training statistics out of range");  /* best epoch's loss NaN */
+    st_edit(60 - 44, 9, "checkpoint training statistics out of range");
+    st_edit(60 - 20, 0x7FF80000u, "early-stopping state out of range");            /* best loss NaN */
+    st_edit(60 - 24, 8, "early-stopping state out of range (best epoch 8, 2 bad epochs, after 7)");
+    st_edit(60 - 28, 8, "early-stopping state out of range (best epoch 5, 8 bad epochs, after 7)");
+    snprintf(want, sizeof want, "checkpoint size %lu does not match its contents (%lu)", (unsigned long)model_len, (unsigned long)model_len + 1);
+    st_edit(60 - 48, (uint32_t)best_len + 1, want);
+    st_edit(60 - 52, 1, "does not match its contents");
+    st_edit(60 - 48, (uint32_t)best_len - 1, "does not match its contents");
+
+    /* best weights of another shape: refused when saved and when loaded */
+    dropped = mlp_create_spec("6-4-3", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    st_written.best = dropped;
+    assert_int_equal(mlp_checkpoint_save_state_memory(net, &ck_cfg, &st_written, model, sizeof model, &model_len), MLP_EARG);
+    mlp_free(dropped);
+    dropped = trained_net();                 /* same parameters, one layer more */
+    assert_int_equal(mlp_add_dropout(dropped, 0.0f, 0.5f), MLP_OK);
+    save_state_into_model(net, dropped);
+    back = mlp_checkpoint_load_state_memory(model, model_len, &cfg, &st);
+    assert_null(back);
+    assert_null(st.best);
+    assert_non_null(strstr(mlp_error(), "checkpoint best weights have other layers than its network"));
+    mlp_free(dropped);
+
+    m = mlp_eval_merge(&a, &b);              /* (0.5*2 + 0.25*6) / 8 */
+    assert_true(m.loss == 0.3125); assert_int_equal(m.n, 8); assert_int_equal(m.correct, 4); assert_true(m.accuracy == 0.5);
+    mlp_free(net); mlp_free(best);
 }
 
 /* Each cut of a checkpoint in a buffer of exactly its length: 116 bytes
@@ -1136,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_quantize_int8),
         cmocka_unit_test(test_checkpoint_header_bounds),
         cmocka_unit_test(test_checkpoint_truncation),
+        cmocka_unit_test(test_checkpoint_state),
         cmocka_unit_test(test_memory_api),
         cmocka_unit_test(test_input_normalisation),
     };
