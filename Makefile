@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -358,6 +358,11 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R run each libFuzzer target FUZZ_SECO
 	    || { tail -40 $(B)/fuzz/$$t.log; echo "fuzz: $$t failed; the input is in $(B)/fuzz/$$t-*"; exit 1; }; \
 	  grep -E "^stat::number_of_executed_units|^Done" $(B)/fuzz/$$t.log; \
 	done
+
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R long campaigns: each target FUZZ_LONG_SECONDS (default 3600) on its own core, new coverage merged into tests/corpus (FUZZ_LONG_TARGETS: which)
+	tools/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(or $(FUZZ_LONG_TARGETS),$(FUZZ_TARGETS))
+	@cat $(B)/fuzz-long/summary.txt
 
 # Recipes for MNIST accuracy, each from scratch with a fixed seed; the last
 # row's test_acc of the CSV log is the result. Choices (early stopping, best
