@@ -5896,6 +5896,7 @@ MLPDEF mlp_net *mlp_checkpoint_load_memory(const void *buf, size_t size, mlp_tra
     mlp_train_state st;
     mlp_net *net;
     if (!epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load_memory: NULL argument"); return NULL; }
+    *epoch = *batch = 0;
     if (!(net = mlp_checkpoint_load_state_memory(buf, size, cfg, &st))) return NULL;
     mlp_free(st.best);
     *epoch = st.epoch; *batch = st.batch;
@@ -6043,6 +6044,7 @@ MLPDEF mlp_net *mlp_checkpoint_load(const char *path, mlp_train_config *cfg, int
     mlp_train_state st;
     mlp_net *net;
     if (!epoch || !batch) { mlp__fail(MLP_EARG, "mlp_checkpoint_load: NULL argument"); return NULL; }
+    *epoch = *batch = 0;
     if (!(net = mlp_checkpoint_load_state(path, cfg, &st))) return NULL;
     mlp_free(st.best);
     *epoch = st.epoch; *batch = st.batch;
