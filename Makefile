@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: web serve test-web fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -460,6 +460,50 @@ fonts: $(B)/model.mlp $(B)/classify ##R printed digits in 11 fonts (ImageMagick)
 
 # `## text` after a target's prerequisites lists it under "for users",
 # `##R text` under "research".
+# The web page (examples/web): mlp.h compiled to WebAssembly by Debian's
+# emscripten, with the SIMD128 kernels and without them (?simd=0), the
+# default picture model and 10,000 training digits for "train here". emcc
+# runs its JS tools with the node first on PATH; NODE_PATH points them at
+# Debian's modules (acorn) whichever node that is.
+EMCC := NODE_PATH=/usr/share/nodejs emcc
+WEB_EXPORTS := _malloc,_free,_web_error,_web_isa,_web_load,_web_classify,_web_train_begin,_web_train,_web_train_progress,_web_train_done,_web_accuracy
+WEB_FLAGS := -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -sMODULARIZE=1 -sEXPORT_NAME=MlpWeb -sALLOW_MEMORY_GROWTH=1 \
+             -sEXPORTED_FUNCTIONS=$(WEB_EXPORTS) -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8,lengthBytesUTF8
+WEB_FILES := mlp_web.js mlp_web_scalar.js index.html app.js model.mlp train-images-10k train-labels-10k
+WEB_PORT ?= 8017
+
+web: $(WEB_FILES:%=$(B)/web/%) ## the draw-a-digit page in build/web (emscripten; make serve shows it)
+$(B)/web/mlp_web.js: examples/web/mlp_web.c mlp.h
+	@mkdir -p $(B)/web; command -v emcc > /dev/null || tools/install_deps.sh emscripten
+	$(EMCC) $(WEB_FLAGS) -msimd128 -o $@ $<
+$(B)/web/mlp_web_scalar.js: examples/web/mlp_web.c mlp.h
+	@mkdir -p $(B)/web; command -v emcc > /dev/null || tools/install_deps.sh emscripten
+	$(EMCC) $(WEB_FLAGS) -o $@ $<
+$(B)/web/app.js: examples/web/app.js
+	@mkdir -p $(B)/web; cp $< $@
+$(B)/web/index.html: examples/web/index.html
+	@mkdir -p $(B)/web; cp $< $@
+$(B)/web/model.mlp: $(B)/model.mlp
+	@mkdir -p $(B)/web; cp $< $@
+$(B)/web/train-%-10k: | data
+	@mkdir -p $(B)/web; python3 tools/idx_head.py 10000 data/mnist/train-$*-idx$(if $(filter images,$*),3,1)-ubyte $@
+
+$(B)/web/wasm_kernels.js: tests/web/wasm_kernels.c mlp.h
+	@mkdir -p $(B)/web; command -v emcc > /dev/null || tools/install_deps.sh emscripten
+	$(EMCC) -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -msimd128 -sSINGLE_FILE=1 -sALLOW_MEMORY_GROWTH=1 -o $@ $<
+$(B)/web/wasm_kernels_nosimd.js: tests/web/wasm_kernels.c mlp.h
+	@mkdir -p $(B)/web; command -v emcc > /dev/null || tools/install_deps.sh emscripten
+	$(EMCC) -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -sSINGLE_FILE=1 -sALLOW_MEMORY_GROWTH=1 -o $@ $<
+
+test-web: web $(B)/web/wasm_kernels.js $(B)/web/wasm_kernels_nosimd.js $(B)/classify ## the WASM kernels under Node; the page in headless Chromium (puppeteer-core): 200 digits drawn, answers equal to native classify's
+	@command -v chromium > /dev/null || tools/install_deps.sh chromium
+	@mkdir -p $(B)/web-test
+	tests/test_web.sh $(B) $(or $(WEB_DIGITS),200)
+
+serve: web ## serve build/web on localhost (WEB_PORT, default 8017) and print the address
+	@echo "mlp.h web page: http://localhost:$(WEB_PORT)/  (Ctrl-C stops)"
+	python3 -m http.server --bind 127.0.0.1 --directory $(B)/web $(WEB_PORT)
+
 help: ## this list
 	@echo "For users (build, test, try):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-19s %s\n", $$1, $$2}'

@@ -80,7 +80,7 @@
                            (with stb_image.h included before mlp.h)
       MLP_NO_SIMD          scalar kernels only (no intrinsics compiled in)
       MLP_NO_THREADS       no thread pool: one thread whatever is asked
-      environment MLP_ISA  scalar|sse2|avx2|avx512|neon: the kernels a network
+      environment MLP_ISA  scalar|sse2|avx2|avx512|neon|wasm128: the kernels a network
                            uses when the program does not choose (mlp_set_isa)
 
    ERRORS
@@ -305,7 +305,7 @@ MLPDEF int     mlp_mat_clone(mlp_mat *dst, const mlp_mat *src); /* a new matrix 
    with a vector version). AUTO picks the best one this CPU has, or the one
    the environment variable MLP_ISA names. */
 typedef enum { MLP_ISA_AUTO, MLP_ISA_SCALAR, MLP_ISA_SSE2, MLP_ISA_AVX2,
-               MLP_ISA_AVX512, MLP_ISA_NEON } mlp_isa;
+               MLP_ISA_AVX512, MLP_ISA_NEON, MLP_ISA_WASM128 } mlp_isa;
 MLPDEF mlp_isa     mlp_isa_best(void);
 MLPDEF int         mlp_isa_supported(mlp_isa isa);
 MLPDEF const char *mlp_isa_name(mlp_isa isa);                 /* "unknown" if not one */
@@ -1264,6 +1264,13 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 #define MLP__NEON 1
 #include <arm_neon.h>
 #endif
+/* WebAssembly's 128-bit SIMD, when the compiler is asked for it (emcc
+   -msimd128); a browser without it refuses the whole module, so there is
+   nothing to detect at run time. */
+#if !defined(MLP_NO_SIMD) && defined(__wasm_simd128__)
+#define MLP__WASM128 1
+#include <wasm_simd128.h>
+#endif
 
 #if defined(MLP__X86_64)
 /* Each kernel keeps its MR x NR accumulators in named registers: written as
@@ -1733,6 +1740,37 @@ static void mlp__micro_neon(int kc, const float *a, const float *b, float *c, si
 }
 #endif
 
+#if defined(MLP__WASM128)
+/* 6 x 8 tiles of f32x4 vectors: 12 accumulators, two of B and one of A fit
+   the 16 vector registers the engines map WebAssembly SIMD to on x86-64 and
+   Arm. WebAssembly has no fused multiply-add (outside relaxed SIMD), so
+   each step is a multiply and an add, rounded twice as the scalar code
+   compiled for WebAssembly rounds it. */
+static void mlp__micro_wasm128(int kc, const float *a, const float *b, float *c, size_t ldc,
+                               float alpha, float beta)
+{
+    v128_t zero = wasm_f32x4_splat(0.0f), vb0, vb1, va;
+    int k;
+#define MLP__W128_DECL(r) v128_t c##r##0 = zero, c##r##1 = zero;
+#define MLP__W128_STEP(r) va = wasm_f32x4_splat(a[r]); \
+    c##r##0 = wasm_f32x4_add(c##r##0, wasm_f32x4_mul(va, vb0)); c##r##1 = wasm_f32x4_add(c##r##1, wasm_f32x4_mul(va, vb1));
+#define MLP__W128_STORE(r) { float *cr = c + (size_t)r * ldc; \
+    v128_t x0 = wasm_f32x4_mul(c##r##0, wasm_f32x4_splat(alpha)), x1 = wasm_f32x4_mul(c##r##1, wasm_f32x4_splat(alpha)); \
+    if (beta != 0.0f) { x0 = wasm_f32x4_add(x0, wasm_f32x4_mul(wasm_v128_load(cr), wasm_f32x4_splat(beta))); \
+                        x1 = wasm_f32x4_add(x1, wasm_f32x4_mul(wasm_v128_load(cr + 4), wasm_f32x4_splat(beta))); } \
+    wasm_v128_store(cr, x0); wasm_v128_store(cr + 4, x1); }
+    MLP__W128_DECL(0) MLP__W128_DECL(1) MLP__W128_DECL(2) MLP__W128_DECL(3) MLP__W128_DECL(4) MLP__W128_DECL(5)
+    for (k = 0; k < kc; k++, a += 6, b += 8) {
+        vb0 = wasm_v128_load(b); vb1 = wasm_v128_load(b + 4);
+        MLP__W128_STEP(0) MLP__W128_STEP(1) MLP__W128_STEP(2) MLP__W128_STEP(3) MLP__W128_STEP(4) MLP__W128_STEP(5)
+    }
+    MLP__W128_STORE(0) MLP__W128_STORE(1) MLP__W128_STORE(2) MLP__W128_STORE(3) MLP__W128_STORE(4) MLP__W128_STORE(5)
+#undef MLP__W128_DECL
+#undef MLP__W128_STEP
+#undef MLP__W128_STORE
+}
+#endif
+
 /* -- elementwise kernels: ReLU, optimizer updates, blur -- */
 /* Every pass with a vector version lives here: its scalar form (the
    oracle, and the fallback) and one form per instruction set. The kernel
@@ -2031,12 +2069,29 @@ static void mlp__relu_backward_neon(float *dx, const float *dy, const float *y, 
 }
 #endif
 
+#if defined(MLP__WASM128)
+static void mlp__relu_forward_wasm128(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_pmax(wasm_f32x4_splat(0.0f), wasm_v128_load(x + i)));
+    mlp__relu_forward_scalar(y + i, x + i, n - i);
+}
+
+static void mlp__relu_backward_wasm128(float *dx, const float *dy, const float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        wasm_v128_store(dx + i, wasm_v128_and(wasm_f32x4_gt(wasm_v128_load(y + i), wasm_f32x4_splat(0.0f)), wasm_v128_load(dy + i)));
+    mlp__relu_backward_scalar(dx + i, dy + i, y + i, n - i);
+}
+#endif
+
 /* -- dispatch -- */
 
 MLPDEF const char *mlp_isa_name(mlp_isa isa)
 {
-    static const char *names[] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon"};
-    return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_NEON ? names[isa] : "unknown";
+    static const char *names[] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon", "wasm128"};
+    return isa >= MLP_ISA_AUTO && isa <= MLP_ISA_WASM128 ? names[isa] : "unknown";
 }
 
 #if defined(MLP__X86_64)
@@ -2097,6 +2152,9 @@ MLPDEF int mlp_isa_supported(mlp_isa isa)
 #if defined(MLP__NEON)
     case MLP_ISA_NEON: return 1;
 #endif
+#if defined(MLP__WASM128)
+    case MLP_ISA_WASM128: return 1;
+#endif
     default: return 0;
     }
 }
@@ -2105,7 +2163,7 @@ MLPDEF int mlp_isa_supported(mlp_isa isa)
 static int mlp__isa_index(const char *name)
 {
     int i;
-    for (i = MLP_ISA_AUTO; name && i <= MLP_ISA_NEON; i++)
+    for (i = MLP_ISA_AUTO; name && i <= MLP_ISA_WASM128; i++)
         if (!strcmp(name, mlp_isa_name((mlp_isa)i))) return i;
     return -1;
 }
@@ -2117,13 +2175,13 @@ MLPDEF int mlp_isa_from_name(const char *name, mlp_isa *isa)
         if (isa) *isa = (mlp_isa)i;
         return MLP_OK;
     }
-    return mlp__fail(MLP_EARG, "unknown instruction set \"%s\" (expected auto, scalar, sse2, avx2, avx512 or neon)",
+    return mlp__fail(MLP_EARG, "unknown instruction set \"%s\" (expected auto, scalar, sse2, avx2, avx512, neon or wasm128)",
                      name ? name : "(null)");
 }
 
 MLPDEF mlp_isa mlp_isa_best(void)
 {
-    static const mlp_isa order[] = {MLP_ISA_AVX512, MLP_ISA_AVX2, MLP_ISA_NEON, MLP_ISA_SSE2};
+    static const mlp_isa order[] = {MLP_ISA_AVX512, MLP_ISA_AVX2, MLP_ISA_NEON, MLP_ISA_WASM128, MLP_ISA_SSE2};
     size_t i;
 #ifndef MLP_NO_STDIO
     int forced = mlp__isa_index(getenv("MLP_ISA"));
@@ -2196,6 +2254,14 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         mlp__relu_forward_neon, mlp__relu_backward_neon,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
     if (isa == MLP_ISA_NEON) return &neon;
+#endif
+#if defined(MLP__WASM128)
+    static const mlp__kernel micro_wasm128 = {mlp__micro_wasm128, 6, 8, NULL, NULL, NULL, NULL};
+    static const mlp__kernels wasm128 = {
+        MLP_ISA_WASM128, &micro_wasm128, NULL, NULL, NULL, NULL,
+        mlp__relu_forward_wasm128, mlp__relu_backward_wasm128,
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+    if (isa == MLP_ISA_WASM128) return &wasm128;
 #endif
     MLP_ASSERT(isa == MLP_ISA_SCALAR);
     (void)isa; /* unused when neither SIMD path is compiled and NDEBUG is set */

@@ -58,7 +58,7 @@ int main(void)
 {
     int i;
     printf("best    %s\n", mlp_isa_name(mlp_isa_best()));
-    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_NEON; i++) {
+    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_WASM128; i++) {
         const char *isa = mlp_isa_name((mlp_isa)i);
         const mlp__kernels *k;
         if (!mlp_isa_supported((mlp_isa)i)) continue;

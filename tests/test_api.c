@@ -95,7 +95,7 @@ static mlp_isa other_isa(void)
     int i;
     assert_non_null(net);
     def = mlp_get_isa(net);
-    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_NEON && isa == MLP_ISA_AUTO; i++)
+    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_WASM128 && isa == MLP_ISA_AUTO; i++)
         if (mlp_isa_supported((mlp_isa)i) && (mlp_isa)i != def) isa = (mlp_isa)i;
     mlp_free(net);
     return isa; /* AUTO only if this machine has a single kernel set */
@@ -823,12 +823,13 @@ static void test_isa_from_name(void **state)
     mlp_isa isa;
     int i;
     (void)state;
-    for (i = MLP_ISA_AUTO; i <= MLP_ISA_NEON; i++) {
+    for (i = MLP_ISA_AUTO; i <= MLP_ISA_WASM128; i++) {
         isa = (mlp_isa)77;
         assert_int_equal(mlp_isa_from_name(mlp_isa_name((mlp_isa)i), &isa), MLP_OK);
         assert_int_equal(isa, i);
     }
     assert_string_equal(mlp_isa_name(MLP_ISA_NEON), "neon");
+    assert_string_equal(mlp_isa_name(MLP_ISA_WASM128), "wasm128");
     for (i = 0; i < 5; i++) {
         char quoted[32];
         isa = (mlp_isa)77;
@@ -860,6 +861,7 @@ static void test_isa_detection(void **state)
                      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
     assert_int_equal(mlp_isa_supported(MLP_ISA_AVX512), !!__builtin_cpu_supports("avx512f"));
     assert_false(mlp_isa_supported(MLP_ISA_NEON));
+    assert_false(mlp_isa_supported(MLP_ISA_WASM128));
 #elif !defined(__aarch64__)
     assert_false(mlp_isa_supported(MLP_ISA_AVX2) || mlp_isa_supported(MLP_ISA_AVX512));
 #endif

@@ -63,7 +63,7 @@ static int setup(void **state)
 {
     int i;
     (void)state;
-    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_NEON; i++)
+    for (i = MLP_ISA_SCALAR; i <= MLP_ISA_WASM128; i++)
         if (mlp_isa_supported((mlp_isa)i)) isas[n_isas++] = (mlp_isa)i;
     print_message("kernels tested: ");
     for (i = 0; i < n_isas; i++) print_message("%s ", mlp_isa_name(isas[i]));

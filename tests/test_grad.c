@@ -81,7 +81,7 @@ static void check_activation(mlp_act act)
     fill_random(x, N, &rng, -3, 3);
     fill_random(r, N, &rng, -1, 1);
     for (i = 0; i < N; i++) if (fabsf(x[i]) < 0.05f) x[i] = 0.5f; /* keep ReLU off its kink */
-    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_NEON; isa++) {
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_WASM128; isa++) {
         if (!mlp_isa_supported((mlp_isa)isa)) continue;
         mlp__act_forward(mlp__kernels_for((mlp_isa)isa), act, y, x, N);
         mlp__act_backward(mlp__kernels_for((mlp_isa)isa), act, dx, r, y, N);

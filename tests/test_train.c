@@ -209,7 +209,7 @@ static void test_optimizer_simd_matches_scalar(void **state)
     int o, step, isa;
     size_t i;
     (void)state;
-    for (isa = MLP_ISA_SSE2; isa <= MLP_ISA_NEON; isa++) {
+    for (isa = MLP_ISA_SSE2; isa <= MLP_ISA_WASM128; isa++) {
         if (!mlp_isa_supported((mlp_isa)isa)) continue;
         for (o = 0; o < 4; o++) {
             mlp_train_config c = mlp_train_defaults();

@@ -99,7 +99,7 @@ static double gemm_row(const shape *s, mlp_net *net, int threads)
     double best = 0, ob;
     int isa;
     printf("%-22s", s->name);
-    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_NEON; isa++) {
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_WASM128; isa++) {
         double g;
         if (!mlp_isa_supported((mlp_isa)isa)) continue;
         if (isa == MLP_ISA_SCALAR && s->M * s->N * (double)s->K > 1e8) { printf("%9s", "-"); continue; }
@@ -199,7 +199,7 @@ static void bench_gemm(int threads, double *openblas_epoch)
     openblas_set_num_threads(threads);
     printf("\nB3 GEMM, %d thread%s, GFLOP/s (median of 5 timings)\n", threads, threads > 1 ? "s" : "");
     printf("%-22s", "shape");
-    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_NEON; isa++)
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_WASM128; isa++)
         if (mlp_isa_supported((mlp_isa)isa)) printf("%9s", mlp_isa_name((mlp_isa)isa));
     printf("%9s %9s\n", "OpenBLAS", "best/OB");
     for (i = 0; i < N_B1; i++) {
