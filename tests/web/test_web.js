@@ -4,7 +4,8 @@
    about 8 x 8 pixels per MNIST pixel, with a margin); the page's answer must equal the native
    classify's on the same picture (the pad saved as PNG) for every digit,
    and at least 97% must be right. A digit drawn with pointer strokes shows
-   an answer too. Any JavaScript error, or any request to another server
+   an answer too, and "train here" trains a network to at least 90% on its
+   training digits (SIMD build). Any JavaScript error, or any request to another server
    than the page's own, fails the test. Prints the median time of one
    classification in the page.
    usage: node test_web.js URL BUILD_DIR N   (tests/test_web.sh runs it) */
@@ -62,6 +63,14 @@ async function runBuild(browser, simd, images, labels) {
   const drawnFile = path.join(out, `${tag}-stroke.png`);
   fs.writeFileSync(drawnFile, Buffer.from(drawnPng.split(',')[1], 'base64'));
   const times = await page.evaluate(() => window.mlpPage.times());
+  let trained = '';
+  if (simd) { /* "train here": 784-64-10 on 10,000 digits in the tab */
+    await page.click('#train');
+    await page.waitForFunction(() => /trained in|rror/.test(document.getElementById('trainstatus').textContent), { timeout: 300000 });
+    trained = await page.evaluate(() => document.getElementById('trainstatus').textContent);
+    const acc = /accuracy on its training digits ([0-9.]+)%/.exec(trained);
+    if (!acc || Number(acc[1]) < 90) fail('train here: ' + trained);
+  }
   await page.close();
 
   /* classify exits 1 when a picture holds no readable digit; such a file has
@@ -78,7 +87,8 @@ async function runBuild(browser, simd, images, labels) {
   if (String(native[count].digit) !== drawn) fail(`${tag} pointer stroke: page says ${drawn}, classify says ${native[count].digit}`);
   console.log(`test_web: ${tag} build (${isa} kernels): ${count - differ}/${count} answers equal to native classify's, ` +
               `${right}/${count} right (${(100 * right / count).toFixed(1)}%); pointer stroke read as ${drawn}; ` +
-              `one classification in the page: median ${median(times).toFixed(3)} ms over ${times.length}`);
+              `one classification in the page: median ${median(times).toFixed(3)} ms over ${times.length}` +
+              (trained ? '; train here: ' + trained : ''));
   if (differ) fail(`${tag}: ${differ} answer(s) differ from native classify`);
   if (right < 0.97 * count) fail(`${tag}: ${right}/${count} right, below 97%`);
   return answers;
