@@ -26,7 +26,8 @@
       but a per-thread last-error message.
 
    WHAT IT DOES NOT DO
-      - GPUs: it runs on the CPU (SSE2, AVX2+FMA, AVX-512 or NEON kernels).
+      - GPUs: it runs on the CPU (SSE2, AVX2+FMA, AVX-512, NEON or
+        WebAssembly SIMD128 kernels).
       - Other number types: everything is 32-bit float.
       - Other layer kinds: no convolutions, recurrent layers, attention, or
         automatic differentiation of arbitrary graphs; dense layers only.
@@ -120,7 +121,8 @@
       Any C99 or C++11 compiler builds it. The vector kernels and the thread
       pool need a little more, and are left out where it is missing:
       - x86-64 kernels (SSE2, AVX2+FMA, AVX-512, chosen at run time with
-        cpuid): GCC, clang and MSVC. NEON: AArch64. (clang-cl before
+        cpuid): GCC, clang and MSVC. NEON: AArch64. WebAssembly SIMD128:
+        Emscripten with -msimd128 (chosen at compile time). (clang-cl before
         clang 19 hides AVX intrinsics unless built with /arch:AVX512 or
         -mavx512f -mavx2 -mfma; not tested here.)
         32-bit x86 and Arm, s390x and other CPUs run the scalar kernels.
@@ -221,6 +223,13 @@
                         kind 5 (input columns) and 6 (class names), which
                         0.4 readers refuse by name; mlp_export_c writes both;
                         the shared training flags (mlp_cli_*)
+      0.6.0 (2026-12-03) checkpoints keep the training loop's state
+                        (checkpoint version 2: mlp_train_state, the epoch's
+                        statistics so far and early stopping's best
+                        weights, loss and counters;
+                        mlp_checkpoint_save_state/load_state[_memory],
+                        mlp_eval_merge); version 1 still loads. WebAssembly:
+                        MLP_ISA_WASM128, SIMD128 kernels under Emscripten
 
    LICENSE: MIT, see the end of the file.
 */
@@ -252,7 +261,7 @@ extern "C" {
 #endif
 
 #define MLP_VERSION_MAJOR 0
-#define MLP_VERSION_MINOR 5
+#define MLP_VERSION_MINOR 6
 #define MLP_VERSION_PATCH 0
 
 #define MLP_MAX_LAYERS    64
