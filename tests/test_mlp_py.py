@@ -251,7 +251,8 @@ def compare_predictions(model, path, images, what):
 
 def test_round_trips():
     section("round trips")
-    corpus = sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS)) if os.path.isdir(CORPUS) else []
+    # the corpus's seeds (*.mlp) are models; what fuzzing added to it mostly is not
+    corpus = sorted(os.path.join(CORPUS, f) for f in os.listdir(CORPUS) if f.endswith(".mlp")) if os.path.isdir(CORPUS) else []
     files = [GOLDEN] + corpus
     for path in files:
         data = open(path, "rb").read()

@@ -2,7 +2,7 @@
    puppeteer-core. For the SIMD128 build and the build without it, the first
    N MNIST test digits are painted onto the drawing pad (dark on white,
    about 8 x 8 pixels per MNIST pixel, with a margin); the page's answer must equal the native
-   classify's on the same picture (the pad saved as PNG) for every digit,
+   classify's on the same picture (what the page classifies, saved as PNG) for every digit,
    and at least 97% must be right. A digit drawn with pointer strokes shows
    an answer too, and "train here" trains a network to at least 90% on its
    training digits (SIMD build). Any JavaScript error, or any request to another server
