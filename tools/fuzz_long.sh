@@ -33,9 +33,12 @@ run_one() {
     cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$out/$t.cpu" 2>/dev/null)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
     cov=$(grep -E "^#[0-9]+" "$out/$t.log" | tail -1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/p')
-    findings=$(ls "$out" | grep -c "^$t-" || true)
-    printf "%-6s %s %6s CPU s in %6s s  %12s executions  %-28s corpus %s -> %s  findings %s  exit %s\n" \
-        "$t" "$(date -u +%Y-%m-%d)" "$cpu" "$(( $(date +%s) - start ))" "$execs" "$cov" "$before" "$after" "$findings" "$rc" \
+    # crashes, leaks, timeouts, out-of-memory; a "slow unit" is reported
+    # apart (a fuzzer stopped by SIGSTOP, or a busy machine, writes them)
+    findings=$(ls "$out" | grep -cE "^$t-(crash|leak|timeout|oom)-" || true)
+    slow=$(ls "$out" | grep -c "^$t-slow-unit-" || true)
+    printf "%-10s %s %6s CPU s in %6s s  %12s executions  %-28s corpus %s -> %s  findings %s  slow units %s  exit %s\n" \
+        "$t" "$(date -u +%Y-%m-%d)" "$cpu" "$(( $(date +%s) - start ))" "$execs" "$cov" "$before" "$after" "$findings" "$slow" "$rc" \
         | tee -a "$out/summary.txt"
     return $rc
 }

@@ -54,10 +54,11 @@ function padGray() {
   return g;
 }
 
-/* Into the module as classify passes a PNG: gray and alpha, 0..255 */
+/* Into the module as classify passes a PNG: gray and alpha, byte / 255
+   (in double, then rounded to float: the float quotient C computes) */
 function padPixels() {
   const g = padGray(), f = new Float32Array(M.HEAPF32.buffer, buf.px, W * H * 2);
-  for (let i = 0; i < W * H; i++) { f[2 * i] = g[i]; f[2 * i + 1] = 255; }
+  for (let i = 0; i < W * H; i++) { f[2 * i] = g[i] / 255; f[2 * i + 1] = 1; }
 }
 
 /* The picture the page classifies, as a PNG (data: URL) */

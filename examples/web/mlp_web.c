@@ -41,9 +41,9 @@ EMSCRIPTEN_KEEPALIVE int web_load(const unsigned char *bytes, int n)
     return 0;
 }
 
-/* A w x h picture (gray and alpha, 0..255 as classify reads a PNG; row
-   major) through the same preprocessing as classify: input gets the
-   28 x 28 image the network sees
+/* A w x h picture (gray and alpha, 0..1, row major; classify passes a PNG's
+   bytes / 255) through the same preprocessing: input gets the 28 x 28
+   image the network sees
    (0..255), probs the ten probabilities; returns the digit, or -1 when the
    picture holds no digit (web_error says why). */
 EMSCRIPTEN_KEEPALIVE int web_classify(const float *pixels, int w, int h, float *input, float *probs)
