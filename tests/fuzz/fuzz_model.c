@@ -13,13 +13,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     unsigned char *buf;
     mlp_net *net;
     if (size < 8 || size > (1 << 20)) return 0;
-    buf = (unsigned char *)malloc(size);
-    memcpy(buf, data, size);
-    {   /* reseal: let the fuzzer reach the fields behind the checksum */
-        uint32_t crc = mlp_crc32(buf, size - 4);
-        buf[size - 4] = (unsigned char)crc; buf[size - 3] = (unsigned char)(crc >> 8);
-        buf[size - 2] = (unsigned char)(crc >> 16); buf[size - 1] = (unsigned char)(crc >> 24);
-    }
+    buf = fuzz_resealed(data, size);
     net = mlp_load_memory(buf, size);
     if (net) {
         size_t n = 0, i;
