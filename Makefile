@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: web serve test-web fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -36,7 +36,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools: tests/run.h
 
-test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan ## run every test (MNIST integration test included when data/mnist exists)
+test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-wasm ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; LOCPATH=$(B)/locale ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -495,7 +495,16 @@ $(B)/web/wasm_kernels_nosimd.js: tests/web/wasm_kernels.c mlp.h
 	@mkdir -p $(B)/web; command -v emcc > /dev/null || tools/install_deps.sh emscripten
 	$(EMCC) -O2 -std=c99 -Wall -Wextra -Wpedantic -Werror -sSINGLE_FILE=1 -sALLOW_MEMORY_GROWTH=1 -o $@ $<
 
-test-web: web $(B)/web/wasm_kernels.js $(B)/web/wasm_kernels_nosimd.js $(B)/classify ## the WASM kernels under Node; the page in headless Chromium (puppeteer-core): 200 digits drawn, answers equal to native classify's
+# part of make test: skipped with a message where Debian's emscripten is
+# missing, unless MLP_REQUIRE_WASM is set (CI sets it)
+test-wasm: ## the WebAssembly SIMD128 kernels against the scalar ones and double under Node, and their GFLOP/s
+	@if command -v emcc > /dev/null && command -v node > /dev/null; then \
+	  $(MAKE) -s $(B)/web/wasm_kernels.js $(B)/web/wasm_kernels_nosimd.js && \
+	  node $(B)/web/wasm_kernels.js && node $(B)/web/wasm_kernels_nosimd.js; \
+	elif [ -n "$$MLP_REQUIRE_WASM" ]; then echo "test-wasm: emcc or node is missing"; exit 1; \
+	else echo "test-wasm: SKIPPED: no emcc or node (apt-get install emscripten nodejs)"; fi
+
+test-web: web test-wasm $(B)/classify ## the WASM kernels under Node; the page in headless Chromium (puppeteer-core): 200 digits drawn, answers equal to native classify's
 	@command -v chromium > /dev/null || tools/install_deps.sh chromium
 	@mkdir -p $(B)/web-test
 	tests/test_web.sh $(B) $(or $(WEB_DIGITS),200)

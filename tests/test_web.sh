@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# make test-web: the WebAssembly kernels under Node (built with and without
-# SIMD128: the SIMD one checked against the scalar kernel and a product in
-# double, both timed), then the page in headless Chromium (tests/web/test_web.js)
+# make test-web (after make test-wasm, the kernels under Node): the page in
+# headless Chromium (tests/web/test_web.js)
 # served by python3's http.server on 127.0.0.1. puppeteer-core comes from the
 # npm registry into BUILD_DIR/web-test/node once.
 # usage: tests/test_web.sh BUILD_DIR [DIGITS]
@@ -10,9 +9,6 @@ B=${1:-build}
 digits=${2:-200}
 PUPPETEER_VERSION=25.16.0
 fail() { echo "test_web: $*" >&2; exit 1; }
-
-node "$B/web/wasm_kernels.js" || fail "the SIMD128 kernels disagree with the scalar ones"
-node "$B/web/wasm_kernels_nosimd.js" || fail "the build without SIMD128 did not run the scalar kernels"
 
 mod="$B/web-test/node"
 if [ ! -e "$mod/node_modules/puppeteer-core/package.json" ] ||
