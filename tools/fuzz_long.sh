@@ -7,6 +7,10 @@
 # build/fuzz-long/summary.txt: CPU seconds it really got, executions,
 # coverage (edges and features), corpus files added, findings.
 #   usage: tools/fuzz_long.sh SECONDS TARGET...
+# With FUZZ_BUDGET=cpu, SECONDS counts the fuzzer's own CPU seconds instead
+# (a campaign beside other work then still gets its hour): the script polls
+# the fuzzer's CPU time and interrupts it (SIGINT; libFuzzer prints its final
+# stats and exits 72) once it has had them; wall time is capped at 6 x SECONDS.
 # A finding (crash, leak, timeout) stops that target; its input is kept in
 # build/fuzz-long/T-* and the script exits 1 after the others finish.
 set -u
@@ -14,6 +18,22 @@ seconds=$1; shift
 out=build/fuzz-long
 mkdir -p "$out"
 corpus_of() { [ "$1" = image ] && echo tests/corpus/png || echo "tests/corpus/$1"; }
+
+# CPU seconds (user + system) of a process, from /proc/PID/stat fields 14, 15
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) / hz) }' "/proc/$1/stat" 2>/dev/null
+}
+
+# Interrupt the fuzzer under /usr/bin/time (pid $1) once it has used $2 CPU s.
+stop_after_cpu() {
+    local fuzzer used
+    while kill -0 "$1" 2>/dev/null; do
+        fuzzer=$(pgrep -P "$1" | head -1)
+        used=$([ -n "$fuzzer" ] && cpu_seconds "$fuzzer")
+        if [ -n "$used" ] && [ "$used" -ge "$2" ]; then kill -INT "$fuzzer"; return; fi
+        sleep 5
+    done
+}
 
 run_one() {
     t=$1
@@ -23,14 +43,20 @@ run_one() {
     start=$(date +%s)
     # CPU time of the fuzzer alone, from its own rusage (bash's `times` would
     # count every other child as well)
+    wall=$seconds
+    [ "${FUZZ_BUDGET:-wall}" = cpu ] && wall=$((seconds * 6))
     /usr/bin/time -f "%U %S" -o "$out/$t.cpu" \
-        "./build/fuzz/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 \
-        -artifact_prefix="$out/$t-" -print_final_stats=1 "$work" "$dir" > "$out/$t.log" 2>&1
+        "./build/fuzz/fuzz_$t" -max_total_time="$wall" -rss_limit_mb=4096 -timeout=20 \
+        -artifact_prefix="$out/$t-" -print_final_stats=1 "$work" "$dir" > "$out/$t.log" 2>&1 &
+    fuzzer_run=$!
+    [ "${FUZZ_BUDGET:-wall}" = cpu ] && stop_after_cpu "$fuzzer_run" "$seconds" &
+    wait "$fuzzer_run"
     rc=$?
+    [ "$rc" = 72 ] && rc=0    # interrupted by stop_after_cpu: the budget was spent
     before=$(ls "$dir" | wc -l)
     "./build/fuzz/fuzz_$t" -merge=1 "$dir" "$work" > "$out/$t.merge.log" 2>&1
     after=$(ls "$dir" | wc -l)
-    cpu=$(awk '{ printf "%.0f", $1 + $2 }' "$out/$t.cpu" 2>/dev/null)
+    cpu=$(awk 'END { printf "%.0f", $1 + $2 }' "$out/$t.cpu" 2>/dev/null)  # the last line: time may first say how it exited
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
     cov=$(grep -E "^#[0-9]+" "$out/$t.log" | tail -1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/p')
     # crashes, leaks, timeouts, out-of-memory; a "slow unit" is reported
