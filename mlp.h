@@ -1105,9 +1105,9 @@ static void mlp__gemm_scalar(int trans_a, int trans_b, int M, int N, int K, floa
 typedef void (*mlp__micro_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
                               float alpha, float beta);
 
-/* An instruction set's own packing of op(A) untransposed and op(B)
-   transposed (the strided reads), or NULL for the plain loops below. */
-typedef void (*mlp__pack_fn)(float *dst, const float *src, int ld, int k0, int i0, int kc, int m);
+/* An instruction set's own packing of op(B) transposed (the strided
+   reads), or NULL for the plain loop below. */
+typedef void (*mlp__pack_fn)(float *dst, const float *src, int ld, int k0, int j0, int kc, int n);
 
 /* The same tile with A read in place, so that A needs no packing: row r of
    the tile at a + r * lda (micro_a), or for A transposed column r at a + r
@@ -1118,7 +1118,7 @@ typedef void (*mlp__micro_a_fn)(int kc, const float *a, size_t lda, const float 
 typedef struct mlp__kernel {
     mlp__micro_fn micro;
     int mr, nr;
-    mlp__pack_fn pack_a_rows, pack_b_cols;
+    mlp__pack_fn pack_b_cols;
     mlp__micro_a_fn micro_a, micro_at;
 } mlp__kernel;
 
@@ -1221,8 +1221,7 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
                 int whole = in_place ? mc / kern->mr * kern->mr : 0; /* rows of whole tiles read in place */
                 if (in_place) { /* only the last, partial tile is packed, at the start of pack_a */
                     if (whole < mc) mlp__pack_a(pack_a, trans_a, A, lda, ic + whole, pc, mc - whole, kc, kern->mr);
-                } else if (!trans_a && kern->pack_a_rows) kern->pack_a_rows(pack_a, A, lda, pc, ic, kc, mc);
-                else mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
+                } else mlp__pack_a(pack_a, trans_a, A, lda, ic, pc, mc, kc, kern->mr);
                 for (jr = 0; jr < nc; jr += kern->nr)
                     for (ir = 0; ir < mc; ir += kern->mr)
                         if (ir < whole)
@@ -1494,14 +1493,17 @@ static void mlp__narrow_avx2(int M, int N, int K, float alpha, const float *A, s
 #undef MLP__STORE
 }
 
-/* AVX-512F: 8 x 32 tile, 16 accumulators in zmm registers */
+/* AVX-512F: 8 x 32 tile, 16 accumulators in zmm registers. Row r's value
+   for step k is a[r * sa_r + k * sa_k], as in mlp__tile_avx2: packed A, or
+   A (or A^T) read in place, which saves the gathers packing its rows takes. */
 #define MLP__ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 MLP__TARGET("avx512f")
-static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
-                              float alpha, float beta)
+static MLP__ALWAYS_INLINE void mlp__tile_avx512(int kc, const float *a, size_t sa_r, size_t sa_k, const float *b,
+                                                float *c, size_t ldc, float alpha, float beta)
 {
-#define MLP__DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
-#define MLP__STEP(r) va = _mm512_set1_ps(a[r]); \
+#define MLP__DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(); \
+    const float *a##r = a + (size_t)r * sa_r;
+#define MLP__STEP(r) va = _mm512_set1_ps(a##r[(size_t)k * sa_k]); \
     c##r##0 = _mm512_fmadd_ps(va, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(va, b1, c##r##1);
 #define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; \
     __m512 x0 = _mm512_mul_ps(valpha, c##r##0), x1 = _mm512_mul_ps(valpha, c##r##1); \
@@ -1511,7 +1513,7 @@ static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, 
     __m512 va, b0, b1, valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
     int k;
     MLP__ROWS8(MLP__DECL)
-    for (k = 0; k < kc; k++, a += 8, b += 32) {
+    for (k = 0; k < kc; k++, b += 32) {
         b0 = _mm512_loadu_ps(b); b1 = _mm512_loadu_ps(b + 16);
         MLP__ROWS8(MLP__STEP)
     }
@@ -1519,6 +1521,27 @@ static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, 
 #undef MLP__DECL
 #undef MLP__STEP
 #undef MLP__STORE
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
+                              float alpha, float beta)
+{
+    mlp__tile_avx512(kc, a, 1, 8, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_a(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                                float alpha, float beta)
+{
+    mlp__tile_avx512(kc, a, lda, 1, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_at(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                                 float alpha, float beta)
+{
+    mlp__tile_avx512(kc, a, 1, lda, b, c, ldc, alpha, beta);
 }
 #endif
 
@@ -1533,26 +1556,6 @@ MLP__TARGET("avx512f")
 static __m512 mlp__gather16(__m512i idx, const float *p)
 {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, p, 4);
-}
-
-/* op(A) = A (rows contiguous), mr = 8: one gather takes k and k + 1 of
-   eight rows, which is 16 consecutive floats of the panel. */
-MLP__TARGET("avx512f")
-static void mlp__pack_a_rows_avx512(float *dst, const float *A, int lda, int k0, int i0, int kc, int m)
-{
-    __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7),
-                                                      _mm512_set1_epi32(lda)),
-                                   _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-    int p, k;
-    for (p = 0; p < m; p += 8, dst += (size_t)8 * kc) {
-        const float *src = A + (size_t)(i0 + p) * lda + k0;
-        if (m - p < 8) { mlp__pack_a(dst, 0, A, lda, i0 + p, k0, m - p, kc, 8); continue; }
-        for (k = 0; k + 2 <= kc; k += 2) _mm512_storeu_ps(dst + (size_t)k * 8, mlp__gather16(idx, src + k));
-        for (; k < kc; k++) {
-            int r;
-            for (r = 0; r < 8; r++) dst[(size_t)k * 8 + r] = src[(size_t)r * lda + k];
-        }
-    }
 }
 
 /* op(B) = B^T (column j of op(B) is row j of B), nr = 32: one gather per
@@ -1574,20 +1577,21 @@ static void mlp__pack_b_cols_avx512(float *dst, const float *B, int ldb, int k0,
 }
 
 /* AVX-512F, narrow: 8 x 16 tile for products at most 16 columns wide (the
-   10-class output layer), where a 32-wide tile would be two-thirds padding */
+   10-class output layer), where a 32-wide tile would be two-thirds padding;
+   A packed or read in place as in mlp__tile_avx512 */
 MLP__TARGET("avx512f")
-static void mlp__micro_avx512_narrow(int kc, const float *a, const float *b, float *c, size_t ldc,
-                                     float alpha, float beta)
+static MLP__ALWAYS_INLINE void mlp__tile_avx512_narrow(int kc, const float *a, size_t sa_r, size_t sa_k,
+                                                       const float *b, float *c, size_t ldc, float alpha, float beta)
 {
-#define MLP__DECL(r) __m512 c##r = _mm512_setzero_ps();
-#define MLP__STEP(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b0, c##r);
+#define MLP__DECL(r) __m512 c##r = _mm512_setzero_ps(); const float *a##r = a + (size_t)r * sa_r;
+#define MLP__STEP(r) c##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[(size_t)k * sa_k]), b0, c##r);
 #define MLP__STORE(r) { float *cr = c + (size_t)r * ldc; __m512 x0 = _mm512_mul_ps(valpha, c##r); \
     if (beta != 0.0f) x0 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(cr), x0); \
     _mm512_storeu_ps(cr, x0); }
     __m512 b0, valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
     int k;
     MLP__ROWS8(MLP__DECL)
-    for (k = 0; k < kc; k++, a += 8, b += 16) {
+    for (k = 0; k < kc; k++, b += 16) {
         b0 = _mm512_loadu_ps(b);
         MLP__ROWS8(MLP__STEP)
     }
@@ -1595,6 +1599,27 @@ static void mlp__micro_avx512_narrow(int kc, const float *a, const float *b, flo
 #undef MLP__DECL
 #undef MLP__STEP
 #undef MLP__STORE
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_narrow(int kc, const float *a, const float *b, float *c, size_t ldc,
+                                     float alpha, float beta)
+{
+    mlp__tile_avx512_narrow(kc, a, 1, 8, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_narrow_a(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                                       float alpha, float beta)
+{
+    mlp__tile_avx512_narrow(kc, a, lda, 1, b, c, ldc, alpha, beta);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__micro_avx512_narrow_at(int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                                        float alpha, float beta)
+{
+    mlp__tile_avx512_narrow(kc, a, 1, lda, b, c, ldc, alpha, beta);
 }
 
 /* A few rows times an untransposed B (inference at batch 1): packing B would
@@ -2234,11 +2259,13 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         mlp__relu_forward_scalar, mlp__relu_backward_scalar,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
 #if defined(MLP__X86_64)
-    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL, NULL};
-    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, NULL, mlp__pack_b_cols_avx2,
+    static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL};
+    static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, mlp__pack_b_cols_avx2,
                                           mlp__micro_avx2_a, mlp__micro_avx2_at};
-    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_a_rows_avx512, mlp__pack_b_cols_avx512, NULL, NULL};
-    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, mlp__pack_a_rows_avx512, NULL, NULL, NULL};
+    static const mlp__kernel micro_avx512 = {mlp__micro_avx512, 8, 32, mlp__pack_b_cols_avx512,
+                                            mlp__micro_avx512_a, mlp__micro_avx512_at};
+    static const mlp__kernel micro_avx512_narrow = {mlp__micro_avx512_narrow, 8, 16, NULL,
+                                                   mlp__micro_avx512_narrow_a, mlp__micro_avx512_narrow_at};
     static const mlp__kernels sse2 = {
         MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
@@ -2257,7 +2284,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     if (isa == MLP_ISA_AVX512) return &avx512;
 #endif
 #if defined(MLP__NEON)
-    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL, NULL, NULL};
+    static const mlp__kernel micro_neon = {mlp__micro_neon, 8, 8, NULL, NULL, NULL};
     static const mlp__kernels neon = {
         MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
         mlp__relu_forward_neon, mlp__relu_backward_neon,
@@ -2265,7 +2292,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     if (isa == MLP_ISA_NEON) return &neon;
 #endif
 #if defined(MLP__WASM128)
-    static const mlp__kernel micro_wasm128 = {mlp__micro_wasm128, 6, 8, NULL, NULL, NULL, NULL};
+    static const mlp__kernel micro_wasm128 = {mlp__micro_wasm128, 6, 8, NULL, NULL, NULL};
     static const mlp__kernels wasm128 = {
         MLP_ISA_WASM128, &micro_wasm128, NULL, NULL, NULL, NULL,
         mlp__relu_forward_wasm128, mlp__relu_backward_wasm128,
