@@ -50,18 +50,35 @@ static void usage(FILE *f)
 
 /* Why stb_image refused a file's header (its own reason is overwritten by
    "unknown image type" once every enabled format has declined). */
-static const char *png_header_problem(FILE *f)
+static const char *png_header_problem(const unsigned char *h, size_t size)
 {
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    unsigned char h[24];
     unsigned long width, height;
-    rewind(f);
-    if (fread(h, 1, sizeof h, f) < 8 || memcmp(h, signature, 8) != 0) return "not a PNG file";
+    if (size < 8 || memcmp(h, signature, 8) != 0) return "not a PNG file";
+    if (size < 24 || memcmp(h + 12, "IHDR", 4) != 0) return "corrupt PNG (no IHDR header)";
     width = (unsigned long)h[16] << 24 | (unsigned long)h[17] << 16 | (unsigned long)h[18] << 8 | h[19];
     height = (unsigned long)h[20] << 24 | (unsigned long)h[21] << 16 | (unsigned long)h[22] << 8 | h[23];
-    if (memcmp(h + 12, "IHDR", 4) != 0) return "corrupt PNG (no IHDR header)";
     if (width > STBI_MAX_DIMENSIONS || height > STBI_MAX_DIMENSIONS) return "too large (over 8192 pixels on a side)";
     return "corrupt PNG header";
+}
+
+#define MAX_PNG_BYTES (1L << 30) /* stb_image takes an int size */
+
+/* The whole file at path (NULL with *why set): its chunks are checked
+   before stb_image sees them. */
+static unsigned char *read_file(const char *path, size_t *size, const char **why)
+{
+    unsigned char *data = NULL;
+    long n;
+    FILE *f = fopen(path, "rb");
+    if (!f) { *why = "cannot open the file"; return NULL; }
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) *why = "cannot read the file";
+    else if (n > MAX_PNG_BYTES) *why = "too large a file (over 1 GiB)";
+    else if (!(data = (unsigned char *)malloc(n ? (size_t)n : 1))) *why = "out of memory";
+    else if (fread(data, 1, (size_t)n, f) != (size_t)n) { *why = "cannot read the file"; free(data); data = NULL; }
+    fclose(f);
+    *size = (size_t)n;
+    return data;
 }
 
 /* Decodes path as gray + alpha floats in 0..255 (2 channels; 8-bit values
@@ -71,27 +88,29 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
 {
     int n, x, y, i;
     float *px;
-    FILE *f = fopen(path, "rb");
-    if (!f) { *why = "cannot open the file"; return NULL; }
-    if (!stbi_info_from_file(f, w, h, &n)) {
-        *why = png_header_problem(f);
-        fclose(f);
+    size_t size;
+    unsigned char *png = read_file(path, &size, why);
+    if (!png) return NULL;
+    if (!stbi_info_from_memory(png, (int)size, w, h, &n)) {
+        *why = png_header_problem(png, size);
+        free(png);
         return NULL;
     }
+    if ((*why = png_chunk_problem(png, size)) != NULL) { free(png); return NULL; }
     px = (float *)malloc((size_t)*w * (size_t)*h * 2 * sizeof(float));
-    if (!px) { fclose(f); *why = "out of memory"; return NULL; }
-    if (stbi_is_16_bit_from_file(f)) {
-        stbi_us *d = stbi_load_from_file_16(f, &x, &y, &n, 2);
+    if (!px) { free(png); *why = "out of memory"; return NULL; }
+    if (stbi_is_16_bit_from_memory(png, (int)size)) {
+        stbi_us *d = stbi_load_16_from_memory(png, (int)size, &x, &y, &n, 2);
         if (d) for (i = 0; i < x * y * 2; i++) px[i] = d[i] / 257.0f;
         if (!d) { free(px); px = NULL; }
         stbi_image_free(d);
     } else {
-        stbi_uc *d = stbi_load_from_file(f, &x, &y, &n, 2);
+        stbi_uc *d = stbi_load_from_memory(png, (int)size, &x, &y, &n, 2);
         if (d) for (i = 0; i < x * y * 2; i++) px[i] = (float)d[i];
         if (!d) { free(px); px = NULL; }
         stbi_image_free(d);
     }
-    fclose(f);
+    free(png);
     if (!px) {
         static char reason[128];
         snprintf(reason, sizeof reason, "corrupt or truncated PNG (stb_image: %s)", stbi_failure_reason());

@@ -1,5 +1,6 @@
 /* stb_png.h - stb_image (Debian: apt-get install libstb-dev), set up as the
-   examples use it: PNG only, pictures over 8192 pixels a side refused, and
+   examples use it: PNG only, pictures over 8192 pixels a side refused, a
+   check of the chunk lengths to run before it (png_chunk_problem), and
    its zlib decoder, which also inflates gzip-compressed IDX files for mlp.h
    (MLP_INFLATE). Include it in one file, before mlp.h. */
 #ifndef MLP_EXAMPLES_STB_PNG_H
@@ -31,6 +32,29 @@
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
+
+#include <stddef.h>
+#include <string.h>
+
+/* Why a PNG file's chunks cannot be handed to stb_image, or NULL. stb_image
+   grows its buffer for the compressed data by each IDAT chunk's stated
+   length before it reads the chunk, so an 83-byte file claiming a long
+   chunk makes it ask for 2 GB. A chunk that claims more bytes than the file
+   has left is refused here first, which bounds that buffer by twice the
+   file's size. (Shorter than a signature: left to stb_image's own checks.) */
+static inline const char *png_chunk_problem(const unsigned char *png, size_t size)
+{
+    size_t at = 8; /* after the signature; at <= size throughout */
+    if (size < at) return NULL;
+    while (size - at >= 8) {
+        size_t len = (size_t)png[at] << 24 | (size_t)png[at + 1] << 16 | (size_t)png[at + 2] << 8 | png[at + 3];
+        if (len > size - at - 8 || size - at - 8 - len < 4) /* the data and its CRC */
+            return "corrupt or truncated PNG (a chunk runs past the end of the file)";
+        if (memcmp(png + at + 4, "IEND", 4) == 0) break;
+        at += 12 + len;
+    }
+    return NULL;
+}
 
 /* raw deflate into a buffer of exactly the size the gzip trailer states */
 #define MLP_INFLATE(dst, cap, src, len) stbi_zlib_decode_noheader_buffer(dst, cap, src, len)

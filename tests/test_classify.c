@@ -581,19 +581,32 @@ static void test_bad_files(void **state)
         put32be(f, mlp_crc32(buf, 17));
         fclose(f);
     }
+    {   /* a 20 x 20 picture whose second IDAT chunk claims 2^30 bytes:
+           stb_image would grow its buffer to 2 GB before reading them */
+        static const unsigned char idat[] = {0x78, 0x9c, 0x63, 0xf8, 0x0f, 0x00, 0x01, 0x01, 0x01, 0x00};
+        unsigned char rows[20 * 20];
+        memset(rows, 240, sizeof rows);
+        write_png(in_dir("long-chunk.png"), 20, 20, 8, 0, rows, 20, NULL, 0);
+        f = fopen(in_dir("long-chunk.png"), "r+b");
+        fseek(f, -12, SEEK_END); /* over IEND: an IDAT "of" 2^30 bytes, then ten */
+        put32be(f, 0x40000000u); fwrite("IDAT", 1, 4, f); fwrite(idat, 1, sizeof idat, f);
+        fclose(f);
+    }
     {   /* a blank page */
         unsigned char rows[20 * 20];
         memset(rows, 240, sizeof rows);
         write_png(in_dir("blank.png"), 20, 20, 8, 0, rows, 20, NULL, 0);
     }
-    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s", model_path, in_dir("missing.png"), in_dir("text.png"),
-             in_dir("empty.png"), in_dir("truncated.png"), in_dir("huge.png"), in_dir("blank.png"), in_dir("gray8.png"), in_dir("rgb8.png"));
+    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s %s", model_path, in_dir("missing.png"), in_dir("text.png"),
+             in_dir("empty.png"), in_dir("truncated.png"), in_dir("huge.png"), in_dir("blank.png"), in_dir("gray8.png"), in_dir("rgb8.png"),
+             in_dir("long-chunk.png"));
     assert_int_equal(run(cmd), 1);
     /* each file's reason on that file's own line */
     expect_refused(in_dir("missing.png"), "cannot open the file", 0);
     expect_refused(in_dir("text.png"), "not a PNG file", 0);
     expect_refused(in_dir("empty.png"), "not a PNG file", 0);
-    expect_refused(in_dir("truncated.png"), "corrupt or truncated PNG (stb_image: ", 1);
+    expect_refused(in_dir("truncated.png"), "corrupt or truncated PNG (a chunk runs past the end of the file)", 0);
+    expect_refused(in_dir("long-chunk.png"), "corrupt or truncated PNG (a chunk runs past the end of the file)", 0);
     expect_refused(in_dir("huge.png"), "too large (over 8192 pixels on a side)", 0);
     expect_refused(in_dir("blank.png"), "no digit found", 1);
     expect_classified(in_dir("gray8.png"));   /* the good files still classified */
