@@ -69,7 +69,7 @@ static const char *png_header_problem(const unsigned char *h, size_t size)
 static unsigned char *read_file(const char *path, size_t *size, const char **why)
 {
     unsigned char *data = NULL;
-    long n;
+    long n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) { *why = "cannot open the file"; return NULL; }
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) *why = "cannot read the file";
