@@ -230,6 +230,9 @@
                         mlp_checkpoint_save_state/load_state[_memory],
                         mlp_eval_merge); version 1 still loads. WebAssembly:
                         MLP_ISA_WASM128, SIMD128 kernels under Emscripten
+      0.6.1 (2026-12-03) speed: the AVX-512 GEMM reads A in place, plain
+                        or transposed, as the AVX2 one does (it gathered
+                        A's rows into panels)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -262,7 +265,7 @@ extern "C" {
 
 #define MLP_VERSION_MAJOR 0
 #define MLP_VERSION_MINOR 6
-#define MLP_VERSION_PATCH 0
+#define MLP_VERSION_PATCH 1
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
