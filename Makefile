@@ -360,8 +360,9 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R run each libFuzzer target FUZZ_SECO
 	done
 
 FUZZ_LONG_SECONDS ?= 3600
-fuzz-long: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R long campaigns: each target FUZZ_LONG_SECONDS (default 3600) on its own core, new coverage merged into tests/corpus (FUZZ_LONG_TARGETS: which)
-	tools/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(or $(FUZZ_LONG_TARGETS),$(FUZZ_TARGETS))
+FUZZ_BUDGET ?= wall
+fuzz-long: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%) ##R long campaigns: each target FUZZ_LONG_SECONDS (default 3600; of its own CPU time with FUZZ_BUDGET=cpu) on its own core, new coverage merged into tests/corpus (FUZZ_LONG_TARGETS: which)
+	FUZZ_BUDGET=$(FUZZ_BUDGET) tools/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(or $(FUZZ_LONG_TARGETS),$(FUZZ_TARGETS))
 	@cat $(B)/fuzz-long/summary.txt
 
 # Recipes for MNIST accuracy, each from scratch with a fixed seed; the last
