@@ -62,22 +62,29 @@ static const char *png_header_problem(const unsigned char *h, size_t size)
     return "corrupt PNG header";
 }
 
-#define MAX_PNG_BYTES (1L << 30) /* stb_image takes an int size */
+#define MAX_PNG_BYTES ((size_t)1 << 30) /* stb_image takes an int size */
 
-/* The whole file at path (NULL with *why set): its chunks are checked
-   before stb_image sees them. */
+/* The whole file at path (NULL with *why set), read in growing blocks (a
+   pipe has no size to ask for): its chunks are checked before stb_image
+   sees them. */
 static unsigned char *read_file(const char *path, size_t *size, const char **why)
 {
-    unsigned char *data = NULL;
-    long n = 0;
+    size_t cap = 1 << 16, n = 0, got;
+    unsigned char *data = NULL, *grown;
     FILE *f = fopen(path, "rb");
     if (!f) { *why = "cannot open the file"; return NULL; }
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) *why = "cannot read the file";
-    else if (n > MAX_PNG_BYTES) *why = "too large a file (over 1 GiB)";
-    else if (!(data = (unsigned char *)malloc(n ? (size_t)n : 1))) *why = "out of memory";
-    else if (fread(data, 1, (size_t)n, f) != (size_t)n) { *why = "cannot read the file"; free(data); data = NULL; }
+    *why = NULL;
+    while (!*why) {
+        if (!(grown = (unsigned char *)realloc(data, cap))) { *why = "out of memory"; break; }
+        data = grown;
+        n += got = fread(data + n, 1, cap - n, f);
+        if (n < cap) { if (ferror(f)) *why = "cannot read the file (a directory?)"; break; }
+        if (cap > MAX_PNG_BYTES) *why = "too large a file (over 1 GiB)";
+        cap *= 2;
+    }
     fclose(f);
-    *size = (size_t)n;
+    if (*why) { free(data); return NULL; }
+    *size = n;
     return data;
 }
 

@@ -597,12 +597,14 @@ static void test_bad_files(void **state)
         memset(rows, 240, sizeof rows);
         write_png(in_dir("blank.png"), 20, 20, 8, 0, rows, 20, NULL, 0);
     }
-    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s %s", model_path, in_dir("missing.png"), in_dir("text.png"),
+    assert_int_equal(mkdir(in_dir("folder.png"), 0700), 0);
+    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s %s %s", model_path, in_dir("folder.png"), in_dir("missing.png"), in_dir("text.png"),
              in_dir("empty.png"), in_dir("truncated.png"), in_dir("huge.png"), in_dir("blank.png"), in_dir("gray8.png"), in_dir("rgb8.png"),
              in_dir("long-chunk.png"));
     assert_int_equal(run(cmd), 1);
     /* each file's reason on that file's own line */
     expect_refused(in_dir("missing.png"), "cannot open the file", 0);
+    expect_refused(in_dir("folder.png"), "cannot read the file (a directory?)", 0);
     expect_refused(in_dir("text.png"), "not a PNG file", 0);
     expect_refused(in_dir("empty.png"), "not a PNG file", 0);
     expect_refused(in_dir("truncated.png"), "corrupt or truncated PNG (a chunk runs past the end of the file)", 0);
