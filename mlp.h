@@ -2444,9 +2444,9 @@ typedef struct mlp__worker_arg { mlp__engine *g; int task; } mlp__worker_arg;
    millisecond before it blocks on a condition variable. It never calls
    sched_yield: on a machine running other work, even at the lowest
    priority, a yield hands the core to that work for a whole time slice
-   (measured: B1 on two threads went from 0.6 to 8 s per epoch beside
-   niced fuzzers). Blocking is what lets more threads than cores, or an
-   emulator, make progress. */
+   (measured beside niced fuzzers: B1 on two threads took 1.0-1.5 s per
+   epoch with the yields, 0.5-0.6 s without). Blocking is what lets more
+   threads than cores, or an emulator, make progress. */
 #define MLP__SPINS 4096
 
 static void mlp__pause(void)
