@@ -79,7 +79,7 @@ static unsigned char *read_file(const char *path, size_t *size, const char **why
         data = grown;
         n += got = fread(data + n, 1, cap - n, f);
         if (n < cap) { if (ferror(f)) *why = "cannot read the file (a directory?)"; break; }
-        if (cap > MAX_PNG_BYTES) *why = "too large a file (over 1 GiB)";
+        if (cap >= MAX_PNG_BYTES) *why = "too large a file (over 1 GiB)";
         cap *= 2;
     }
     fclose(f);
