@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: test-mpi bench-mpi web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -36,7 +36,7 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools: tests/run.h
 
-test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-wasm ## run every test (MNIST integration test included when data/mnist exists)
+test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-wasm test-mpi ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; LOCPATH=$(B)/locale ./$(B)/$$t; done
 	@echo "== all test suites passed"
 
@@ -89,6 +89,21 @@ test-tsan: $(B)/tsan/test_tsan ## threads under ThreadSanitizer: one model read 
 # the save fail with the old model intact (tests/test_faults.sh).
 $(B)/fault_check: tests/fault_check.c mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# Data-parallel training over MPI (examples/train_mpi.c, Debian's
+# libopenmpi-dev and openmpi-bin): 2 and 3 processes train what one does,
+# resume to the same bytes, and a process that dies or hangs ends the run.
+MPICC ?= mpicc
+$(B)/train_mpi: examples/train_mpi.c examples/train_mnist.c examples/stb_png.h mlp.h | $(B)
+	$(MPICC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# Without mpicc it is skipped with a message (MLP_REQUIRE_MPI=1: fails).
+test-mpi: $(B)/train_mnist $(B)/model_diff ## MPI (Open MPI): 2 and 3 processes train what 1 does, resume exactly, survive a dead or hung process
+	@if command -v $(MPICC) > /dev/null; then $(MAKE) --no-print-directory $(B)/train_mpi; else rm -f $(B)/train_mpi; fi
+	tests/test_mpi.sh $(B)
+
+bench-mpi: $(B)/train_mpi $(B)/train_mnist data ## B1 as 2 MPI processes x 1 thread beside 1 process x 2 threads, and the time per gradient sum (BENCH_MPI_REPS, default 3)
+	tools/bench_mpi.sh $(B) $(or $(BENCH_MPI_REPS),3)
 
 test-faults: $(B)/san/test_faults $(B)/fault_check $(B)/train_mnist ## allocation failures everywhere (ASan), kill -9 while saving, a file-size limit, a full filesystem
 	./$(B)/san/test_faults

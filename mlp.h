@@ -1,4 +1,4 @@
-/* mlp.h - v0.5.0 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.7.0 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -31,7 +31,8 @@
       - Other number types: everything is 32-bit float.
       - Other layer kinds: no convolutions, recurrent layers, attention, or
         automatic differentiation of arbitrary graphs; dense layers only.
-      - Data that does not fit in memory.
+      - Data that does not fit in memory (of each process, when training
+        over several: DISTRIBUTED TRAINING).
       - Share one network between threads: a network is used by one thread
         at a time (it has its own worker threads inside). For many threads,
         give each its own mlp_clone: cloning only reads the original, so
@@ -117,6 +118,33 @@
       network not training) gives each thread its own rows for the whole
       pass; otherwise threads share each matrix product.
 
+   DISTRIBUTED TRAINING (data parallel; examples/train_mpi.c does it with MPI)
+      The library never includes mpi.h: you give mlp_train_epoch a function
+      that sums an array of floats over all processes, and each process
+      trains on its shard of the data.
+         mlp_dataset all, part;          // every process, the same data
+         mlp_dataset_load(&all, images, labels);
+         mlp_dataset_shard(&all, &part, rank, n_ranks);
+         cfg.reduce = sum_over_ranks;    // e.g. MPI_Allreduce(MPI_IN_PLACE,
+         cfg.reduce_user = &comm;        //   buf, n, MPI_FLOAT, MPI_SUM, comm)
+         mlp_train_epoch(net, &part, &cfg, epoch, &stats);
+      Every process draws the same shuffle of the whole set (seed, epoch),
+      so the global batches are one process's; each computes the gradient
+      of the rows of each batch that its shard holds, scaled by the global
+      batch size (mlp_backward_slice), and the reduce call sums it, with the
+      batch's loss, accuracy and batchnorm running statistics, in one call.
+      Every process then takes the same optimizer step on the same numbers,
+      so the networks stay equal without sending weights, and the result is
+      the one-process run's up to the order of the gradient's sums.
+      Batchnorm normalises each process's rows with their own statistics
+      (the running averages are averaged), and dropout masks depend on the
+      shard: with either, results differ from one process's. A nonzero
+      return from reduce stops every process (MLP_EIO), as do a failure or a
+      divergence in any one of them, so none is left waiting.
+      Loops of your own: mlp_forward, mlp_backward_slice, mlp_gradients (the
+      flat gradient, to sum in place), mlp_get_running_stats and
+      mlp_set_running_stats, mlp_optimizer_step.
+
    PLATFORMS
       Any C99 or C++11 compiler builds it. The vector kernels and the thread
       pool need a little more, and are left out where it is missing:
@@ -158,6 +186,8 @@
                 mlp_set_class_names, mlp_class_name
       compute:  mlp_forward, mlp_backward, mlp_sgd_step, mlp_optimizer_step,
                 mlp_predict, mlp_predict_mat, mlp_loss_eval
+      distributed: mlp_backward_slice, mlp_gradients, mlp_get_running_stats,
+                mlp_set_running_stats, mlp_dataset_shard
       training: mlp_train_defaults, mlp_lr_at, mlp_train_epoch, mlp_evaluate
       command line: mlp_cli_defaults, mlp_cli_flag, mlp_cli_help, mlp_cli_create,
                 mlp_cli_export
@@ -233,6 +263,12 @@
       0.6.1 (2026-12-03) speed: the AVX-512 GEMM reads A in place, plain
                         or transposed, as the AVX2 one does (it gathered
                         A's rows into panels)
+      0.7.0 (2026-12-03) distributed training: mlp_train_config.reduce and
+                        mlp_dataset_shard (mlp_dataset.shard_first and
+                        shard_total), mlp_backward_slice, mlp_gradients,
+                        mlp_get_running_stats, mlp_set_running_stats;
+                        mlp_augment_dataset draws a shard's rows as the
+                        whole set's
 
    LICENSE: MIT, see the end of the file.
 */
@@ -264,8 +300,8 @@ extern "C" {
 #endif
 
 #define MLP_VERSION_MAJOR 0
-#define MLP_VERSION_MINOR 6
-#define MLP_VERSION_PATCH 1
+#define MLP_VERSION_MINOR 7
+#define MLP_VERSION_PATCH 0
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
@@ -437,6 +473,20 @@ MLPDEF const float *mlp_forward(mlp_net *net, const float *X, int B);
 /* Loss of the last forward pass against labels, and the gradient of the
    batch-mean loss with respect to every parameter (overwrites net->grads). */
 MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss);
+/* mlp_backward for one process's slice of a batch of global_batch rows
+   spread over several (DISTRIBUTED TRAINING): the gradient of the slice's
+   summed loss / global_batch, so that the processes' gradients add up to
+   the global batch's. *loss_sum (optional) gets the slice's summed loss. */
+MLPDEF int mlp_backward_slice(mlp_net *net, const int *labels, int global_batch, float *loss_sum);
+/* The gradient the last backward pass wrote: all mlp_param_count numbers
+   in one block (to sum across processes in place), until the network is
+   changed or freed; *n (optional) gets the count. NULL for a NULL net. */
+MLPDEF float *mlp_gradients(mlp_net *net, size_t *n);
+/* Batchnorm's running means and variances, every layer's in one array:
+   returns how many (0 without batchnorm) and copies them to stats unless
+   it is NULL. Set puts such an array back (finite; variances >= 0). */
+MLPDEF size_t mlp_get_running_stats(const mlp_net *net, float *stats);
+MLPDEF int    mlp_set_running_stats(mlp_net *net, const float *stats);
 /* SGD with momentum and L2 weight decay (weights only, not biases):
    v = momentum v + dW + weight_decay W;  W -= lr v. */
 MLPDEF int mlp_sgd_step(mlp_net *net, float lr, float momentum, float weight_decay);
@@ -486,6 +536,9 @@ typedef struct mlp_dataset {
        in yourself needs class_names NULL (zero the struct) before it is
        passed as classes_of. */
     char **class_names;
+    /* A shard (mlp_dataset_shard): row i is sample shard_first + i of a
+       whole set of shard_total samples. 0 and 0 for a whole set. */
+    int shard_first, shard_total;
 } mlp_dataset;
 
 /* Takes images (n x ...) and labels (n) IDX data; checks counts and labels. */
@@ -532,6 +585,14 @@ MLPDEF int  mlp_csv_find_column(const char *path, const char *column_name);
    held_out a view of them; ds keeps the rest. held_out shares ds's memory
    (and class names): free ds only, never held_out. */
 MLPDEF int  mlp_dataset_split(mlp_dataset *ds, mlp_dataset *held_out, int n_held_out, uint64_t seed);
+/* Process rank's share of all (0 <= rank < n_ranks): the rank-th of n_ranks
+   runs of consecutive rows, as equal as can be, as a view that shares
+   all's memory (free all only, never part), with its place in the whole
+   (shard_first, shard_total). Training with mlp_train_config.reduce takes
+   it as part of the whole; mlp_augment_dataset draws its rows' distortions
+   as it would the whole set's. Split off a validation set first: a split
+   shard is a shard no more. */
+MLPDEF int  mlp_dataset_shard(const mlp_dataset *all, mlp_dataset *part, int rank, int n_ranks);
 /* Standardises every input column of train to mean 0 and standard
    deviation 1 (a constant column: mean 0 only), records that in net
    (mlp_set_input_columns) so inference does the same to raw data, and
@@ -673,6 +734,14 @@ typedef struct mlp_train_config {
        died. Either can happen while every value stays finite. Default 50;
        negative: off. */
     float diverge_factor;
+    /* Data-parallel training over several processes (DISTRIBUTED TRAINING
+       above); NULL: one process. The data set is this process's shard
+       (mlp_dataset_shard). Once per batch mlp_train_epoch calls reduce with
+       n floats, the same n in every process, which it must replace by
+       their element-wise sum over all the processes (MPI_Allreduce in
+       place); a nonzero return stops training with MLP_EIO. */
+    int (*reduce)(void *user, float *values, size_t n);
+    void *reduce_user;
 } mlp_train_config;
 
 typedef struct mlp_eval {
@@ -3713,18 +3782,28 @@ MLPDEF int mlp_predict_mat(mlp_net *net, const mlp_mat *X, mlp_mat *P)
 
 /* ---- backward ------------------------------------------------------------ */
 
-MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
+/* Backpropagation of the last forward pass's B rows as part of a batch of
+   global_batch: the output gradient of the B rows' mean loss is scaled by
+   B / global_batch (not at all when they are the whole batch). */
+static int mlp__backward(mlp_net *net, const int *labels, int global_batch, float *loss)
 {
     int l, B, last, rc;
     float value;
     if (!net || !labels || !net->x) return mlp__fail(MLP_EARG, "mlp_backward: no forward pass or NULL labels");
     B = net->batch;
     last = net->n_layers - 1;
+    if (global_batch < B || global_batch > MLP_MAX_BATCH)
+        return mlp__fail(MLP_EARG, "mlp_backward_slice: a global batch of %d rows for a slice of %d (at most %d)", global_batch, B, MLP_MAX_BATCH);
     if (mlp__check_labels(labels, B, mlp_output_width(net)) != MLP_OK) return MLP_EARG;
     if ((rc = mlp_loss_eval(net->loss, net->out[last], labels, B, mlp_output_width(net), net->dout[last], &value)) != MLP_OK)
         return rc;
     if (loss) *loss = value;
     if (!isfinite(value)) return mlp__fail(MLP_ENUMERIC, "the loss is %g", value);
+    if (global_batch != B) {
+        size_t i, n = (size_t)B * (size_t)mlp_output_width(net);
+        float share = (float)B / (float)global_batch;
+        for (i = 0; i < n; i++) net->dout[last][i] *= share;
+    }
     for (l = last; l >= 0; l--) {
         const mlp_layer *L = &net->layers[l];
         const float *x = l > 0 ? net->out[l - 1] : net->x;
@@ -3737,6 +3816,63 @@ MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
             mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats);
         else if (dx)
             mlp__act_backward(net->engine->k, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
+    }
+    return MLP_OK;
+}
+
+MLPDEF int mlp_backward(mlp_net *net, const int *labels, float *loss)
+{
+    return mlp__backward(net, labels, net ? net->batch : 0, loss);
+}
+
+MLPDEF int mlp_backward_slice(mlp_net *net, const int *labels, int global_batch, float *loss_sum)
+{
+    float mean = 0.0f;
+    int rc = mlp__backward(net, labels, global_batch, &mean);
+    if (loss_sum) *loss_sum = mean * (float)(net ? net->batch : 0);
+    return rc;
+}
+
+MLPDEF float *mlp_gradients(mlp_net *net, size_t *n)
+{
+    if (n) *n = net ? net->n_params : 0;
+    return net ? net->grads : NULL;
+}
+
+MLPDEF size_t mlp_get_running_stats(const mlp_net *net, float *stats)
+{
+    int l;
+    size_t at = 0;
+    for (l = 0; net && l < net->n_layers; l++) {
+        const mlp_layer *L = &net->layers[l];
+        size_t bytes = (size_t)L->n_out * sizeof(float);
+        if (L->kind != MLP_LAYER_BATCHNORM) continue;
+        if (stats) { memcpy(stats + at, L->run_mean, bytes); memcpy(stats + at + L->n_out, L->run_var, bytes); }
+        at += 2 * (size_t)L->n_out;
+    }
+    return at;
+}
+
+MLPDEF int mlp_set_running_stats(mlp_net *net, const float *stats)
+{
+    int l;
+    size_t i, at = 0, n = mlp_get_running_stats(net, NULL);
+    if (!net || (!stats && n)) return mlp__fail(MLP_EARG, "mlp_set_running_stats: NULL argument");
+    for (i = 0; i < n; i++)
+        if (!isfinite(stats[i])) return mlp__fail(MLP_EARG, "mlp_set_running_stats: statistic %lu is %g", (unsigned long)i, stats[i]);
+    for (l = 0; l < net->n_layers; l++) { /* every variance checked before anything changes */
+        const mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_BATCHNORM) continue;
+        for (i = 0; i < (size_t)L->n_out; i++)
+            if (stats[at + L->n_out + i] < 0.0f) return mlp__fail(MLP_EARG, "mlp_set_running_stats: variance %g < 0", stats[at + L->n_out + i]);
+        at += 2 * (size_t)L->n_out;
+    }
+    for (l = 0, at = 0; l < net->n_layers; l++) {
+        mlp_layer *L = &net->layers[l];
+        if (L->kind != MLP_LAYER_BATCHNORM) continue;
+        memcpy(L->run_mean, stats + at, (size_t)L->n_out * sizeof(float));
+        memcpy(L->run_var, stats + at + L->n_out, (size_t)L->n_out * sizeof(float));
+        at += 2 * (size_t)L->n_out;
     }
     return MLP_OK;
 }
@@ -3897,17 +4033,26 @@ static double mlp__loss_of_guessing(const mlp_net *net)
    for 8) */
 #define MLP__DEAD_MIN 8
 
+static int mlp__watched_relu(const mlp_net *net, int l)
+{
+    const mlp_layer *L = &net->layers[l];
+    return l + 1 < net->n_layers && L->kind == MLP_LAYER_ACT && L->act == MLP_ACT_RELU && L->n_out >= MLP__DEAD_MIN;
+}
+
+/* whether any unit of layer l had a nonzero output for one of the B rows */
+static int mlp__layer_active(const mlp_net *net, int l, int B)
+{
+    size_t i, n = (size_t)B * (size_t)net->layers[l].n_out;
+    const float *y = net->out[l];
+    for (i = 0; i < n && y[i] == 0.0f; i++) {}
+    return i < n;
+}
+
 static int mlp__dead_relu_layer(const mlp_net *net, int B)
 {
     int l;
-    for (l = 0; l + 1 < net->n_layers && B >= MLP__DEAD_MIN; l++) {
-        const mlp_layer *L = &net->layers[l];
-        size_t i, n = (size_t)B * (size_t)L->n_out;
-        const float *y = net->out[l];
-        if (L->kind != MLP_LAYER_ACT || L->act != MLP_ACT_RELU || L->n_out < MLP__DEAD_MIN) continue;
-        for (i = 0; i < n && y[i] == 0.0f; i++) {}
-        if (i == n) return l;
-    }
+    for (l = 0; l + 1 < net->n_layers && B >= MLP__DEAD_MIN; l++)
+        if (mlp__watched_relu(net, l) && !mlp__layer_active(net, l, B)) return l;
     return -1;
 }
 
@@ -3920,11 +4065,11 @@ static int mlp__count_kind(const mlp_net *net, mlp_layer_kind kind, int l)
     return k;
 }
 
-static int mlp__diverged(const mlp_net *net, const mlp_train_config *cfg, mlp__watch *w, float loss, int B,
+/* dead: the layer mlp__dead_relu_layer found, or -1 */
+static int mlp__diverged(const mlp_net *net, const mlp_train_config *cfg, mlp__watch *w, float loss, int dead,
                          int epoch, int batch_no)
 {
     double limit = cfg->diverge_factor * mlp__loss_of_guessing(net);
-    int dead;
     if (cfg->diverge_factor < 0.0f) return MLP_OK;
     w->running = w->started ? w->running + (loss - w->running) / 16.0 : loss;
     w->started = 1;
@@ -3932,7 +4077,7 @@ static int mlp__diverged(const mlp_net *net, const mlp_train_config *cfg, mlp__w
         return mlp__fail(MLP_ENUMERIC, "training diverged in epoch %d, batch %d: the running loss %.3g is over %g times "
                          "what guessing costs (%.3g) (learning rate too high?)", epoch + 1, batch_no + 1, w->running,
                          (double)cfg->diverge_factor, mlp__loss_of_guessing(net));
-    if ((dead = mlp__dead_relu_layer(net, B)) >= 0)
+    if (dead >= 0)
         return mlp__fail(MLP_ENUMERIC, "training diverged in epoch %d, batch %d: all %d units of hidden layer %d (ReLU) are "
                          "inactive for the whole batch, so no gradient reaches the layers below (learning rate too high?)",
                          epoch + 1, batch_no + 1, net->layers[dead].n_out, mlp__count_kind(net, MLP_LAYER_DENSE, dead));
@@ -4068,11 +4213,102 @@ static int mlp__call_on_batch(const mlp_train_config *cfg, const mlp_batch_info 
     return stop;
 }
 
+/* ---- data-parallel steps (mlp_train_config.reduce) ---- */
+/* What one step sums over the processes, in one block of floats: the
+   gradient; batchnorm's running statistics as each process with rows of
+   the batch updated them (zeros from the others); the batch's summed loss,
+   its correct predictions, how many processes had rows and how many
+   failed; then per layer whether any of its units was active. */
+enum { MLP__SUM_LOSS, MLP__SUM_CORRECT, MLP__SUM_WITH_ROWS, MLP__SUM_FAILED, MLP__SUM_LAYERS };
+
+typedef struct mlp__sums { float *v; size_t n, n_stats; } mlp__sums;
+
+static int mlp__sums_alloc(mlp__sums *s, const mlp_net *net)
+{
+    s->n_stats = mlp_get_running_stats(net, NULL);
+    s->n = net->n_params + s->n_stats + MLP__SUM_LAYERS + (size_t)net->n_layers;
+    s->v = (float *)mlp__alloc(s->n, sizeof(float), 1);
+    return s->v ? MLP_OK : MLP_ENOMEM;
+}
+
+/* The rows of the global batch (sample numbers of the whole set) that this
+   shard holds, as its own row numbers into mine; returns how many. */
+static int mlp__my_rows(const int *batch, int B, int first, int n, int *mine)
+{
+    int i, k = 0;
+    for (i = 0; i < B; i++)
+        if (batch[i] >= first && batch[i] - first < n) mine[k++] = batch[i] - first;
+    return k;
+}
+
+/* This process's part of a global batch of B rows (its `rows` of them in
+   xb, yb), then the reduce: afterwards every process holds the whole
+   batch's gradient, running statistics, mean loss, correct count and
+   dead ReLU layer (or -1), the same numbers everywhere. */
+static int mlp__shared_pass(mlp_net *net, const mlp_train_config *cfg, mlp__sums *s, const float *xb, const int *yb,
+                            int rows, int B, float *loss, int *correct, int *dead)
+{
+    float *tail = s->v + net->n_params + s->n_stats, *active = tail + MLP__SUM_LAYERS;
+    float slice_loss = 0.0f;
+    int l, i, n_out = mlp_output_width(net), rc = MLP_OK;
+    memset(s->v, 0, s->n * sizeof(float));
+    if (rows > 0) {
+        const float *y;
+        net->training = 1;
+        if (!(y = mlp_forward(net, xb, rows))) rc = MLP_ENOMEM;
+        else {
+            for (i = 0; i < rows; i++) tail[MLP__SUM_CORRECT] += (float)(mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i]);
+            rc = mlp_backward_slice(net, yb, B, &slice_loss);
+        }
+        net->training = 0;
+        tail[MLP__SUM_LOSS] = slice_loss; /* not finite: every process stops on it */
+        if (rc == MLP_OK) {
+            memcpy(s->v, net->grads, net->n_params * sizeof(float));
+            (void)mlp_get_running_stats(net, s->v + net->n_params);
+            tail[MLP__SUM_WITH_ROWS] = 1.0f;
+            for (l = 0; l < net->n_layers; l++) active[l] = (float)(mlp__watched_relu(net, l) && mlp__layer_active(net, l, rows));
+        } else if (rc != MLP_ENUMERIC) tail[MLP__SUM_FAILED] = 1.0f;
+    }
+    if (cfg->reduce(cfg->reduce_user, s->v, s->n) != 0) return mlp__fail(MLP_EIO, "the reduce call (summing over the processes) failed");
+    if (tail[MLP__SUM_FAILED] > 0.0f)
+        return rc != MLP_OK && rc != MLP_ENUMERIC ? rc : mlp__fail(MLP_EIO, "another process failed in this batch");
+    *loss = tail[MLP__SUM_LOSS] / (float)B;
+    *correct = (int)tail[MLP__SUM_CORRECT];
+    if (!isfinite(*loss)) return MLP_ENUMERIC;
+    memcpy(net->grads, s->v, net->n_params * sizeof(float));
+    if (s->n_stats && tail[MLP__SUM_WITH_ROWS] > 0.0f) {
+        size_t k;
+        float *st = s->v + net->n_params;
+        for (k = 0; k < s->n_stats; k++) st[k] /= tail[MLP__SUM_WITH_ROWS];
+        if ((rc = mlp_set_running_stats(net, st)) != MLP_OK) return rc;
+    }
+    *dead = -1;
+    for (l = 0; l < net->n_layers && B >= MLP__DEAD_MIN && *dead < 0; l++)
+        if (mlp__watched_relu(net, l) && active[l] == 0.0f) *dead = l;
+    return MLP_OK;
+}
+
+/* One process's forward and backward pass over the whole batch. */
+static int mlp__own_pass(mlp_net *net, const float *xb, const int *yb, int B, float *loss, int *correct, int *dead)
+{
+    int i, rc, n_out = mlp_output_width(net);
+    const float *y;
+    net->training = 1;
+    y = mlp_forward(net, xb, B);
+    if (!y) { net->training = 0; return MLP_ENOMEM; }
+    for (i = 0; i < B; i++) *correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
+    rc = mlp_backward(net, yb, loss);
+    net->training = 0;
+    *dead = rc == MLP_OK ? mlp__dead_relu_layer(net, B) : -1;
+    return rc;
+}
+
 MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
                            const mlp_train_config *config, int epoch, mlp_eval *stats)
 {
-    int *perm, start, rc, n_out, correct = 0, nb, batch_no, done = 0;
+    int *perm, *mine, start, rc, correct = 0, nb, batch_no, done = 0, total, first;
     mlp__watch watch = {0.0, 0};
+    mlp__sums sums = {NULL, 0, 0};
     unsigned fp_mode;
     float *xb;
     int *yb;
@@ -4084,55 +4320,64 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
     if (!net || !ds || !config) return mlp__fail(MLP_EARG, "mlp_train_epoch: NULL argument");
     c = mlp__with_defaults(config);
     if ((rc = mlp__check_config(cfg)) != MLP_OK || (rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
-    n_out = mlp_output_width(net);
-    nb = cfg->batch < ds->n ? cfg->batch : ds->n;
-    perm = (int *)mlp__alloc((size_t)ds->n, sizeof(int), 1);
+    if (cfg->start_batch < 0) return mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch);
+    /* with reduce, the batches are drawn from the whole set, of which ds is a part */
+    first = cfg->reduce ? ds->shard_first : 0;
+    total = cfg->reduce && ds->shard_total ? ds->shard_total : ds->n;
+    if (first < 0 || first > total - ds->n)
+        return mlp__fail(MLP_EARG, "mlp_train_epoch: a shard of %d samples from %d in a set of %d", ds->n, first, total);
+    nb = cfg->batch < total ? cfg->batch : total;
+    perm = (int *)mlp__alloc((size_t)total, sizeof(int), 1);
+    mine = (int *)mlp__alloc((size_t)nb, sizeof(int), 1);
     xb = (float *)mlp__alloc((size_t)nb, (size_t)ds->dim, sizeof(float));
     yb = (int *)mlp__alloc((size_t)nb, sizeof(int), 1);
-    if (!perm || !xb || !yb) { MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb); return MLP_ENOMEM; }
+    if (!perm || !mine || !xb || !yb || (cfg->reduce && mlp__sums_alloc(&sums, net) != MLP_OK)) {
+        MLP_FREE(perm); MLP_FREE(mine); MLP_FREE(xb); MLP_FREE(yb); MLP_FREE(sums.v);
+        return MLP_ENOMEM;
+    }
     mlp_rng_seed(&rng, cfg->seed, (uint64_t)epoch + 1);
-    mlp__permutation(perm, ds->n, &rng);
+    mlp__permutation(perm, total, &rng);
     lr = mlp_lr_at(cfg, epoch);
     rc = MLP_OK;
-    if (cfg->start_batch < 0) { MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb); return mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch); }
     fp_mode = mlp__flush_denormals();
     batch_no = cfg->start_batch;
-    for (start = (int)((long)batch_no * nb < ds->n ? (long)batch_no * nb : ds->n); start < ds->n && rc == MLP_OK; start += nb) {
-        int i, B = ds->n - start < nb ? ds->n - start : nb;
-        const float *y;
+    for (start = (int)((long)batch_no * nb < total ? (long)batch_no * nb : total); start < total && rc == MLP_OK; start += nb) {
+        int i, B = total - start < nb ? total - start : nb, rows = B, dead = -1;
+        const int *batch = perm + start;
         float loss = 0.0f;
         done += B;
-        for (i = 0; i < B; i++) {
-            memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)perm[start + i] * ds->dim, (size_t)ds->dim * sizeof(float));
-            yb[i] = ds->y[perm[start + i]];
+        if (cfg->reduce) batch = mine, rows = mlp__my_rows(perm + start, B, first, ds->n, mine);
+        for (i = 0; i < rows; i++) {
+            memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)batch[i] * ds->dim, (size_t)ds->dim * sizeof(float));
+            yb[i] = ds->y[batch[i]];
         }
-        /* dropout masks from (seed, epoch, batch): a resumed run draws the same */
-        mlp_rng_seed(&net->dropout_rng, cfg->seed ^ 0x64726f706f7574ULL, ((uint64_t)epoch << 32) | (uint32_t)batch_no);
-        net->training = 1;
-        y = mlp_forward(net, xb, B);
-        if (!y) { net->training = 0; rc = MLP_ENOMEM; break; }
-        for (i = 0; i < B; i++) correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
-        rc = mlp_backward(net, yb, &loss);
-        net->training = 0;
+        /* dropout masks from (seed, epoch, batch, shard): a resumed run draws the same */
+        mlp_rng_seed(&net->dropout_rng, cfg->seed ^ 0x64726f706f7574ULL ^ ((uint64_t)first << 32),
+                     ((uint64_t)epoch << 32) | (uint32_t)batch_no);
+        if (cfg->reduce) {
+            int batch_correct = 0;
+            rc = mlp__shared_pass(net, cfg, &sums, xb, yb, rows, B, &loss, &batch_correct, &dead);
+            correct += batch_correct;
+        } else rc = mlp__own_pass(net, xb, yb, B, &loss, &correct, &dead);
         if (rc != MLP_OK) {
             if (rc == MLP_ENUMERIC)
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
             break;
         }
-        if ((rc = mlp__diverged(net, cfg, &watch, loss, B, epoch, batch_no)) != MLP_OK) break;
+        if ((rc = mlp__diverged(net, cfg, &watch, loss, dead, epoch, batch_no)) != MLP_OK) break;
         if ((rc = mlp__optimizer_step(net, cfg, lr)) == MLP_ENUMERIC)
             mlp__fail(rc, "a gradient or weight became NaN or infinite in epoch %d, batch %d (learning rate too high?)", epoch + 1, batch_no + 1);
         loss_sum += (double)loss * B;
         if (cfg->on_batch) {
             mlp_batch_info info;
-            info.epoch = epoch; info.batch = batch_no; info.n_batches = (ds->n + nb - 1) / nb;
+            info.epoch = epoch; info.batch = batch_no; info.n_batches = (total + nb - 1) / nb;
             info.samples_done = start + B; info.loss = loss;
-            if (rc == MLP_OK && mlp__call_on_batch(cfg, &info, fp_mode) && start + B < ds->n)
+            if (rc == MLP_OK && mlp__call_on_batch(cfg, &info, fp_mode) && start + B < total)
                 rc = mlp__fail(MLP_EINTR, "training stopped after epoch %d, batch %d", epoch + 1, batch_no + 1);
         }
         batch_no++;
     }
-    MLP_FREE(perm); MLP_FREE(xb); MLP_FREE(yb);
+    MLP_FREE(perm); MLP_FREE(mine); MLP_FREE(xb); MLP_FREE(yb); MLP_FREE(sums.v);
     mlp__restore_fp_mode(fp_mode);
     if (stats) {
         stats->n = done; stats->correct = correct;
@@ -5186,10 +5431,28 @@ MLPDEF int mlp_dataset_split(mlp_dataset *ds, mlp_dataset *held_out, int n_held_
     }
     MLP_FREE(tmp);
     ds->n -= n_held_out;
+    ds->shard_first = ds->shard_total = 0; /* its rows are mixed now */
     *held_out = *ds;
     held_out->n = n_held_out;
     held_out->x = ds->x + (size_t)ds->n * ds->dim;
     held_out->y = ds->y + ds->n;
+    return MLP_OK;
+}
+
+MLPDEF int mlp_dataset_shard(const mlp_dataset *all, mlp_dataset *part, int rank, int n_ranks)
+{
+    int first, end;
+    if (!all || !part || !all->x || !all->y) return mlp__fail(MLP_EARG, "mlp_dataset_shard: NULL or empty data set");
+    if (n_ranks < 1 || rank < 0 || rank >= n_ranks || n_ranks > all->n)
+        return mlp__fail(MLP_EARG, "mlp_dataset_shard: rank %d of %d for %d samples", rank, n_ranks, all->n);
+    first = (int)((long long)all->n * rank / n_ranks);
+    end = (int)((long long)all->n * (rank + 1) / n_ranks);
+    *part = *all;
+    part->x = all->x + (size_t)first * all->dim;
+    part->y = all->y + first;
+    part->n = end - first;
+    part->shard_first = first;
+    part->shard_total = all->n;
     return MLP_OK;
 }
 
@@ -7635,7 +7898,7 @@ typedef struct mlp__augment_job {
     const mlp_dataset *src;
     const mlp_augment *aug;
     uint64_t seed;
-    int epoch;
+    int epoch, first;       /* first: the sample number of src's row 0 */
     const mlp__kernels *k;
     float *out, *scratch;   /* scratch: 3 w h floats per thread */
 } mlp__augment_job;
@@ -7647,7 +7910,7 @@ static void mlp__augment_task(void *arg, int t, int n)
     int begin = (int)((long)j->src->n * t / n), end = (int)((long)j->src->n * (t + 1) / n);
     for (i = begin; i < end; i++) {
         mlp_rng rng;
-        mlp_rng_seed(&rng, j->seed ^ 0x6175676dULL, ((uint64_t)j->epoch << 32) | (uint32_t)i);
+        mlp_rng_seed(&rng, j->seed ^ 0x6175676dULL, ((uint64_t)j->epoch << 32) | (uint32_t)(j->first + i));
         mlp__augment_image(j->k, j->src->x + (size_t)i * j->src->dim, j->out + (size_t)i * j->src->dim, w, h,
                            j->aug, &rng, j->scratch + (size_t)t * 3 * w * h);
     }
@@ -7668,6 +7931,7 @@ MLPDEF int mlp_augment_dataset(mlp_net *net, const mlp_dataset *src, const mlp_a
         return mlp__fail(MLP_EARG, "augmentation ranges must be >= 0 (scale < 1, elastic sigma and blur <= 10, "
                                    "thickness <= 3, specks <= 1)");
     j.src = src; j.aug = aug; j.seed = seed; j.epoch = epoch; j.out = out;
+    j.first = src->shard_total > 0 && src->shard_first > 0 && src->shard_first <= src->shard_total - src->n ? src->shard_first : 0;
     j.k = net ? net->engine->k : mlp__kernels_for(mlp_isa_best());
     j.scratch = (float *)mlp__alloc((size_t)threads * 3, (size_t)src->dim, sizeof(float));
     if (!j.scratch) return MLP_ENOMEM;

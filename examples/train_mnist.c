@@ -23,6 +23,22 @@
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
+/* examples/train_mpi.c is this program over several processes: it defines
+   TRAIN_MNIST_PROCESSES and its own versions of these, then includes this
+   file. Here one process does it all. */
+#ifndef TRAIN_MNIST_PROCESSES
+static const char *program = "train_mnist";
+static void start_processes(int *argc, char ***argv) { (void)argc; (void)argv; }
+static int  end_processes(int rc) { return rc; }
+/* whether this process writes the log, models and checkpoints */
+static int  writes_files(void) { return 1; }
+/* the part of the training set this process trains on */
+static int  take_share(const mlp_dataset *all, mlp_dataset *share) { *share = *all; return 0; }
+static void join_training(mlp_train_config *cfg) { (void)cfg; }
+/* whether any process was interrupted (Ctrl-C), asked after every batch */
+static int  anyone_interrupted(int here) { return here; }
+#endif
+
 typedef struct options {
     const char *data, *train_images, *train_labels, *test_images, *test_labels;
     const char *confusion, *checkpoint, *resume, *save_last_good;
@@ -72,7 +88,7 @@ static void usage(FILE *f)
 
 static void bad_usage(const char *flag, const char *value, const char *why)
 {
-    fprintf(stderr, "train_mnist: %s %s: %s (see --help)\n", flag, value ? value : "", why);
+    fprintf(stderr, "%s: %s %s: %s (see --help)\n", program, flag, value ? value : "", why);
     exit(2);
 }
 
@@ -135,7 +151,7 @@ static options parse_args(int argc, char **argv)
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { usage(stdout); exit(0); }
         if ((shared = mlp_cli_flag(&o.cli, argc, argv, &i)) < 0) {
-            fprintf(stderr, "train_mnist: %s (see --help)\n", mlp_error());
+            fprintf(stderr, "%s: %s (see --help)\n", program, mlp_error());
             exit(2);
         }
         if (shared) continue;
@@ -188,7 +204,7 @@ static const char *data_path(char *buf, size_t size, const char *dir, const char
 static int load(mlp_dataset *ds, const mlp_net *net, const char *images, const char *labels)
 {
     if (mlp_dataset_load(ds, images, labels) != 0 || mlp_dataset_check(net, ds) != 0) {
-        fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        fprintf(stderr, "%s: %s\n", program, mlp_error());
         return -1;
     }
     return 0;
@@ -254,6 +270,7 @@ static int after_batch(void *user, const mlp_batch_info *b)
     p->batches_done = b->batch + 1;
     if (++p->batches_run == p->interrupt_after)
         for (k = 0; k < p->interrupt_times; k++) raise(SIGINT);
+    if (anyone_interrupted(interrupted)) interrupted = 1;
     if (b->batch == 0 || p->t0 == 0) p->t0 = now;
     if (!p->draw || ((now - p->last < 0.1 || now - p->t0 < 0.05) && b->batch + 1 < b->n_batches)) return interrupted;
     p->last = now;
@@ -311,7 +328,7 @@ static int write_confusion(const char *path, const int *conf, int n)
     return fclose(f);
 }
 
-int main(int argc, char **argv)
+static int train(int argc, char **argv)
 {
     options o = parse_args(argc, argv);
     char p1[4096], p2[4096], p3[4096], p4[4096];
@@ -320,7 +337,7 @@ int main(int argc, char **argv)
     FILE *log = NULL;
     progress bar;
     int first_epoch = 0, first_batch = 0, epoch, n_out, *confusion = NULL, rc = 1, j;
-    mlp_dataset val, augmented;
+    mlp_dataset val, augmented, share; /* share: what this process trains on */
     mlp_eval ve;
     int augmenting = 0;
     double aug_seconds = 0;
@@ -337,7 +354,7 @@ int main(int argc, char **argv)
     st.best_loss = 1e300;
     if (o.resume) { /* the checkpoint's network, settings and loop state, the command line's epochs */
         if (!(net = mlp_checkpoint_load_state(o.resume, &o.cli.train, &loaded))) {
-            fprintf(stderr, "train_mnist: %s\n", mlp_error());
+            fprintf(stderr, "%s: %s\n", program, mlp_error());
             return 1;
         }
         first_epoch = loaded.epoch;
@@ -345,7 +362,7 @@ int main(int argc, char **argv)
         printf("resuming %s after epoch %d, batch %d\n", o.resume, first_epoch, first_batch);
         o.cli.layers = "(from the checkpoint)";
     } else if (!(net = mlp_cli_create(&o.cli, 0, 0))) { /* its weights drawn, batchnorm and dropout added */
-        fprintf(stderr, "train_mnist: --layers %s: %s\n", o.cli.layers, mlp_error());
+        fprintf(stderr, "%s: --layers %s: %s\n", program, o.cli.layers, mlp_error());
         return 2;
     }
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", o.cli.out);
@@ -354,9 +371,10 @@ int main(int argc, char **argv)
     memset(&test, 0, sizeof test);
     memset(&val, 0, sizeof val);
     memset(&augmented, 0, sizeof augmented);
+    memset(&share, 0, sizeof share);
     memset(&ve, 0, sizeof ve);
     if (mlp_set_threads(net, o.cli.threads) != 0) {
-        fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        fprintf(stderr, "%s: %s\n", program, mlp_error());
         goto done;
     }
     if (load(&train, net, data_path(p1, sizeof p1, o.data, o.train_images, "train-images-idx3-ubyte"),
@@ -364,21 +382,22 @@ int main(int argc, char **argv)
         load(&test, net, data_path(p3, sizeof p3, o.data, o.test_images, "t10k-images-idx3-ubyte"),
              data_path(p4, sizeof p4, o.data, o.test_labels, "t10k-labels-idx1-ubyte")))
         goto done;
-    if (o.val >= train.n) { fprintf(stderr, "train_mnist: --val %d leaves no training samples (%d in all)\n", o.val, train.n); rc = 2; goto done; }
-    if (o.val && mlp_dataset_split(&train, &val, o.val, o.cli.train.seed) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (o.val >= train.n) { fprintf(stderr, "%s: --val %d leaves no training samples (%d in all)\n", program, o.val, train.n); rc = 2; goto done; }
+    if (o.val && mlp_dataset_split(&train, &val, o.val, o.cli.train.seed) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
+    if (take_share(&train, &share) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     if (!o.cli.train.total_epochs) o.cli.train.total_epochs = o.cli.epochs; /* the cosine schedule's end */
     augmenting = o.aug.shift > 0 || o.aug.rotate > 0 || o.aug.scale > 0 || o.aug.shear > 0 || o.aug.elastic_alpha > 0 ||
                  o.aug.thickness > 0 || o.aug.blur > 0 || o.aug.specks > 0;
-    if (augmenting && !train.image_w) { fprintf(stderr, "train_mnist: augmentation needs images (n x height x width IDX)\n"); rc = 2; goto done; }
+    if (augmenting && !train.image_w) { fprintf(stderr, "%s: augmentation needs images (n x height x width IDX)\n", program); rc = 2; goto done; }
     if (augmenting) {
-        augmented = train;
-        if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)train.n * train.dim))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
+        augmented = share;
+        if (!(augmented.x = (float *)malloc(sizeof(float) * (size_t)share.n * share.dim))) { fprintf(stderr, "%s: out of memory\n", program); goto done; }
     }
-    if (!(st.best = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (!(st.best = mlp_clone(net))) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     if (loaded.best_epoch) {
         st.best_loss = loaded.best_loss; st.best_epoch = loaded.best_epoch; st.bad_epochs = loaded.bad_epochs;
         st.best_train = loaded.best_train;
-        if (loaded.best && mlp_copy_weights(st.best, loaded.best) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        if (loaded.best && mlp_copy_weights(st.best, loaded.best) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     }
     st.so_far = loaded.so_far;
     { /* what the model file records about its input */
@@ -386,13 +405,13 @@ int main(int argc, char **argv)
         in.scale = train.scale;
         in.image_w = train.image_w * train.image_h == train.dim ? train.image_w : 0;
         in.image_h = in.image_w ? train.image_h : 0;
-        if (mlp_set_input(net, &in) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        if (mlp_set_input(net, &in) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     }
-    if (o.save_last_good && !(good = mlp_clone(net))) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (o.save_last_good && !(good = mlp_clone(net))) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     good_epoch = first_epoch;
     n_out = mlp_output_width(net);
-    if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "train_mnist: out of memory\n"); goto done; }
-    if (o.cli.log && !(log = fopen(o.cli.log, o.resume ? "a" : "w"))) { fprintf(stderr, "train_mnist: cannot write %s\n", o.cli.log); goto done; }
+    if (!(confusion = (int *)calloc((size_t)n_out * n_out, sizeof(int)))) { fprintf(stderr, "%s: out of memory\n", program); goto done; }
+    if (o.cli.log && writes_files() && !(log = fopen(o.cli.log, o.resume ? "a" : "w"))) { fprintf(stderr, "%s: cannot write %s\n", program, o.cli.log); goto done; }
     if (log && !o.resume) { /* errK: test samples of class K misclassified this epoch */
         fprintf(log, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds");
         for (j = 0; j < n_out; j++) fprintf(log, ",err%d", j);
@@ -403,6 +422,7 @@ int main(int argc, char **argv)
     bar.interrupt_after = o.interrupt_after; bar.interrupt_times = o.interrupt_times;
     o.cli.train.on_batch = after_batch;
     o.cli.train.user = &bar;
+    join_training(&o.cli.train);
     signal(SIGINT, on_sigint);
     printf("network %s, %d training and %d test samples, kernel %s, %d thread%s\n", o.cli.layers, train.n, test.n,
            mlp_isa_name(mlp_get_isa(net)), o.cli.threads, o.cli.threads > 1 ? "s" : "");
@@ -414,31 +434,31 @@ int main(int argc, char **argv)
         o.cli.train.start_batch = epoch == first_epoch ? first_batch : 0;
         bar.batches_done = o.cli.train.start_batch;
         if (augmenting) { /* a fresh distortion of every image, a function of (seed, epoch) */
-            if (mlp_augment_dataset(net, &train, &o.aug, o.cli.train.seed, epoch, augmented.x) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+            if (mlp_augment_dataset(net, &share, &o.aug, o.cli.train.seed, epoch, augmented.x) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
             aug_seconds = seconds_now() - t0;
         }
-        status = mlp_train_epoch(net, augmenting ? &augmented : &train, &o.cli.train, epoch, &tr);
+        status = mlp_train_epoch(net, augmenting ? &augmented : &share, &o.cli.train, epoch, &tr);
         if (bar.draw) fprintf(stderr, "\r\033[K");
         if (epoch == first_epoch) tr = mlp_eval_merge(&st.so_far, &tr); /* the batches before the resume too */
         if (status == MLP_EINTR) {
             st.epoch = epoch; st.batch = bar.batches_done; st.so_far = tr;
-            if (save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
-            fprintf(stderr, "train_mnist: interrupted in epoch %d after batch %d; checkpoint saved to %s "
-                    "(continue with --resume %s)\n", epoch + 1, bar.batches_done, ckpt, ckpt);
+            if (writes_files() && save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
+            if (writes_files()) fprintf(stderr, "%s: interrupted in epoch %d after batch %d; checkpoint saved to %s "
+                    "(continue with --resume %s)\n", program, epoch + 1, bar.batches_done, ckpt, ckpt);
             rc = 130;
             goto done;
         }
         if (status != 0) { /* e.g. divergence: the model on disk is left as it was */
-            fprintf(stderr, "train_mnist: %s; %s not written\n", mlp_error(), o.cli.out);
-            if (good && mlp_save(good, o.save_last_good) == 0)
-                fprintf(stderr, "train_mnist: the weights after epoch %d saved to %s\n", good_epoch, o.save_last_good);
-            else if (good) fprintf(stderr, "train_mnist: %s\n", mlp_error());
+            fprintf(stderr, "%s: %s; %s not written\n", program, mlp_error(), o.cli.out);
+            if (good && writes_files() && mlp_save(good, o.save_last_good) == 0)
+                fprintf(stderr, "%s: the weights after epoch %d saved to %s\n", program, good_epoch, o.save_last_good);
+            else if (good && writes_files()) fprintf(stderr, "%s: %s\n", program, mlp_error());
             goto done;
         }
         if (good && mlp_copy_weights(good, net) == 0) good_epoch = epoch + 1;
         dt = seconds_now() - t0;
-        if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
-        if (o.val && mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+        if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
+        if (o.val && mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
         if (o.val) printf("epoch %3d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  test acc %.4f  lr %.4g  %.2f s\n",
                           epoch + 1, tr.loss, tr.accuracy, ve.loss, ve.accuracy, te.accuracy, mlp_lr_at(&o.cli.train, epoch), dt);
         else printf("epoch %3d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  lr %.4g  %.2f s\n",
@@ -469,12 +489,13 @@ int main(int argc, char **argv)
         /* after the epoch's log row and early stopping's bookkeeping, so
            that a resumed run neither skips nor repeats them */
         st.epoch = epoch + 1; st.batch = 0;
-        if ((o.checkpoint || interrupted) && save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) {
-            fprintf(stderr, "train_mnist: %s\n", mlp_error());
+        if (anyone_interrupted(interrupted)) interrupted = 1;
+        if ((o.checkpoint || interrupted) && writes_files() && save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) {
+            fprintf(stderr, "%s: %s\n", program, mlp_error());
             goto done;
         }
         if (interrupted) { /* Ctrl-C during the epoch's last batch */
-            fprintf(stderr, "train_mnist: interrupted after epoch %d; checkpoint saved to %s\n", epoch + 1, ckpt);
+            if (writes_files()) fprintf(stderr, "%s: interrupted after epoch %d; checkpoint saved to %s\n", program, epoch + 1, ckpt);
             rc = 130;
             goto done;
         }
@@ -484,26 +505,26 @@ int main(int argc, char **argv)
         printf("restored the weights of epoch %d (best validation loss %.4f)\n", st.best_epoch, st.best_loss);
         if (log) { /* a last row for the model that is saved, so the log's last test_acc is the result */
             if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0 || mlp_evaluate(net, &val, 1000, &ve, NULL) != 0) {
-                fprintf(stderr, "train_mnist: %s\n", mlp_error());
+                fprintf(stderr, "%s: %s\n", program, mlp_error());
                 goto done;
             }
             log_row(log, st.best_epoch, &st.best_train, &te, mlp_lr_at(&o.cli.train, st.best_epoch - 1), 0.0, confusion, n_out, &ve);
         }
     }
-    if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (mlp_evaluate(net, &test, 1000, &te, confusion) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     print_confusion(confusion, n_out);
-    if (o.confusion && write_confusion(o.confusion, confusion, n_out) != 0) { fprintf(stderr, "train_mnist: cannot write %s\n", o.confusion); goto done; }
+    if (o.confusion && writes_files() && write_confusion(o.confusion, confusion, n_out) != 0) { fprintf(stderr, "%s: cannot write %s\n", program, o.confusion); goto done; }
     printf("test accuracy %.4f (%d/%d)\n", te.accuracy, te.correct, te.n);
-    if (mlp_save(net, o.cli.out) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (writes_files() && mlp_save(net, o.cli.out) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     printf("model saved to %s\n", o.cli.out);
-    if (mlp_cli_export(&o.cli, net, &test, &int8) != 0) { fprintf(stderr, "train_mnist: %s\n", mlp_error()); goto done; }
+    if (writes_files() && mlp_cli_export(&o.cli, net, &test, &int8) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
     if (o.cli.export_c) printf("C header written to %s (%s_predict)\n", o.cli.export_c, o.cli.export_name ? o.cli.export_name : "mlp_model");
     if (o.cli.export_c_int8)
         printf("int8 C header written to %s: test accuracy %.4f (%d/%d), %.4f with float weights\n", o.cli.export_c_int8,
                int8.accuracy, int8.correct, int8.n, te.accuracy);
     rc = 0;
 done:
-    if (log && fclose(log) != 0) { fprintf(stderr, "train_mnist: error writing %s\n", o.cli.log); rc = 1; }
+    if (log && fclose(log) != 0) { fprintf(stderr, "%s: error writing %s\n", program, o.cli.log); rc = 1; }
     free(confusion);
     mlp_free(st.best);
     mlp_free(loaded.best);
@@ -513,4 +534,10 @@ done:
     mlp_dataset_free(&test);
     mlp_free(net);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    start_processes(&argc, &argv);
+    return end_processes(train(argc, argv));
 }

@@ -370,6 +370,7 @@ static void make_blobs(mlp_dataset *ds, int n, uint64_t seed)
     mlp_rng rng;
     int i, j;
     mlp_rng_seed(&rng, seed, 9);
+    memset(ds, 0, sizeof *ds);
     ds->n = n; ds->dim = 4; ds->n_classes = 3;
     ds->x = malloc(sizeof(float) * 4 * (size_t)n);
     ds->y = malloc(sizeof(int) * (size_t)n);
@@ -1303,6 +1304,346 @@ static void test_inference_rows_shared_by_threads(void **state)
     mlp_free(net);
 }
 
+/* ---- distributed training (mlp_train_config.reduce) ------------------------ */
+
+/* Processes played by threads: each trains its own network on its shard,
+   and the reduce call sums through one shared block, in rank order, between
+   two barriers (as MPI_Allreduce would, in some fixed order). */
+/* a reduce for one process: the sum over one is the numbers themselves */
+static int fake_identity(void *user, float *values, size_t n)
+{
+    (void)user; (void)values; (void)n;
+    return 0;
+}
+
+#if defined(MLP__THREADS) && !defined(_WIN32)
+#define FAKE_RANKS_MAX 4
+#define FAKE_VALUES_MAX 4096
+typedef struct fake_world {
+    pthread_mutex_t lock;
+    pthread_cond_t turn;
+    int n_ranks, waiting, generation, fail_at, calls;
+    float values[FAKE_RANKS_MAX][FAKE_VALUES_MAX];
+} fake_world;
+
+typedef struct fake_rank {
+    fake_world *world;
+    int rank, rc, epochs;
+    mlp_net *net;
+    mlp_dataset shard;
+    mlp_train_config cfg;
+    mlp_eval stats;
+    char error[256];
+} fake_rank;
+
+static void fake_barrier(fake_world *w)
+{
+    int generation;
+    pthread_mutex_lock(&w->lock);
+    generation = w->generation;
+    if (++w->waiting == w->n_ranks) { w->waiting = 0; w->generation++; pthread_cond_broadcast(&w->turn); }
+    else while (generation == w->generation) pthread_cond_wait(&w->turn, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static int fake_sum(void *user, float *values, size_t n)
+{
+    fake_rank *r = (fake_rank *)user;
+    fake_world *w = r->world;
+    size_t i;
+    int k;
+    assert_true(n <= FAKE_VALUES_MAX);
+    memcpy(w->values[r->rank], values, n * sizeof(float));
+    fake_barrier(w);
+    for (i = 0; i < n; i++) {
+        float sum = 0.0f;
+        for (k = 0; k < w->n_ranks; k++) sum += w->values[k][i];
+        values[i] = sum;
+    }
+    fake_barrier(w);
+    if (r->rank == 0) w->calls++;
+    return w->fail_at && w->calls >= w->fail_at ? -1 : 0; /* every rank sees the failure at once */
+}
+
+static void *fake_process(void *arg)
+{
+    fake_rank *r = (fake_rank *)arg;
+    int e;
+    r->rc = 0;
+    for (e = 0; e < r->epochs && r->rc == 0; e++) r->rc = mlp_train_epoch(r->net, &r->shard, &r->cfg, e, &r->stats);
+    snprintf(r->error, sizeof r->error, "%s", mlp_error());
+    return NULL;
+}
+
+/* Trains copies of net on n_ranks shards of ds (cfg's settings) in threads;
+   ranks[k].net are the results. */
+static void fake_run(fake_world *w, fake_rank *ranks, int n_ranks, const mlp_net *net, const mlp_dataset *ds,
+                     const mlp_train_config *cfg, int epochs)
+{
+    pthread_t threads[FAKE_RANKS_MAX];
+    int k;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->turn, NULL);
+    w->n_ranks = n_ranks; w->waiting = 0; w->generation = 0; w->calls = 0;
+    for (k = 0; k < n_ranks; k++) {
+        fake_rank *r = &ranks[k];
+        r->world = w; r->rank = k; r->epochs = epochs;
+        assert_non_null(r->net = mlp_clone(net));
+        assert_int_equal(mlp_dataset_shard(ds, &r->shard, k, n_ranks), 0);
+        r->cfg = *cfg;
+        r->cfg.reduce = fake_sum; r->cfg.reduce_user = r;
+        assert_int_equal(pthread_create(&threads[k], NULL, fake_process, r), 0);
+    }
+    for (k = 0; k < n_ranks; k++) pthread_join(threads[k], NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->turn);
+}
+
+static void fake_free(fake_rank *ranks, int n_ranks)
+{
+    int k;
+    for (k = 0; k < n_ranks; k++) mlp_free(ranks[k].net);
+}
+
+static fake_world world; /* big: not on the stack */
+
+/* Three processes, a batch (25) their shards do not divide, two epochs:
+   the weights one process reaches, up to rounding, the same in every
+   process bit for bit, and the whole set's statistics in each. */
+static void test_shards_train_as_one(void **state)
+{
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-12-3", MLP_ACT_RELU, MLP_LOSS_CE, 7), *one;
+    fake_rank ranks[3];
+    mlp_eval stats;
+    size_t i;
+    int k, e;
+    (void)state;
+    make_blobs(&ds, 200, 4);
+    c.batch = 25; c.lr = 0.1f; c.seed = 11;
+    assert_non_null(one = mlp_clone(net));
+    for (e = 0; e < 2; e++) assert_int_equal(mlp_train_epoch(one, &ds, &c, e, &stats), 0);
+    fake_run(&world, ranks, 3, net, &ds, &c, 2);
+    for (k = 0; k < 3; k++) {
+        assert_int_equal(ranks[k].rc, 0);
+        assert_memory_equal(ranks[k].net->params, ranks[0].net->params, net->n_params * sizeof(float));
+        assert_int_equal(ranks[k].stats.n, 200);
+        assert_int_equal(ranks[k].stats.correct, stats.correct);
+        assert_float_equal(ranks[k].stats.loss, stats.loss, 1e-5);
+    }
+    for (i = 0; i < net->n_params; i++) assert_float_equal(ranks[0].net->params[i], one->params[i], 1e-5);
+    assert_true(memcmp(one->params, net->params, net->n_params * sizeof(float)) != 0); /* it trained */
+    fake_free(ranks, 3);
+    mlp_free(one); mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+
+/* Batchnorm's running statistics: each process updates them from its own
+   rows and the processes' values are averaged, so every process holds the
+   same; a reduce that fails stops every process with MLP_EIO. */
+static void test_shards_batchnorm_and_failure(void **state)
+{
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 7);
+    fake_rank ranks[2];
+    size_t n_stats;
+    float a[32], b[32];
+    int k;
+    (void)state;
+    make_blobs(&ds, 120, 5);
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    c.batch = 40; c.seed = 3;
+    fake_run(&world, ranks, 2, net, &ds, &c, 1);
+    n_stats = mlp_get_running_stats(ranks[0].net, a);
+    assert_int_equal(n_stats, 32);
+    assert_int_equal(mlp_get_running_stats(ranks[1].net, b), 32);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(ranks[0].rc, 0);
+    assert_true(a[0] != 0.0f && a[16] != 1.0f); /* they moved from their start */
+    fake_free(ranks, 2);
+    world.fail_at = 2;
+    fake_run(&world, ranks, 2, net, &ds, &c, 1);
+    world.fail_at = 0;
+    for (k = 0; k < 2; k++) {
+        assert_int_equal(ranks[k].rc, MLP_EIO);
+        assert_non_null(strstr(ranks[k].error, "the reduce call"));
+    }
+    fake_free(ranks, 2);
+    mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+
+/* A hidden layer dead in every process stops every process, as it would
+   one; a layer alive in one process only is alive. */
+static void test_shards_dead_layer(void **state)
+{
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 7);
+    fake_rank ranks[2];
+    int j, k;
+    (void)state;
+    make_blobs(&ds, 64, 6);
+    for (j = 0; j < 16; j++) net->layers[0].b[j] = -10.0f; /* |x W| < 8 for the blobs */
+    c.batch = 32; c.seed = 3;
+    fake_run(&world, ranks, 2, net, &ds, &c, 1);
+    for (k = 0; k < 2; k++) {
+        assert_int_equal(ranks[k].rc, MLP_ENUMERIC);
+        assert_non_null(strstr(ranks[k].error, "epoch 1, batch 1: all 16 units of hidden layer 1 (ReLU) are inactive"));
+    }
+    fake_free(ranks, 2);
+    /* rank 0's samples wake one unit, rank 1's none: alive */
+    for (j = 0; j < 32 * 4; j++) ds.x[j] = 10.0f;
+    for (j = 0; j < 4; j++) net->layers[0].W[j * 16] = 1.0f;
+    c.lr = 0.0f; c.diverge_factor = 1e6f; /* only the dead-layer watch */
+    fake_run(&world, ranks, 2, net, &ds, &c, 1);
+    for (k = 0; k < 2; k++) assert_int_equal(ranks[k].rc, 0);
+    fake_free(ranks, 2);
+    mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+#endif
+
+/* The slices' gradients (each scaled by the global batch) add up to the
+   whole batch's, and their summed losses to its mean times its size. */
+static void test_backward_slices_add_up(void **state)
+{
+    mlp_dataset ds;
+    mlp_net *net = mlp_create_spec("4-9-3", MLP_ACT_TANH, MLP_LOSS_CE, 2);
+    float whole[4 * 9 + 9 + 9 * 3 + 3], first_slice[4 * 9 + 9 + 9 * 3 + 3], mean, part1, part2;
+    float *g;
+    size_t i, n;
+    (void)state;
+    make_blobs(&ds, 10, 8);
+    g = mlp_gradients(net, &n);
+    assert_int_equal(n, sizeof whole / sizeof whole[0]);
+    assert_true(g == net->grads);
+    assert_non_null(mlp_forward(net, ds.x, 10));
+    assert_int_equal(mlp_backward(net, ds.y, &mean), 0);
+    memcpy(whole, g, sizeof whole);
+    assert_non_null(mlp_forward(net, ds.x, 4));
+    assert_int_equal(mlp_backward_slice(net, ds.y, 10, &part1), 0);
+    memcpy(first_slice, g, sizeof first_slice);
+    assert_non_null(mlp_forward(net, ds.x + 16, 6));
+    assert_int_equal(mlp_backward_slice(net, ds.y + 4, 10, &part2), 0);
+    for (i = 0; i < n; i++) assert_float_equal(first_slice[i] + g[i], whole[i], 1e-6);
+    assert_float_equal(part1 + part2, 10.0f * mean, 1e-5);
+    assert_true(mlp_backward_slice(net, ds.y, 5, NULL) < 0); /* a global batch smaller than the slice */
+    assert_non_null(strstr(mlp_error(), "a global batch of 5 rows for a slice of 6"));
+    assert_null(mlp_gradients(NULL, &n));
+    assert_int_equal(n, 0);
+    mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+
+static void test_dataset_shards(void **state)
+{
+    mlp_dataset ds, part, held;
+    mlp_net *net = mlp_create_spec("4-5-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
+    mlp_train_config c = mlp_train_defaults();
+    int k, first[3] = {0, 3, 6}, n[3] = {3, 3, 4};
+    (void)state;
+    make_blobs(&ds, 10, 8);
+    for (k = 0; k < 3; k++) {
+        assert_int_equal(mlp_dataset_shard(&ds, &part, k, 3), 0);
+        assert_int_equal(part.n, n[k]);
+        assert_int_equal(part.shard_first, first[k]);
+        assert_int_equal(part.shard_total, 10);
+        assert_true(part.x == ds.x + 4 * first[k] && part.y == ds.y + first[k]);
+    }
+    assert_true(mlp_dataset_shard(&ds, &part, 3, 3) < 0);
+    assert_non_null(strstr(mlp_error(), "rank 3 of 3 for 10 samples"));
+    assert_true(mlp_dataset_shard(&ds, &part, 0, 0) < 0);
+    assert_true(mlp_dataset_shard(&ds, &part, 0, 11) < 0);
+    assert_true(mlp_dataset_shard(NULL, &part, 0, 1) < 0);
+    /* a shard that claims more than its whole */
+    assert_int_equal(mlp_dataset_shard(&ds, &part, 2, 3), 0);
+    part.shard_total = 9;
+    c.reduce = fake_identity;
+    assert_int_equal(mlp_train_epoch(net, &part, &c, 0, NULL), MLP_EARG);
+    assert_non_null(strstr(mlp_error(), "a shard of 4 samples from 6 in a set of 9"));
+    /* a split shard is a whole set of its own */
+    assert_int_equal(mlp_dataset_shard(&ds, &part, 2, 3), 0);
+    assert_int_equal(mlp_dataset_split(&part, &held, 1, 1), 0);
+    assert_int_equal(part.shard_total, 0);
+    assert_int_equal(held.shard_total, 0);
+    mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+
+/* One process whose reduce leaves the numbers alone trains on the whole
+   set as mlp_train_epoch without reduce does, bit for bit in the weights. */
+static void test_reduce_alone_is_one_process(void **state)
+{
+    mlp_dataset ds;
+    mlp_net *a = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 9), *b = mlp_clone(a);
+    mlp_train_config c = mlp_train_defaults();
+    mlp_eval ea, eb;
+    (void)state;
+    make_blobs(&ds, 100, 9);
+    c.batch = 16;
+    assert_int_equal(mlp_train_epoch(a, &ds, &c, 0, &ea), 0);
+    c.reduce = fake_identity;
+    assert_int_equal(mlp_train_epoch(b, &ds, &c, 0, &eb), 0);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_int_equal(ea.correct, eb.correct);
+    assert_float_equal(ea.loss, eb.loss, 1e-6);
+    mlp_free(a); mlp_free(b);
+    mlp_dataset_free(&ds);
+}
+
+static void test_running_stats(void **state)
+{
+    mlp_net *net = mlp_create_spec("3-4-5-2", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    float s[18], back[18];
+    int i;
+    (void)state;
+    assert_int_equal(mlp_get_running_stats(net, NULL), 0);
+    assert_int_equal(mlp_set_running_stats(net, NULL), 0); /* nothing to set */
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_int_equal(mlp_get_running_stats(net, NULL), 18); /* (4 + 5) means and variances */
+    assert_int_equal(mlp_get_running_stats(net, s), 18);
+    for (i = 0; i < 4; i++) { assert_true(s[i] == 0.0f); assert_true(s[4 + i] == 1.0f); }
+    for (i = 0; i < 18; i++) s[i] = (float)(i + 1);
+    assert_int_equal(mlp_set_running_stats(net, s), 0);
+    assert_true(net->layers[1].run_var[3] == 8.0f && net->layers[4].run_mean[0] == 9.0f);
+    assert_int_equal(mlp_get_running_stats(net, back), 18);
+    assert_memory_equal(s, back, sizeof s);
+    s[17] = -1.0f;
+    assert_true(mlp_set_running_stats(net, s) < 0);
+    assert_non_null(strstr(mlp_error(), "variance -1 < 0"));
+    assert_true(net->layers[4].run_mean[0] == 9.0f); /* unchanged */
+    s[17] = NAN;
+    assert_true(mlp_set_running_stats(net, s) < 0);
+    assert_true(mlp_set_running_stats(net, NULL) < 0);
+    mlp_free(net);
+}
+
+/* A shard's rows are distorted as the whole set's same rows are. */
+static void test_shard_augments_as_the_whole(void **state)
+{
+    mlp_dataset ds, part;
+    mlp_augment aug;
+    float whole[6 * 36], mine[3 * 36];
+    int i;
+    (void)state;
+    make_blobs(&ds, 6, 3);
+    free(ds.x);
+    ds.x = malloc(sizeof whole);
+    for (i = 0; i < 6 * 36; i++) ds.x[i] = (float)((i * 37) % 11) / 10.0f;
+    ds.dim = 36; ds.image_w = 6; ds.image_h = 6;
+    memset(&aug, 0, sizeof aug);
+    aug.shift = 1.0f; aug.rotate = 20.0f;
+    assert_int_equal(mlp_augment_dataset(NULL, &ds, &aug, 5, 2, whole), 0);
+    assert_int_equal(mlp_dataset_shard(&ds, &part, 1, 2), 0);
+    assert_int_equal(mlp_augment_dataset(NULL, &part, &aug, 5, 2, mine), 0);
+    assert_memory_equal(mine, whole + 3 * 36, sizeof mine);
+    assert_true(memcmp(mine, whole, sizeof mine) != 0);
+    mlp_dataset_free(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1338,6 +1679,16 @@ int main(void)
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_mat),
         cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_backward_slices_add_up),
+        cmocka_unit_test(test_dataset_shards),
+        cmocka_unit_test(test_reduce_alone_is_one_process),
+        cmocka_unit_test(test_running_stats),
+        cmocka_unit_test(test_shard_augments_as_the_whole),
+#if defined(MLP__THREADS) && !defined(_WIN32)
+        cmocka_unit_test(test_shards_train_as_one),
+        cmocka_unit_test(test_shards_batchnorm_and_failure),
+        cmocka_unit_test(test_shards_dead_layer),
+#endif
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
 }
