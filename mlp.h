@@ -736,10 +736,11 @@ typedef struct mlp_train_config {
     float diverge_factor;
     /* Data-parallel training over several processes (DISTRIBUTED TRAINING
        above); NULL: one process. The data set is this process's shard
-       (mlp_dataset_shard). Once per batch mlp_train_epoch calls reduce with
-       n floats, the same n in every process, which it must replace by
-       their element-wise sum over all the processes (MPI_Allreduce in
-       place); a nonzero return stops training with MLP_EIO. */
+       (mlp_dataset_shard). mlp_train_epoch calls reduce with n floats, the
+       same n in every process, which it must replace by their element-wise
+       sum over all the processes (MPI_Allreduce in place): once with one
+       (whether any process failed to start the epoch), then once per
+       batch. A nonzero return stops training with MLP_EIO. */
     int (*reduce)(void *user, float *values, size_t n);
     void *reduce_user;
 } mlp_train_config;
@@ -4288,6 +4289,17 @@ static int mlp__shared_pass(mlp_net *net, const mlp_train_config *cfg, mlp__sums
     return MLP_OK;
 }
 
+/* Before the first batch, a reduce of one float: whether any process
+   failed to start the epoch (bad data, no memory). Otherwise the others
+   would wait for it in the first batch's reduce. */
+static int mlp__all_ready(const mlp_train_config *cfg, int rc)
+{
+    float failed = rc != MLP_OK ? 1.0f : 0.0f;
+    if (cfg->reduce(cfg->reduce_user, &failed, 1) != 0) return mlp__fail(MLP_EIO, "the reduce call (summing over the processes) failed");
+    if (rc == MLP_OK && failed > 0.0f) return mlp__fail(MLP_EIO, "another process could not start the epoch");
+    return rc;
+}
+
 /* One process's forward and backward pass over the whole batch. */
 static int mlp__own_pass(mlp_net *net, const float *xb, const int *yb, int B, float *loss, int *correct, int *dead)
 {
@@ -4319,21 +4331,25 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
     const mlp_train_config *cfg = &c;
     if (!net || !ds || !config) return mlp__fail(MLP_EARG, "mlp_train_epoch: NULL argument");
     c = mlp__with_defaults(config);
-    if ((rc = mlp__check_config(cfg)) != MLP_OK || (rc = mlp_dataset_check(net, ds)) != MLP_OK) return rc;
-    if (cfg->start_batch < 0) return mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch);
     /* with reduce, the batches are drawn from the whole set, of which ds is a part */
     first = cfg->reduce ? ds->shard_first : 0;
     total = cfg->reduce && ds->shard_total ? ds->shard_total : ds->n;
-    if (first < 0 || first > total - ds->n)
-        return mlp__fail(MLP_EARG, "mlp_train_epoch: a shard of %d samples from %d in a set of %d", ds->n, first, total);
     nb = cfg->batch < total ? cfg->batch : total;
-    perm = (int *)mlp__alloc((size_t)total, sizeof(int), 1);
-    mine = (int *)mlp__alloc((size_t)nb, sizeof(int), 1);
-    xb = (float *)mlp__alloc((size_t)nb, (size_t)ds->dim, sizeof(float));
-    yb = (int *)mlp__alloc((size_t)nb, sizeof(int), 1);
-    if (!perm || !mine || !xb || !yb || (cfg->reduce && mlp__sums_alloc(&sums, net) != MLP_OK)) {
+    perm = mine = yb = NULL;
+    xb = NULL;
+    if ((rc = mlp__check_config(cfg)) == MLP_OK && (rc = mlp_dataset_check(net, ds)) == MLP_OK) {
+        if (cfg->start_batch < 0) rc = mlp__fail(MLP_EARG, "start_batch %d < 0", cfg->start_batch);
+        else if (first < 0 || first > total - ds->n)
+            rc = mlp__fail(MLP_EARG, "mlp_train_epoch: a shard of %d samples from %d in a set of %d", ds->n, first, total);
+        else if (!(perm = (int *)mlp__alloc((size_t)total, sizeof(int), 1)) || !(mine = (int *)mlp__alloc((size_t)nb, sizeof(int), 1)) ||
+                 !(xb = (float *)mlp__alloc((size_t)nb, (size_t)ds->dim, sizeof(float))) ||
+                 !(yb = (int *)mlp__alloc((size_t)nb, sizeof(int), 1)) || (cfg->reduce && mlp__sums_alloc(&sums, net) != MLP_OK))
+            rc = MLP_ENOMEM;
+    }
+    if (cfg->reduce) rc = mlp__all_ready(cfg, rc); /* a process that cannot start stops them all */
+    if (rc != MLP_OK) {
         MLP_FREE(perm); MLP_FREE(mine); MLP_FREE(xb); MLP_FREE(yb); MLP_FREE(sums.v);
-        return MLP_ENOMEM;
+        return rc;
     }
     mlp_rng_seed(&rng, cfg->seed, (uint64_t)epoch + 1);
     mlp__permutation(perm, total, &rng);

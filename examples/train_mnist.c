@@ -37,6 +37,8 @@ static int  take_share(const mlp_dataset *all, mlp_dataset *share) { *share = *a
 static void join_training(mlp_train_config *cfg) { (void)cfg; }
 /* whether any process was interrupted (Ctrl-C), asked after every batch */
 static int  anyone_interrupted(int here) { return here; }
+/* training stops in every process at once (an interrupt, a divergence) */
+static void all_stopping(void) {}
 #endif
 
 typedef struct options {
@@ -440,6 +442,7 @@ static int train(int argc, char **argv)
         status = mlp_train_epoch(net, augmenting ? &augmented : &share, &o.cli.train, epoch, &tr);
         if (bar.draw) fprintf(stderr, "\r\033[K");
         if (epoch == first_epoch) tr = mlp_eval_merge(&st.so_far, &tr); /* the batches before the resume too */
+        if (status != 0) all_stopping(); /* mlp_train_epoch ends alike everywhere */
         if (status == MLP_EINTR) {
             st.epoch = epoch; st.batch = bar.batches_done; st.so_far = tr;
             if (writes_files() && save_checkpoint(net, &o.cli.train, &st, ckpt) != 0) { fprintf(stderr, "%s: %s\n", program, mlp_error()); goto done; }
@@ -495,6 +498,7 @@ static int train(int argc, char **argv)
             goto done;
         }
         if (interrupted) { /* Ctrl-C during the epoch's last batch */
+            all_stopping();
             if (writes_files()) fprintf(stderr, "%s: interrupted after epoch %d; checkpoint saved to %s\n", program, epoch + 1, ckpt);
             rc = 130;
             goto done;

@@ -17,6 +17,11 @@
    give the same numbers), so early stopping decides alike everywhere
    without a message.
 
+   Ctrl-C: mpirun ends the whole job at once (Open MPI's way; files are
+   only ever replaced whole, so the last checkpoint stands). To stop after
+   the current batch with a checkpoint, as Ctrl-C does train_mnist, send
+   mpirun SIGUSR1 (kill -USR1 PID), which it passes on to every process.
+
    A process that fails or dies does not leave the others waiting: MPI
    errors come back as codes (MPI_ERRORS_RETURN) and end the run with a
    message, a process that fails on its own calls MPI_Abort, and a
@@ -27,6 +32,8 @@
                        death of a process, for tests
      --stall-rank R,N  rank R stops answering (sleeps) at its N-th sum: a
                        hung process or host, for tests
+     --interrupt-rank R  only rank R acts on --interrupt-after: one process
+                       interrupted, for tests
 */
 #define _POSIX_C_SOURCE 200809L
 #include <mpi.h>
@@ -42,7 +49,9 @@ static char program[40] = "train_mpi";
 static int rank, n_ranks = 1;
 static unsigned timeout_seconds = 300;
 static int kill_rank = -1, stall; /* stall: the rank sleeps instead */
-static long kill_at, sums_done;
+static int interrupt_rank = -1;
+static int together; /* every process is stopping at the same point */
+static long kill_at, sums_done, gradient_sums;
 static double sum_seconds;  /* time spent in the gradients' MPI_Allreduce */
 static size_t sum_floats;
 static char timeout_message[160];
@@ -80,8 +89,11 @@ static int sum_over_ranks(void *user, float *values, size_t n)
     alarm(timeout_seconds);
     err = MPI_Allreduce(MPI_IN_PLACE, values, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     alarm(0);
-    sum_seconds += MPI_Wtime() - t0;
-    sum_floats = n;
+    if (n > 1) { /* a gradient sum, not the epoch's start */
+        sum_seconds += MPI_Wtime() - t0;
+        sum_floats = n;
+        gradient_sums++;
+    }
     return mpi_failed(err, "MPI_Allreduce");
 }
 
@@ -100,7 +112,10 @@ static void own_flags(int *argc, char **argv)
     int i, k = 1;
     for (i = 1; i < *argc; i++) {
         const char *v = i + 1 < *argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--mpi-timeout") || !strcmp(argv[i], "--kill-rank") || !strcmp(argv[i], "--stall-rank")) {
+        if (!strcmp(argv[i], "--interrupt-rank") && v) {
+            interrupt_rank = atoi(v);
+            i++;
+        } else if (!strcmp(argv[i], "--mpi-timeout") || !strcmp(argv[i], "--kill-rank") || !strcmp(argv[i], "--stall-rank")) {
             char *end;
             long a = v ? strtol(v, &end, 10) : 0;
             if (v && !strcmp(argv[i], "--mpi-timeout") && !*end && a >= 1 && a <= 86400) timeout_seconds = (unsigned)a;
@@ -116,7 +131,16 @@ static void own_flags(int *argc, char **argv)
     }
     *argc = k;
     argv[k] = NULL;
+    if (interrupt_rank >= 0 && rank != interrupt_rank) /* the others drop --interrupt-after */
+        for (i = k = 1; i < *argc; i++) {
+            if (!strcmp(argv[i], "--interrupt-after") && i + 1 < *argc) i++;
+            else argv[k++] = argv[i];
+        }
+    *argc = k;
+    argv[k] = NULL;
 }
+
+static void on_sigint(int sig); /* train_mnist.c's: stop after this batch */
 
 static void start_processes(int *argc, char ***argv)
 {
@@ -129,20 +153,28 @@ static void start_processes(int *argc, char ***argv)
     snprintf(timeout_message, sizeof timeout_message, "%s: no answer from the other processes for %u s "
              "(did one die?); giving up\n", program, timeout_seconds);
     signal(SIGALRM, on_timeout);
+    signal(SIGUSR1, on_sigint);
     if (rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1); /* rank 0 speaks for all */
 }
 
 static int end_processes(int rc)
 {
-    if (rank == 0 && sums_done > 0)
+    if (rank == 0 && gradient_sums > 0)
         printf("%d process%s; gradient sums: %ld, %.3f ms each on average, %lu bytes each\n", n_ranks,
-               n_ranks > 1 ? "es" : "", sums_done, 1e3 * sum_seconds / (double)sums_done,
+               n_ranks > 1 ? "es" : "", gradient_sums, 1e3 * sum_seconds / (double)gradient_sums,
                (unsigned long)(sum_floats * sizeof(float)));
     fflush(stdout);
-    if (rc != 0 && n_ranks > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* others may be waiting for this one */
+    if (rc != 0 && n_ranks > 1) {
+        if (!together) MPI_Abort(MPI_COMM_WORLD, rc); /* the others may be waiting for this one */
+        alarm(timeout_seconds); /* for rank 0 to finish its files */
+        if (mpi_failed(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier")) _Exit(rc);
+        alarm(0);
+    }
     MPI_Finalize();
     return rc;
 }
+
+static void all_stopping(void) { together = 1; }
 
 static int writes_files(void) { return rank == 0; }
 

@@ -6,10 +6,12 @@
 #     the same with augmentation (each process distorts its shard as the
 #     whole set would be) and with --val.
 #  2. 2 processes give the same bytes every run, and a run interrupted
-#     (--interrupt-after) and resumed ends with those bytes too.
+#     (--interrupt-after, in rank 1 only: every process must stop, rank 0
+#     writes the checkpoint) and resumed ends with those bytes too.
 #  3. batchnorm and dropout run (each process normalises its own rows, so
 #     no equality is asked, only a trained model).
-#  4. a process that dies (SIGKILL) or hangs ends the run: non-zero exit,
+#  4. a divergence stops every process, the model file left as it was.
+#  5. a process that dies (SIGKILL) or hangs ends the run: non-zero exit,
 #     a message, no model written, and no hang (every run has a time limit).
 # Needs MNIST in data/mnist (skipped without it unless MLP_REQUIRE_MNIST=1)
 # and mpirun (skipped without it unless MLP_REQUIRE_MPI=1).
@@ -60,7 +62,7 @@ grep -q "^2 processes; gradient sums: 938," "$tmp/out" || { cat "$tmp/out"; fail
 mpi 2 "${flags[@]}" --out "$tmp/again.mlp" > /dev/null 2>&1 || fail "the second 2-process run failed"
 cmp "$tmp/plain-2.mlp" "$tmp/again.mlp" || fail "two 2-process runs gave different models"
 set +e
-mpi 2 "${flags[@]}" --out "$tmp/cut.mlp" --log "$tmp/cut.csv" --interrupt-after 700 > "$tmp/out" 2>&1
+mpi 2 "${flags[@]}" --out "$tmp/cut.mlp" --log "$tmp/cut.csv" --interrupt-after 700 --interrupt-rank 1 > "$tmp/out" 2>&1
 rc=$?
 set -e
 [ $rc -ne 0 ] || fail "an interrupted run exited 0"
@@ -76,7 +78,18 @@ mpi 2 "${flags[@]}" --epochs 1 --batchnorm --dropout 0.2 --log "$tmp/bn.csv" --o
 awk -v a="$(last_acc "$tmp/bn.csv")" 'BEGIN { exit !(a > 0.9) }' || fail "batchnorm + dropout: test accuracy $(last_acc "$tmp/bn.csv")"
 echo "test_mpi: batchnorm + dropout over 2 processes: test accuracy $(last_acc "$tmp/bn.csv")"
 
-# 4. a process that dies, or hangs, ends the run
+# 4. a divergence stops every process; the model on disk stays as it was
+cp "$tmp/plain-2.mlp" "$tmp/keep.mlp"
+set +e
+mpi 2 "${flags[@]}" --lr 1e6 --out "$tmp/keep.mlp" > "$tmp/out" 2>&1
+rc=$?
+set -e
+[ $rc -ne 0 ] || fail "a diverging run exited 0"
+grep -q "rank 0: .*diverged in epoch 1.*; $tmp/keep.mlp not written" "$tmp/out" || { cat "$tmp/out"; fail "no divergence message"; }
+cmp "$tmp/plain-2.mlp" "$tmp/keep.mlp" || fail "a diverging run changed the model file"
+echo "test_mpi: --lr 1e6 over 2 processes: exit $rc, $(grep -o 'diverged in epoch [0-9]*, batch [0-9]*' "$tmp/out" | head -n 1), model kept"
+
+# 5. a process that dies, or hangs, ends the run
 for how in kill stall; do
     start=$(date +%s)
     set +e

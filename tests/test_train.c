@@ -1441,28 +1441,33 @@ static void test_shards_train_as_one(void **state)
 
 /* Batchnorm's running statistics: each process updates them from its own
    rows and the processes' values are averaged, so every process holds the
-   same; a reduce that fails stops every process with MLP_EIO. */
+   same. With one batch, the whole set, split in equal halves, the average
+   of the halves' means is the whole's mean: the running means are one
+   process's. A reduce that fails stops every process with MLP_EIO. */
 static void test_shards_batchnorm_and_failure(void **state)
 {
     mlp_dataset ds;
     mlp_train_config c = mlp_train_defaults();
-    mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 7);
+    mlp_net *net = mlp_create_spec("4-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 7), *one;
     fake_rank ranks[2];
-    size_t n_stats;
-    float a[32], b[32];
-    int k;
+    float a[32], b[32], whole[32];
+    int k, j;
     (void)state;
     make_blobs(&ds, 120, 5);
     assert_int_equal(mlp_add_batchnorm(net), 0);
-    c.batch = 40; c.seed = 3;
+    c.batch = 120; c.seed = 3;
+    assert_non_null(one = mlp_clone(net));
+    assert_int_equal(mlp_train_epoch(one, &ds, &c, 0, NULL), 0);
+    assert_int_equal(mlp_get_running_stats(one, whole), 32);
     fake_run(&world, ranks, 2, net, &ds, &c, 1);
-    n_stats = mlp_get_running_stats(ranks[0].net, a);
-    assert_int_equal(n_stats, 32);
+    assert_int_equal(ranks[0].rc, 0);
+    assert_int_equal(mlp_get_running_stats(ranks[0].net, a), 32);
     assert_int_equal(mlp_get_running_stats(ranks[1].net, b), 32);
     assert_memory_equal(a, b, sizeof a);
-    assert_int_equal(ranks[0].rc, 0);
+    for (j = 0; j < 16; j++) assert_float_equal(a[j], whole[j], 1e-5);
     assert_true(a[0] != 0.0f && a[16] != 1.0f); /* they moved from their start */
     fake_free(ranks, 2);
+    mlp_free(one);
     world.fail_at = 2;
     fake_run(&world, ranks, 2, net, &ds, &c, 1);
     world.fail_at = 0;
@@ -1470,6 +1475,28 @@ static void test_shards_batchnorm_and_failure(void **state)
         assert_int_equal(ranks[k].rc, MLP_EIO);
         assert_non_null(strstr(ranks[k].error, "the reduce call"));
     }
+    fake_free(ranks, 2);
+    mlp_free(net);
+    mlp_dataset_free(&ds);
+}
+
+/* A process that cannot start (a label its shard holds is out of range)
+   stops the others before the first batch instead of leaving them waiting. */
+static void test_shards_one_cannot_start(void **state)
+{
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("4-8-3", MLP_ACT_RELU, MLP_LOSS_CE, 7);
+    fake_rank ranks[2];
+    (void)state;
+    make_blobs(&ds, 40, 6);
+    ds.y[39] = 7;
+    fake_run(&world, ranks, 2, net, &ds, &c, 1);
+    assert_int_equal(ranks[0].rc, MLP_EIO);
+    assert_non_null(strstr(ranks[0].error, "another process could not start the epoch"));
+    assert_int_equal(ranks[1].rc, MLP_EARG);
+    assert_non_null(strstr(ranks[1].error, "label 7 of sample 19"));
+    assert_memory_equal(ranks[0].net->params, net->params, net->n_params * sizeof(float)); /* untouched */
     fake_free(ranks, 2);
     mlp_free(net);
     mlp_dataset_free(&ds);
@@ -1688,6 +1715,7 @@ int main(void)
         cmocka_unit_test(test_shards_train_as_one),
         cmocka_unit_test(test_shards_batchnorm_and_failure),
         cmocka_unit_test(test_shards_dead_layer),
+        cmocka_unit_test(test_shards_one_cannot_start),
 #endif
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
