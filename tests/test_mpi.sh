@@ -33,7 +33,8 @@ export OMPI_MCA_rmaps_base_oversubscribe=1                       # 3 processes o
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags=(--data "$mnist" --layers 784-32-10 --epochs 2 --quiet --seed 3)
-mpi() { local np=$1; shift; timeout 300 mpirun -np "$np" "$B/train_mpi" "$@"; }
+# a process left waiting gives up after 60 s (the watchdog), so a broken run fails, not hangs
+mpi() { local np=$1; shift; timeout 300 mpirun -np "$np" "$B/train_mpi" --mpi-timeout 60 "$@"; }
 last_acc() { tail -n 1 "$1" | cut -d, -f5; }
 close_acc() { # LOG_A LOG_B: final test accuracies within 0.1 point
     awk -v a="$(last_acc "$1")" -v b="$(last_acc "$2")" 'BEGIN { d = a - b; exit !(d <= 0.001 && d >= -0.001) }' ||

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <float.h>
+#include <time.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -1336,14 +1337,20 @@ typedef struct fake_rank {
     char error[256];
 } fake_rank;
 
-static void fake_barrier(fake_world *w)
+/* -1 when the others have not come within 20 s (a process left waiting:
+   the sum then fails, and so does the test, instead of hanging) */
+static int fake_barrier(fake_world *w)
 {
-    int generation;
+    int generation, rc = 0;
+    struct timespec until;
+    until.tv_sec = time(NULL) + 20; until.tv_nsec = 0;
     pthread_mutex_lock(&w->lock);
     generation = w->generation;
     if (++w->waiting == w->n_ranks) { w->waiting = 0; w->generation++; pthread_cond_broadcast(&w->turn); }
-    else while (generation == w->generation) pthread_cond_wait(&w->turn, &w->lock);
+    else while (generation == w->generation && rc == 0) rc = pthread_cond_timedwait(&w->turn, &w->lock, &until);
+    if (generation == w->generation) w->waiting--, rc = -1;
     pthread_mutex_unlock(&w->lock);
+    return rc;
 }
 
 static int fake_sum(void *user, float *values, size_t n)
@@ -1354,13 +1361,13 @@ static int fake_sum(void *user, float *values, size_t n)
     int k;
     assert_true(n <= FAKE_VALUES_MAX);
     memcpy(w->values[r->rank], values, n * sizeof(float));
-    fake_barrier(w);
+    if (fake_barrier(w) != 0) return -1;
     for (i = 0; i < n; i++) {
         float sum = 0.0f;
         for (k = 0; k < w->n_ranks; k++) sum += w->values[k][i];
         values[i] = sum;
     }
-    fake_barrier(w);
+    if (fake_barrier(w) != 0) return -1;
     if (r->rank == 0) w->calls++;
     return w->fail_at && w->calls >= w->fail_at ? -1 : 0; /* every rank sees the failure at once */
 }
