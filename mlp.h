@@ -4214,6 +4214,30 @@ static int mlp__call_on_batch(const mlp_train_config *cfg, const mlp_batch_info 
     return stop;
 }
 
+/* The batch's rows, copied from random places in the training set. A row
+   starts cache and TLB misses the hardware cannot predict, so the rows 8
+   places ahead are asked for while this one is copied: their misses
+   overlap instead of queueing. B1 on one thread (bench --peers b1 1,
+   medians of 7 alternating runs): 0.462 -> 0.402 s/epoch. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MLP__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define MLP__PREFETCH(p) ((void)(p))
+#endif
+#define MLP__GATHER_AHEAD 8
+
+static void mlp__gather_rows(float *dst, const float *src, int dim, const int *rows, int n)
+{
+    int i, k, lines = (int)(((size_t)dim * sizeof(float) + 63) / 64);
+    for (i = 0; i < n; i++) {
+        if (i + MLP__GATHER_AHEAD < n) {
+            const char *ahead = (const char *)(src + (size_t)rows[i + MLP__GATHER_AHEAD] * dim);
+            for (k = 0; k < lines; k++) MLP__PREFETCH(ahead + (size_t)k * 64);
+        }
+        memcpy(dst + (size_t)i * dim, src + (size_t)rows[i] * dim, (size_t)dim * sizeof(float));
+    }
+}
+
 /* ---- data-parallel steps (mlp_train_config.reduce) ---- */
 /* What one step sums over the processes, in one block of floats: the
    gradient; batchnorm's running statistics as each process with rows of
@@ -4363,10 +4387,8 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
         float loss = 0.0f;
         done += B;
         if (cfg->reduce) batch = mine, rows = mlp__my_rows(perm + start, B, first, ds->n, mine);
-        for (i = 0; i < rows; i++) {
-            memcpy(xb + (size_t)i * ds->dim, ds->x + (size_t)batch[i] * ds->dim, (size_t)ds->dim * sizeof(float));
-            yb[i] = ds->y[batch[i]];
-        }
+        mlp__gather_rows(xb, ds->x, ds->dim, batch, rows);
+        for (i = 0; i < rows; i++) yb[i] = ds->y[batch[i]];
         /* dropout masks from (seed, epoch, batch, shard): a resumed run draws the same */
         mlp_rng_seed(&net->dropout_rng, cfg->seed ^ 0x64726f706f7574ULL ^ ((uint64_t)first << 32),
                      ((uint64_t)epoch << 32) | (uint32_t)batch_no);

@@ -1678,6 +1678,28 @@ static void test_shard_augments_as_the_whole(void **state)
     mlp_dataset_free(&ds);
 }
 
+/* One batch holding the whole set: mlp_train_epoch's step is the step of
+   a forward and backward pass over the rows in their own order (the
+   gradient is a sum over rows, whatever order the shuffle put them in). */
+static void test_epoch_of_one_batch_is_one_step(void **state)
+{
+    mlp_dataset ds;
+    mlp_net *a = mlp_create_spec("4-10-3", MLP_ACT_RELU, MLP_LOSS_CE, 5), *b = mlp_clone(a);
+    mlp_train_config c = mlp_train_defaults();
+    float loss;
+    size_t i;
+    (void)state;
+    make_blobs(&ds, 90, 12);
+    c.batch = 90; c.lr = 0.2f; c.momentum = 0.0f; c.seed = 8;
+    assert_int_equal(mlp_train_epoch(a, &ds, &c, 0, NULL), 0);
+    assert_non_null(mlp_forward(b, ds.x, 90));
+    assert_int_equal(mlp_backward(b, ds.y, &loss), 0);
+    assert_int_equal(mlp_sgd_step(b, 0.2f, 0.0f, 0.0f), 0);
+    for (i = 0; i < a->n_params; i++) assert_float_equal(a->params[i], b->params[i], 1e-6);
+    mlp_free(a); mlp_free(b);
+    mlp_dataset_free(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1717,6 +1739,7 @@ int main(void)
         cmocka_unit_test(test_dataset_shards),
         cmocka_unit_test(test_reduce_alone_is_one_process),
         cmocka_unit_test(test_running_stats),
+        cmocka_unit_test(test_epoch_of_one_batch_is_one_step),
         cmocka_unit_test(test_shard_augments_as_the_whole),
 #if defined(MLP__THREADS) && !defined(_WIN32)
         cmocka_unit_test(test_shards_train_as_one),
