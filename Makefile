@@ -24,7 +24,7 @@ tests: $(TESTS:%=$(B)/%) ## build the test programs into build/ without running 
 $(B) $(B)/san:
 	@mkdir -p $@
 
-$(B)/%: examples/%.c mlp.h | $(B)
+$(B)/%: examples/%.c examples/stb_png.h mlp.h | $(B)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 $(B)/test_%: tests/test_%.c mlp.h | $(B)
@@ -205,7 +205,7 @@ $(B)/san/test_%: tests/test_%.c mlp.h | $(B)/san
 $(B)/san/test_cpp: tests/test_cpp.cpp mlp.h | $(B)/san
 	$(CXX) $(CXXWARN) $(SAN) -o $@ $< -lcmocka $(LDLIBS)
 
-$(B)/san/%: examples/%.c mlp.h | $(B)/san
+$(B)/san/%: examples/%.c examples/stb_png.h mlp.h | $(B)/san
 	$(CC) $(WARN) $(SAN) -o $@ $< $(LDLIBS)
 
 test-sanitize: $(TESTS:%=$(B)/san/%) $(B)/san/train_mnist $(B)/san/train_csv $(B)/san/classify ## every test suite and the examples under AddressSanitizer + UBSan
@@ -254,7 +254,7 @@ $(WIN_CMOCKA)/lib/libcmocka.a: tools/build_cmocka.sh
 $(B)/win/include/stb_image.h: | $(B)/win
 	@mkdir -p $(@D) && ln -sf /usr/include/stb/stb_image.h $@
 
-$(B)/win/%.exe: examples/%.c mlp.h $(B)/win/include/stb_image.h | $(B)/win
+$(B)/win/%.exe: examples/%.c examples/stb_png.h mlp.h $(B)/win/include/stb_image.h | $(B)/win
 	$(WIN_CC) $(WARN) -Werror -O2 $(WIN_STB) -o $@ $< -lm
 
 $(B)/win/test_%.exe: tests/test_%.c mlp.h $(WIN_CMOCKA)/lib/libcmocka.a | $(B)/win
@@ -355,13 +355,13 @@ FUZZ_TARGETS := idx model image csv checkpoint
 FUZZ_SECONDS ?= 180
 corpus_of = tests/corpus/$$( [ $$t = image ] && echo png || echo $$t )
 
-$(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h mlp.h | $(B)
+$(B)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h examples/stb_png.h mlp.h | $(B)
 	$(CC) $(WARN) $(SAN) -DMLP_FUZZ_REPLAY -o $@ $< $(LDLIBS)
 
 fuzz-replay: $(FUZZ_TARGETS:%=$(B)/replay_%) ## replay the fuzz regression corpus (part of make test)
 	@set -e; for t in $(FUZZ_TARGETS); do printf "== fuzz corpus %s: " $$t; ./$(B)/replay_$$t $(corpus_of); done
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h mlp.h
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_main.h examples/stb_png.h mlp.h
 	@mkdir -p $(B)/fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LDLIBS)
 

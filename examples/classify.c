@@ -104,6 +104,7 @@ static float *load_png(const char *path, int *w, int *h, const char **why)
         return NULL;
     }
     if ((*why = png_chunk_problem(png, size)) != NULL) { free(png); return NULL; }
+    png_drop_empty_idat(png, &size);
     px = (float *)malloc((size_t)*w * (size_t)*h * 2 * sizeof(float));
     if (!px) { free(png); *why = "out of memory"; return NULL; }
     if (stbi_is_16_bit_from_memory(png, (int)size)) {

@@ -1,6 +1,7 @@
 /* stb_png.h - stb_image (Debian: apt-get install libstb-dev), set up as the
    examples use it: PNG only, pictures over 8192 pixels a side refused, a
-   check of the chunk lengths to run before it (png_chunk_problem), and
+   check of the chunk lengths to run before it (png_chunk_problem) and a
+   clean-up of empty data chunks (png_drop_empty_idat), and
    its zlib decoder, which also inflates gzip-compressed IDX files for mlp.h
    (MLP_INFLATE). Include it in one file, before mlp.h. */
 #ifndef MLP_EXAMPLES_STB_PNG_H
@@ -54,6 +55,26 @@ static inline const char *png_chunk_problem(const unsigned char *png, size_t siz
         at += 12 + len;
     }
     return NULL;
+}
+
+/* Removes the IDAT chunks that hold no data (allowed, and meaningless),
+   moving the rest of the file down; *size shrinks by 12 bytes for each.
+   stb_image reads a first IDAT chunk of length 0 with memcpy(NULL, p, 0),
+   undefined behaviour before C23 that UBSan reports (found by the image
+   fuzz target). Run it after png_chunk_problem has passed the file. */
+static inline void png_drop_empty_idat(unsigned char *png, size_t *size)
+{
+    size_t at = 8;
+    while (*size >= at + 12) {
+        size_t len = (size_t)png[at] << 24 | (size_t)png[at + 1] << 16 | (size_t)png[at + 2] << 8 | png[at + 3];
+        if (len == 0 && memcmp(png + at + 4, "IDAT", 4) == 0) {
+            memmove(png + at, png + at + 12, *size - at - 12);
+            *size -= 12;
+            continue;
+        }
+        if (memcmp(png + at + 4, "IEND", 4) == 0 || len > *size - at - 12) break;
+        at += 12 + len;
+    }
 }
 
 /* raw deflate into a buffer of exactly the size the gzip trailer states */

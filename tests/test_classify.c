@@ -592,15 +592,29 @@ static void test_bad_files(void **state)
         put32be(f, 0x40000000u); fwrite("IDAT", 1, 4, f); fwrite(idat, 1, sizeof idat, f);
         fclose(f);
     }
+    {   /* gray8.png with an empty IDAT chunk first (allowed; stb_image would
+           memcpy from NULL for it, so classify drops it): the same digit */
+        size_t at = 8;
+        f = fopen(in_dir("gray8.png"), "rb"); n = fread(buf, 1, sizeof buf, f); fclose(f);
+        assert_true(n < sizeof buf);
+        while (at + 8 <= n && memcmp(buf + at + 4, "IDAT", 4) != 0)
+            at += 12 + ((size_t)buf[at] << 24 | (size_t)buf[at + 1] << 16 | (size_t)buf[at + 2] << 8 | buf[at + 3]);
+        assert_true(at + 8 <= n);
+        f = fopen(in_dir("empty-idat.png"), "wb");
+        fwrite(buf, 1, at, f);
+        chunk(f, "IDAT", NULL, 0);
+        fwrite(buf + at, 1, n - at, f);
+        fclose(f);
+    }
     {   /* a blank page */
         unsigned char rows[20 * 20];
         memset(rows, 240, sizeof rows);
         write_png(in_dir("blank.png"), 20, 20, 8, 0, rows, 20, NULL, 0);
     }
     assert_int_equal(mkdir(in_dir("folder.png"), 0700), 0);
-    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s %s %s", model_path, in_dir("folder.png"), in_dir("missing.png"), in_dir("text.png"),
+    snprintf(cmd, sizeof cmd, CLASSIFY " %s %s %s %s %s %s %s %s %s %s %s %s", model_path, in_dir("folder.png"), in_dir("missing.png"), in_dir("text.png"),
              in_dir("empty.png"), in_dir("truncated.png"), in_dir("huge.png"), in_dir("blank.png"), in_dir("gray8.png"), in_dir("rgb8.png"),
-             in_dir("long-chunk.png"));
+             in_dir("long-chunk.png"), in_dir("empty-idat.png"));
     assert_int_equal(run(cmd), 1);
     /* each file's reason on that file's own line */
     expect_refused(in_dir("missing.png"), "cannot open the file", 0);
@@ -613,6 +627,14 @@ static void test_bad_files(void **state)
     expect_refused(in_dir("blank.png"), "no digit found", 1);
     expect_classified(in_dir("gray8.png"));   /* the good files still classified */
     expect_classified(in_dir("rgb8.png"));
+    expect_classified(in_dir("empty-idat.png"));
+    {
+        char gray[1024], prefix[512];
+        snprintf(prefix, sizeof prefix, "%s: ", in_dir("gray8.png"));
+        snprintf(gray, sizeof gray, "%s", line_starting(prefix) + strlen(prefix));
+        snprintf(prefix, sizeof prefix, "%s: ", in_dir("empty-idat.png"));
+        assert_string_equal(line_starting(prefix) + strlen(prefix), gray);
+    }
 }
 
 /* --stages beside --raw, --show and a directory that is not there */
