@@ -1323,13 +1323,13 @@ static int fake_identity(void *user, float *values, size_t n)
 typedef struct fake_world {
     pthread_mutex_t lock;
     pthread_cond_t turn;
-    int n_ranks, waiting, generation, fail_at, calls;
+    int n_ranks, waiting, generation, fail_at;
     float values[FAKE_RANKS_MAX][FAKE_VALUES_MAX];
 } fake_world;
 
 typedef struct fake_rank {
     fake_world *world;
-    int rank, rc, epochs;
+    int rank, rc, epochs, calls;
     mlp_net *net;
     mlp_dataset shard;
     mlp_train_config cfg;
@@ -1368,8 +1368,8 @@ static int fake_sum(void *user, float *values, size_t n)
         values[i] = sum;
     }
     if (fake_barrier(w) != 0) return -1;
-    if (r->rank == 0) w->calls++;
-    return w->fail_at && w->calls >= w->fail_at ? -1 : 0; /* every rank sees the failure at once */
+    r->calls++; /* each its own count: every rank fails at the same call */
+    return w->fail_at && r->calls >= w->fail_at ? -1 : 0;
 }
 
 static void *fake_process(void *arg)
@@ -1391,10 +1391,10 @@ static void fake_run(fake_world *w, fake_rank *ranks, int n_ranks, const mlp_net
     int k;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->turn, NULL);
-    w->n_ranks = n_ranks; w->waiting = 0; w->generation = 0; w->calls = 0;
+    w->n_ranks = n_ranks; w->waiting = 0; w->generation = 0;
     for (k = 0; k < n_ranks; k++) {
         fake_rank *r = &ranks[k];
-        r->world = w; r->rank = k; r->epochs = epochs;
+        r->world = w; r->rank = k; r->epochs = epochs; r->calls = 0;
         assert_non_null(r->net = mlp_clone(net));
         assert_int_equal(mlp_dataset_shard(ds, &r->shard, k, n_ranks), 0);
         r->cfg = *cfg;
