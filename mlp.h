@@ -736,7 +736,8 @@ typedef struct mlp_train_config {
     float diverge_factor;
     /* Data-parallel training over several processes (DISTRIBUTED TRAINING
        above); NULL: one process. The data set is this process's shard
-       (mlp_dataset_shard). mlp_train_epoch calls reduce with n floats, the
+       (mlp_dataset_shard; a whole set given to every process would count
+       each row once per process). mlp_train_epoch calls reduce with n floats, the
        same n in every process, which it must replace by their element-wise
        sum over all the processes (MPI_Allreduce in place): once with one
        (whether any process failed to start the epoch), then once per
