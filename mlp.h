@@ -4271,23 +4271,33 @@ static int mlp__my_rows(const int *batch, int B, int first, int n, int *mine)
    xb, yb), then the reduce: afterwards every process holds the whole
    batch's gradient, running statistics, mean loss, correct count and
    dead ReLU layer (or -1), the same numbers everywhere. */
+/* The forward and backward pass over this process's `rows` rows of a batch
+   of B (all of them with one process): their correct predictions added to
+   *correct, their mean loss in *loss. */
+static int mlp__pass(mlp_net *net, const float *xb, const int *yb, int rows, int B, float *loss, int *correct)
+{
+    int i, rc, n_out = mlp_output_width(net);
+    const float *y;
+    net->training = 1;
+    y = mlp_forward(net, xb, rows);
+    if (!y) { net->training = 0; return MLP_ENOMEM; }
+    for (i = 0; i < rows; i++) *correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
+    rc = mlp__backward(net, yb, B, loss);
+    net->training = 0;
+    return rc;
+}
+
 static int mlp__shared_pass(mlp_net *net, const mlp_train_config *cfg, mlp__sums *s, const float *xb, const int *yb,
                             int rows, int B, float *loss, int *correct, int *dead)
 {
     float *tail = s->v + net->n_params + s->n_stats, *active = tail + MLP__SUM_LAYERS;
-    float slice_loss = 0.0f;
-    int l, i, n_out = mlp_output_width(net), rc = MLP_OK;
+    float slice_mean = 0.0f;
+    int l, mine = 0, rc = MLP_OK;
     memset(s->v, 0, s->n * sizeof(float));
     if (rows > 0) {
-        const float *y;
-        net->training = 1;
-        if (!(y = mlp_forward(net, xb, rows))) rc = MLP_ENOMEM;
-        else {
-            for (i = 0; i < rows; i++) tail[MLP__SUM_CORRECT] += (float)(mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i]);
-            rc = mlp_backward_slice(net, yb, B, &slice_loss);
-        }
-        net->training = 0;
-        tail[MLP__SUM_LOSS] = slice_loss; /* not finite: every process stops on it */
+        rc = mlp__pass(net, xb, yb, rows, B, &slice_mean, &mine);
+        tail[MLP__SUM_CORRECT] = (float)mine;
+        tail[MLP__SUM_LOSS] = slice_mean * (float)rows; /* not finite: every process stops on it */
         if (rc == MLP_OK) {
             memcpy(s->v, net->grads, net->n_params * sizeof(float));
             (void)mlp_get_running_stats(net, s->v + net->n_params);
@@ -4322,21 +4332,6 @@ static int mlp__all_ready(const mlp_train_config *cfg, int rc)
     float failed = rc != MLP_OK ? 1.0f : 0.0f;
     if (cfg->reduce(cfg->reduce_user, &failed, 1) != 0) return mlp__fail(MLP_EIO, "the reduce call (summing over the processes) failed");
     if (rc == MLP_OK && failed > 0.0f) return mlp__fail(MLP_EIO, "another process could not start the epoch");
-    return rc;
-}
-
-/* One process's forward and backward pass over the whole batch. */
-static int mlp__own_pass(mlp_net *net, const float *xb, const int *yb, int B, float *loss, int *correct, int *dead)
-{
-    int i, rc, n_out = mlp_output_width(net);
-    const float *y;
-    net->training = 1;
-    y = mlp_forward(net, xb, B);
-    if (!y) { net->training = 0; return MLP_ENOMEM; }
-    for (i = 0; i < B; i++) *correct += mlp__argmax(y + (size_t)i * n_out, n_out) == yb[i];
-    rc = mlp_backward(net, yb, loss);
-    net->training = 0;
-    *dead = rc == MLP_OK ? mlp__dead_relu_layer(net, B) : -1;
     return rc;
 }
 
@@ -4397,7 +4392,7 @@ MLPDEF int mlp_train_epoch(mlp_net *net, const mlp_dataset *ds,
             int batch_correct = 0;
             rc = mlp__shared_pass(net, cfg, &sums, xb, yb, rows, B, &loss, &batch_correct, &dead);
             correct += batch_correct;
-        } else rc = mlp__own_pass(net, xb, yb, B, &loss, &correct, &dead);
+        } else if ((rc = mlp__pass(net, xb, yb, B, B, &loss, &correct)) == MLP_OK) dead = mlp__dead_relu_layer(net, B);
         if (rc != MLP_OK) {
             if (rc == MLP_ENUMERIC)
                 mlp__fail(rc, "the loss became %g in epoch %d, batch %d (learning rate too high?)", loss, epoch + 1, batch_no + 1);
