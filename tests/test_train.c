@@ -523,7 +523,12 @@ static void test_divergence_watch(void **state)
     assert_int_equal(mlp_dense_weights(net, 0, &W, &b), 0);
     for (j = 0; j < 32; j++) b.data[j] = -1000.0f;
     c.lr = 0.01f;
-    assert_int_equal(mlp_train_epoch(net, &train, &c, 0, NULL), MLP_ENUMERIC);
+    {
+        mlp_net *before = mlp_clone(net);             /* a stopped batch takes no step */
+        assert_int_equal(mlp_train_epoch(net, &train, &c, 0, NULL), MLP_ENUMERIC);
+        assert_memory_equal(net->params, before->params, net->n_params * sizeof(float));
+        mlp_free(before);
+    }
     assert_non_null(strstr(mlp_error(), "training diverged in epoch 1, batch 1: all 32 units of hidden layer 1 (ReLU) are inactive"));
     c.diverge_factor = -1.0f;                     /* off: the dead network trains on */
     assert_int_equal(mlp_train_epoch(net, &train, &c, 0, &ev), MLP_OK);
@@ -1628,6 +1633,85 @@ static void test_reduce_alone_is_one_process(void **state)
     mlp_dataset_free(&ds);
 }
 
+/* n samples of dim uniform features in [0, 1), labelled by which third of
+   [0, 1) the first one falls in */
+static void make_wide(mlp_dataset *ds, int n, int dim, uint64_t seed)
+{
+    mlp_rng rng;
+    int i, j;
+    mlp_rng_seed(&rng, seed, 3);
+    memset(ds, 0, sizeof *ds);
+    ds->n = n; ds->dim = dim; ds->n_classes = 3;
+    ds->x = malloc(sizeof(float) * (size_t)dim * (size_t)n);
+    ds->y = malloc(sizeof(int) * (size_t)n);
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < dim; j++) ds->x[(size_t)i * dim + j] = mlp_rng_float(&rng);
+        ds->y[i] = (int)(ds->x[(size_t)i * dim] * 3.0f);
+    }
+}
+
+/* Two epochs trained with batches in one parallel region each
+   (mlp__step_in_one_region) on 1, 2 and 3 threads, against the
+   layer-by-layer path (mlp_forward, mlp_backward, mlp_optimizer_step), which
+   mlp_train_epoch takes when there is a reduce call, here one process's:
+   the same weights and optimizer state to the bit. */
+static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, mlp_optimizer opt, int n, int batch, float max_norm)
+{
+    mlp_dataset ds;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *ref = mlp_create_spec(spec, act, loss, 3);
+    int threads, epoch;
+    assert_non_null(ref);
+    make_wide(&ds, n, mlp_input_width(ref), 5);
+    c.batch = batch; c.lr = 0.01f; c.momentum = 0.9f; c.weight_decay = 1e-3f; c.optimizer = opt; c.max_norm = max_norm;
+    c.seed = 4;
+    c.reduce = fake_identity;
+    for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(ref, &ds, &c, epoch, NULL), 0);
+    c.reduce = NULL;
+    assert_true(mlp__step_fits(ref, &c, batch));
+    for (threads = 1; threads <= 3; threads++) {
+        mlp_net *net = mlp_create_spec(spec, act, loss, 3);
+        assert_int_equal(mlp_set_threads(net, threads), 0);
+        for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(net, &ds, &c, epoch, NULL), 0);
+        assert_memory_equal(net->params, ref->params, ref->n_params * sizeof(float));
+        assert_memory_equal(net->velocity, ref->velocity, ref->n_params * sizeof(float));
+        if (opt >= MLP_OPT_ADAM) assert_memory_equal(net->second, ref->second, ref->n_params * sizeof(float));
+        assert_true(net->step == ref->step);
+        /* 64-byte lines: where two threads' columns meet, no line holds both */
+        assert_true((uintptr_t)net->params % 64 == 0 && (uintptr_t)net->grads % 64 == 0);
+        assert_true((uintptr_t)net->velocity % 64 == 0 && (uintptr_t)net->ws % 64 == 0);
+        mlp_free(net);
+    }
+    mlp_free(ref);
+    mlp_dataset_free(&ds);
+}
+
+static void test_step_in_one_region(void **state)
+{
+    mlp_net *net = mlp_create_spec("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 1);
+    mlp_train_config c = mlp_train_defaults();
+    (void)state;
+    check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_SGD, 200, 32, 0.0f);
+    check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, MLP_OPT_NESTEROV, 150, 25, 0.0f); /* a wide output */
+    check_one_region("300-40-3", MLP_ACT_SIGMOID, MLP_LOSS_CE, MLP_OPT_ADAM, 120, 30, 0.5f);
+    check_one_region("300-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_ADAMW, 100, 20, 0.0f);
+    check_one_region("300-48-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_SGD, 66, 32, 0.0f);    /* last batch: 2 rows */
+    /* what the region does not cover takes the layer-by-layer path */
+    assert_true(mlp__step_fits(net, &c, 64));
+    assert_false(mlp__step_fits(net, &c, 2));      /* the batch-1 kernel's product */
+    c.clip_norm = 1.0f;
+    assert_false(mlp__step_fits(net, &c, 64));     /* the norm of all gradients first */
+    c.clip_norm = 0.0f; c.reduce = fake_identity;
+    assert_false(mlp__step_fits(net, &c, 64));
+    c.reduce = NULL;
+    assert_int_equal(mlp_add_batchnorm(net), 0);
+    assert_false(mlp__step_fits(net, &c, 64));
+    mlp_free(net);
+    net = mlp_create_spec("300-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 1); /* a hidden layer the narrow kernel computes */
+    assert_false(mlp__step_fits(net, &c, 64));
+    mlp_free(net);
+}
+
 static void test_running_stats(void **state)
 {
     mlp_net *net = mlp_create_spec("3-4-5-2", MLP_ACT_RELU, MLP_LOSS_CE, 1);
@@ -1740,6 +1824,7 @@ int main(void)
         cmocka_unit_test(test_reduce_alone_is_one_process),
         cmocka_unit_test(test_running_stats),
         cmocka_unit_test(test_epoch_of_one_batch_is_one_step),
+        cmocka_unit_test(test_step_in_one_region),
         cmocka_unit_test(test_shard_augments_as_the_whole),
 #if defined(MLP__THREADS) && !defined(_WIN32)
         cmocka_unit_test(test_shards_train_as_one),
