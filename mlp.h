@@ -2911,10 +2911,10 @@ static void mlp__own_columns(const mlp__engine *g, int N, int t, int n, int *c0,
 }
 
 /* Thread t's share of a product inside a parallel region of n threads (a
-   training step): with the blocked kernel its columns (mlp__own_columns),
-   otherwise the share mlp__gemm would give it. Every element's arithmetic
-   is mlp__gemm's whatever the share. */
-static void mlp__gemm_share(mlp__engine *g, int t, int n, int trans_a, int trans_b,
+   training step): with the blocked kernel its columns (mlp__own_columns)
+   or its rows (by_rows), otherwise the share mlp__gemm would give it.
+   Every element's arithmetic is mlp__gemm's whatever the share. */
+static void mlp__gemm_share(mlp__engine *g, int t, int n, int by_rows, int trans_a, int trans_b,
                             int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -2928,7 +2928,7 @@ static void mlp__gemm_share(mlp__engine *g, int t, int n, int trans_a, int trans
         return;
     }
     task = mlp__gemm_plan(&j, g, path, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &worth_sharing);
-    if (task == mlp__gemm_task) j.split_n = 1;
+    if (task == mlp__gemm_task) j.split_n = !by_rows;
     task(&j, t, n);
 }
 
@@ -4488,9 +4488,10 @@ static int mlp__all_ready(const mlp_train_config *cfg, int rc)
    update as one job of the engine's threads, with a barrier after each
    layer, instead of one job per product with the rest on one thread.
    Thread t computes the same column panels of a hidden layer's forward
-   product (its bias and activation included), weight gradient and the
-   input gradient that reaches those columns, so the columns a thread
-   makes are the ones it goes on with. Every element takes the arithmetic
+   product (its bias and activation included) and of the input gradient
+   that reaches those columns, so the columns a thread makes are the ones
+   it goes on with; and the rows of each weight gradient that its slice of
+   the update then reads. Every element takes the arithmetic
    of the layer-by-layer path (mlp_forward, mlp_backward,
    mlp_optimizer_step), so the results are the same bits on any number of
    threads and on either path. B1 (bench --peers b1 2, 3 alternating runs
@@ -4543,28 +4544,28 @@ static void mlp__step_forward(mlp_net *net, int l, const float *x, int B, int t,
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     if (c0 >= c1) return;
     for (i = 0; i < B; i++) memcpy(z + (size_t)i * w + c0, L->b + c0, (size_t)(c1 - c0) * sizeof(float));
-    mlp__gemm_share(net->engine, t, n, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
+    mlp__gemm_share(net->engine, t, n, 0, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
     if (l + 1 < net->n_layers)
         for (i = 0; i < B; i++)
             mlp__act_forward(net->engine->k, net->layers[l + 1].act, net->out[l + 1] + (size_t)i * w + c0,
                              z + (size_t)i * w + c0, (size_t)(c1 - c0));
 }
 
-/* dW and db in thread t's columns of dense layer l; below the first, the
-   gradient of its input in t's columns, through the activation before it
-   (into dout[l - 2]) */
+/* dW in thread t's rows and db in its columns of dense layer l; below the
+   first, the gradient of its input in t's columns, through the activation
+   before it (into dout[l - 2]) */
 static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
 {
     const mlp_layer *L = &net->layers[l];
     const float *dz = net->dout[l], *x = l > 0 ? net->out[l - 1] : net->x;
     int i, j, c0, c1, w = L->n_out, w_in = L->n_in;
-    mlp__gemm_share(net->engine, t, n, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
+    mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     for (j = c0; j < c1; j++) L->db[j] = 0.0f;
     for (i = 0; i < B; i++)
         for (j = c0; j < c1; j++) L->db[j] += dz[(size_t)i * w + j];
     if (l == 0) return;
-    mlp__gemm_share(net->engine, t, n, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
+    mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
     mlp__own_columns(net->engine, w_in, t, n, &c0, &c1);
     for (i = 0; i < B && c0 < c1; i++) {
         size_t at = (size_t)i * w_in + (size_t)c0;
