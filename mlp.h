@@ -1541,6 +1541,7 @@ static void mlp__gemv_avx2(int M, int N, int K, float alpha, const float *A, int
             for (k = 0; k < K; k++) {
                 const float *b = B + (size_t)k * ldb + j;
                 __m256 ak = _mm256_set1_ps(a[k]);
+                if (a[k] == 0.0f) continue; /* see mlp__gemv_avx512 */
                 MLP__VEC12(MLP__FMA)
             }
             MLP__VEC12(MLP__OUT)
@@ -1728,7 +1729,12 @@ static void mlp__micro_avx512_narrow_at(int kc, const float *a, size_t lda, cons
 /* A few rows times an untransposed B (inference at batch 1): packing B would
    copy the whole weight matrix to use it once, so stream it instead, row k
    of B at a time. Up to 256 columns stay in 16 accumulators: 16 independent
-   FMA chains hide the FMA latency, and each row of B is read contiguously. */
+   FMA chains hide the FMA latency, and each row of B is read contiguously.
+   A row of B whose factor a[k] is exactly 0 is not read at all: it would
+   add 0 x b = 0 to every sum, which leaves the sum's bits as they are
+   (for finite b; an infinite or NaN weight there is not propagated).
+   Most of an input digit's pixels are 0, and about half of what a ReLU
+   layer passes on: B2 at batch 1 reads a fifth of the first layer. */
 #define MLP__VEC16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 MLP__TARGET("avx512f")
 static void mlp__gemv_avx512(int M, int N, int K, float alpha, const float *A, int lda,
@@ -1750,6 +1756,7 @@ static void mlp__gemv_avx512(int M, int N, int K, float alpha, const float *A, i
             for (k = 0; k < K; k++) {
                 const float *b = B + (size_t)k * ldb + j;
                 __m512 ak = _mm512_set1_ps(a[k]);
+                if (a[k] == 0.0f) continue;
                 MLP__VEC16(MLP__FMA)
             }
             MLP__VEC16(MLP__OUT)
@@ -2870,8 +2877,12 @@ static mlp__task_fn mlp__gemm_plan(mlp__gemm_job *j, mlp__engine *g, mlp__path p
     j->M = M; j->N = N; j->K = K; j->alpha = alpha; j->beta = beta;
     j->A = A; j->B = B; j->C = C; j->lda = lda; j->ldb = ldb; j->ldc = ldc;
     j->split_n = 0;
-    if (path == MLP__PATH_GEMV) {
-        *worth_sharing = N >= 64 && fma >= MLP__PARALLEL_MIN_FMA / 4;
+    if (path == MLP__PATH_GEMV) { /* the rows of B whose factor is 0 cost nothing (mlp__gemv_avx512) */
+        int i, k;
+        double nonzero = 0.0;
+        for (i = 0; i < M; i++)
+            for (k = 0; k < K; k++) nonzero += A[(size_t)i * lda + k] != 0.0f;
+        *worth_sharing = N >= 64 && nonzero * N >= MLP__PARALLEL_MIN_FMA / 4;
         return mlp__gemv_task;
     }
     if (path == MLP__PATH_NARROW) {
@@ -3109,58 +3120,63 @@ static void mlp__dropout_backward(float *dx, const float *dy, const float *mask,
 /* The normalisation's per-unit statistics: the batch's (and the running
    averages updated), or at inference 1/sqrt(running variance + eps) beside
    the running mean. Returns the mean to subtract. */
-static const float *mlp__batchnorm_stats(const mlp_layer *L, const float *x, int B, int batch_stats)
+static const float *mlp__batchnorm_stats(const mlp_layer *L, const float *x, int B, int batch_stats, int c0, int c1)
 {
     int i, j, n = L->n_out;
     float *mean = batch_stats ? L->batch_mean : L->run_mean, *inv = L->inv_std;
     if (batch_stats) {
         float rb = 1.0f / (float)B, unbias = B > 1 ? (float)B / (float)(B - 1) : 1.0f;
-        for (j = 0; j < n; j++) mean[j] = inv[j] = 0.0f;
+        for (j = c0; j < c1; j++) mean[j] = inv[j] = 0.0f;
         for (i = 0; i < B; i++)
-            for (j = 0; j < n; j++) mean[j] += x[(size_t)i * n + j];
-        for (j = 0; j < n; j++) mean[j] *= rb;
+            for (j = c0; j < c1; j++) mean[j] += x[(size_t)i * n + j];
+        for (j = c0; j < c1; j++) mean[j] *= rb;
         for (i = 0; i < B; i++)  /* two passes: no cancellation in E[x^2] - E[x]^2 */
-            for (j = 0; j < n; j++) { float d = x[(size_t)i * n + j] - mean[j]; inv[j] += d * d; }
-        for (j = 0; j < n; j++) {
+            for (j = c0; j < c1; j++) { float d = x[(size_t)i * n + j] - mean[j]; inv[j] += d * d; }
+        for (j = c0; j < c1; j++) {
             float var = inv[j] * rb;
             L->run_mean[j] += L->momentum * (mean[j] - L->run_mean[j]);
             L->run_var[j] += L->momentum * (var * unbias - L->run_var[j]);
             inv[j] = 1.0f / sqrtf(var + L->eps);
         }
     } else {
-        for (j = 0; j < n; j++) inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps);
+        for (j = c0; j < c1; j++) inv[j] = 1.0f / sqrtf(L->run_var[j] + L->eps);
     }
     return mean;
 }
 
 /* y = gamma xhat + beta with xhat = (x - mean) inv_std, for B rows */
-static void mlp__batchnorm_apply(const mlp_layer *L, float *y, float *xhat, const float *x, int B, const float *mean)
+static void mlp__batchnorm_apply(const mlp_layer *L, float *y, float *xhat, const float *x, int B, const float *mean,
+                                 int c0, int c1)
 {
     int i, j, n = L->n_out;
     const float *inv = L->inv_std;
     for (i = 0; i < B; i++) {
         const float *xi = x + (size_t)i * n;
         float *hi = xhat + (size_t)i * n, *yi = y + (size_t)i * n;
-        for (j = 0; j < n; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = L->W[j] * hi[j] + L->b[j]; }
+        for (j = c0; j < c1; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = L->W[j] * hi[j] + L->b[j]; }
     }
 }
 
-static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats)
+/* Units (columns) c0..c1-1 only: a unit's statistics and output depend on
+   its own column alone, so threads can share a layer by columns. */
+static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats,
+                                   int c0, int c1)
 {
-    mlp__batchnorm_apply(L, y, xhat, x, B, mlp__batchnorm_stats(L, x, B, batch_stats));
+    mlp__batchnorm_apply(L, y, xhat, x, B, mlp__batchnorm_stats(L, x, B, batch_stats, c0, c1), c0, c1);
 }
 
 /* dbeta = sum dy, dgamma = sum dy xhat over the batch. With batch
    statistics every input also moved the mean and variance, which gives
    dx = gamma inv (dy - (dbeta + xhat dgamma) / B); with fixed statistics
-   dx = gamma inv dy. dx may be NULL (nobody needs it). */
-static void mlp__batchnorm_backward(const mlp_layer *L, float *dx, const float *dy, const float *xhat, int B, int batch_stats)
+   dx = gamma inv dy. dx may be NULL (nobody needs it). Units c0..c1-1. */
+static void mlp__batchnorm_backward(const mlp_layer *L, float *dx, const float *dy, const float *xhat, int B, int batch_stats,
+                                    int c0, int c1)
 {
     int i, j, n = L->n_out;
     float *dgamma = L->dW, *dbeta = L->db, rb = 1.0f / (float)B;
-    for (j = 0; j < n; j++) dgamma[j] = dbeta[j] = 0.0f;
+    for (j = c0; j < c1; j++) dgamma[j] = dbeta[j] = 0.0f;
     for (i = 0; i < B; i++)
-        for (j = 0; j < n; j++) {
+        for (j = c0; j < c1; j++) {
             dbeta[j] += dy[(size_t)i * n + j];
             dgamma[j] += dy[(size_t)i * n + j] * xhat[(size_t)i * n + j];
         }
@@ -3169,9 +3185,9 @@ static void mlp__batchnorm_backward(const mlp_layer *L, float *dx, const float *
         const float *dyi = dy + (size_t)i * n, *hi = xhat + (size_t)i * n;
         float *dxi = dx + (size_t)i * n;
         if (batch_stats)
-            for (j = 0; j < n; j++) dxi[j] = L->W[j] * L->inv_std[j] * (dyi[j] - (dbeta[j] + hi[j] * dgamma[j]) * rb);
+            for (j = c0; j < c1; j++) dxi[j] = L->W[j] * L->inv_std[j] * (dyi[j] - (dbeta[j] + hi[j] * dgamma[j]) * rb);
         else
-            for (j = 0; j < n; j++) dxi[j] = L->W[j] * L->inv_std[j] * dyi[j];
+            for (j = c0; j < c1; j++) dxi[j] = L->W[j] * L->inv_std[j] * dyi[j];
     }
 }
 
@@ -3856,7 +3872,7 @@ static void mlp__forward_rows_task(void *arg, int t, int n)
         } else if (L->kind == MLP_LAYER_DROPOUT) {
             memcpy(y, x, (size_t)rows * L->n_out * sizeof(float));
         } else if (L->kind == MLP_LAYER_BATCHNORM) { /* inv_std was set before the region */
-            mlp__batchnorm_apply(L, y, net->aux[l] + (size_t)r0 * L->n_out, x, rows, L->run_mean);
+            mlp__batchnorm_apply(L, y, net->aux[l] + (size_t)r0 * L->n_out, x, rows, L->run_mean, 0, L->n_out);
         } else {
             mlp__act_forward(net->engine->k, L->act, y, x, (size_t)rows * L->n_out);
         }
@@ -3880,7 +3896,7 @@ static const float *mlp__forward(mlp_net *net, const float *X, int B, int probs)
     if (!net->training && net->engine->n_threads > 1 && B >= MLP__SHARED_ROWS_MIN * net->engine->n_threads) {
         mlp__rows_job j;
         for (l = 0; l < net->n_layers; l++)
-            if (net->layers[l].kind == MLP_LAYER_BATCHNORM) (void)mlp__batchnorm_stats(&net->layers[l], NULL, 0, 0);
+            if (net->layers[l].kind == MLP_LAYER_BATCHNORM) (void)mlp__batchnorm_stats(&net->layers[l], NULL, 0, 0, 0, net->layers[l].n_out);
         j.net = net; j.X = X; j.B = B; j.probs = probs;
         mlp__run(net->engine, 1, mlp__forward_rows_task, &j);
         return probs ? net->probs : net->out[net->n_layers - 1];
@@ -3891,7 +3907,7 @@ static const float *mlp__forward(mlp_net *net, const float *X, int B, int probs)
         else if (L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_forward(net->out[l], net->aux[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
         else if (L->kind == MLP_LAYER_BATCHNORM)
-            mlp__batchnorm_forward(L, net->out[l], net->aux[l], x, B, net->training);
+            mlp__batchnorm_forward(L, net->out[l], net->aux[l], x, B, net->training, 0, L->n_out);
         else mlp__act_forward(net->engine->k, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
@@ -3956,7 +3972,7 @@ static int mlp__backward(mlp_net *net, const int *labels, int global_batch, floa
         else if (dx && L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_backward(dx, net->dout[l], net->aux[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
         else if (L->kind == MLP_LAYER_BATCHNORM)
-            mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats);
+            mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats, 0, L->n_out);
         else if (dx)
             mlp__act_backward(net->engine->k, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
@@ -4482,13 +4498,14 @@ static int mlp__all_ready(const mlp_train_config *cfg, int rc)
 }
 
 /* ---- a training step as one parallel region ---- */
-/* On a network of dense layers with an activation between each two (no
-   batchnorm, no dropout), without gradient clipping or a reduce,
+/* On a network of dense layers with batchnorm and activation layers
+   between them (no dropout), without gradient clipping or a reduce,
    mlp_train_epoch runs a batch's gather, forward pass, backward pass and
    update as one job of the engine's threads, with a barrier after each
    layer, instead of one job per product with the rest on one thread.
    Thread t computes the same column panels of a hidden layer's forward
-   product (its bias and activation included) and of the input gradient
+   product (its bias, batchnorm and activation included: each works unit
+   by unit, that is column by column) and of the input gradient
    that reaches those columns, so the columns a thread makes are the ones
    it goes on with; and the rows of each weight gradient that its slice of
    the update then reads. Every element takes the arithmetic
@@ -4525,40 +4542,59 @@ static int mlp__owns_columns(const mlp_net *net, int l, int B)
 static int mlp__step_fits(const mlp_net *net, const mlp_train_config *cfg, int B)
 {
     int l, last = net->n_layers - 1;
-    if (cfg->reduce || cfg->clip_norm > 0.0f || net->n_layers % 2 == 0) return 0;
+    if (cfg->reduce || cfg->clip_norm > 0.0f || net->layers[0].kind != MLP_LAYER_DENSE || net->layers[last].kind != MLP_LAYER_DENSE)
+        return 0;
     for (l = 0; l <= last; l++) {
-        const mlp_layer *L = &net->layers[l];
-        if (l % 2 ? L->kind != MLP_LAYER_ACT : L->kind != MLP_LAYER_DENSE) return 0;
-        if (l % 2 == 0 && l < last && !mlp__owns_columns(net, l, B)) return 0;
+        if (net->layers[l].kind == MLP_LAYER_DROPOUT) return 0; /* its masks are drawn in row order */
+        if (net->layers[l].kind == MLP_LAYER_DENSE && l < last && !mlp__owns_columns(net, l, B)) return 0;
     }
     return 1;
 }
 
-/* z = x W + b in thread t's columns of dense layer l, then y = f(z) there
-   when an activation follows */
-static void mlp__step_forward(mlp_net *net, int l, const float *x, int B, int t, int n)
+/* the dense layer after l, or before l (-1 for none); between two dense
+   layers only batchnorm and activations, which work unit by unit */
+static int mlp__next_dense(const mlp_net *net, int l)
+{
+    for (l++; l < net->n_layers && net->layers[l].kind != MLP_LAYER_DENSE; l++) {}
+    return l;
+}
+
+static int mlp__prev_dense(const mlp_net *net, int l)
+{
+    for (l--; l >= 0 && net->layers[l].kind != MLP_LAYER_DENSE; l--) {}
+    return l;
+}
+
+/* z = x W + b in thread t's columns of dense layer l, then the batchnorm
+   and activation layers after it in those columns */
+static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
 {
     const mlp_layer *L = &net->layers[l];
-    int i, c0, c1, w = L->n_out;
+    const float *x = l > 0 ? net->out[l - 1] : net->x;
+    int i, f, c0, c1, w = L->n_out;
     float *z = net->out[l];
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     if (c0 >= c1) return;
     for (i = 0; i < B; i++) memcpy(z + (size_t)i * w + c0, L->b + c0, (size_t)(c1 - c0) * sizeof(float));
     mlp__gemm_share(net->engine, t, n, 0, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
-    if (l + 1 < net->n_layers)
-        for (i = 0; i < B; i++)
-            mlp__act_forward(net->engine->k, net->layers[l + 1].act, net->out[l + 1] + (size_t)i * w + c0,
-                             z + (size_t)i * w + c0, (size_t)(c1 - c0));
+    for (f = l + 1; f < mlp__next_dense(net, l); f++) {
+        const mlp_layer *F = &net->layers[f];
+        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_forward(F, net->out[f], net->aux[f], net->out[f - 1], B, 1, c0, c1);
+        else
+            for (i = 0; i < B; i++)
+                mlp__act_forward(net->engine->k, F->act, net->out[f] + (size_t)i * w + c0,
+                                 net->out[f - 1] + (size_t)i * w + c0, (size_t)(c1 - c0));
+    }
 }
 
 /* dW in thread t's rows and db in its columns of dense layer l; below the
-   first, the gradient of its input in t's columns, through the activation
-   before it (into dout[l - 2]) */
+   first, the gradient of its input in t's columns, back through the
+   activation and batchnorm layers before it */
 static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
 {
     const mlp_layer *L = &net->layers[l];
     const float *dz = net->dout[l], *x = l > 0 ? net->out[l - 1] : net->x;
-    int i, j, c0, c1, w = L->n_out, w_in = L->n_in;
+    int i, j, f, c0, c1, w = L->n_out, w_in = L->n_in;
     mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     for (j = c0; j < c1; j++) L->db[j] = 0.0f;
@@ -4567,10 +4603,15 @@ static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
     if (l == 0) return;
     mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
     mlp__own_columns(net->engine, w_in, t, n, &c0, &c1);
-    for (i = 0; i < B && c0 < c1; i++) {
-        size_t at = (size_t)i * w_in + (size_t)c0;
-        mlp__act_backward(net->engine->k, net->layers[l - 1].act, net->dout[l - 2] + at, net->dout[l - 1] + at,
-                          net->out[l - 1] + at, (size_t)(c1 - c0));
+    for (f = l - 1; f > mlp__prev_dense(net, l) && c0 < c1; f--) {
+        const mlp_layer *F = &net->layers[f];
+        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_backward(F, net->dout[f - 1], net->dout[f], net->aux[f], B, 1, c0, c1);
+        else
+            for (i = 0; i < B; i++) {
+                size_t at = (size_t)i * w_in + (size_t)c0;
+                mlp__act_backward(net->engine->k, F->act, net->dout[f - 1] + at, net->dout[f] + at, net->out[f] + at,
+                                  (size_t)(c1 - c0));
+            }
     }
 }
 
@@ -4583,7 +4624,7 @@ static void mlp__step_head(mlp__step_job *j, int shared_last)
     mlp_net *net = j->net;
     int i, last = net->n_layers - 1, w = mlp_output_width(net);
     const float *y = net->out[last];
-    if (!shared_last) mlp__step_forward(net, last, last > 0 ? net->out[last - 1] : net->x, j->B, 0, 1);
+    if (!shared_last) mlp__step_forward(net, last, j->B, 0, 1);
     for (i = 0; i < j->B; i++) j->correct += mlp__argmax(y + (size_t)i * w, w) == j->labels[i];
     j->at = MLP__AT_PASS;
     if ((j->rc = mlp_loss_eval(net->loss, y, j->labels, j->B, w, net->dout[last], &j->loss)) != MLP_OK) return;
@@ -4603,23 +4644,20 @@ static void mlp__step_task(void *arg, int t, int n)
     int r0 = (int)((long)j->B * t / n), r1 = (int)((long)j->B * (t + 1) / n);
     mlp__gather_rows(j->xb + (size_t)r0 * j->ds->dim, j->ds->x, j->ds->dim, j->rows + r0, r1 - r0);
     mlp__barrier(net->engine, n);
-    for (l = 0; l < last; l += 2) {
-        mlp__step_forward(net, l, l > 0 ? net->out[l - 1] : net->x, j->B, t, n);
-        mlp__barrier(net->engine, n);
-    }
-    if (shared_last) {
-        mlp__step_forward(net, last, last > 0 ? net->out[last - 1] : net->x, j->B, t, n);
+    for (l = 0; l < last || (l == last && shared_last); l = mlp__next_dense(net, l)) {
+        mlp__step_forward(net, l, j->B, t, n);
         mlp__barrier(net->engine, n);
     }
     if (t == 0) mlp__step_head(j, shared_last);
     mlp__barrier(net->engine, n);
     if (j->rc != MLP_OK) return;
-    for (l = last; l >= 0; l -= 2) {
+    for (l = last; l >= 0; l = mlp__prev_dense(net, l)) {
+        int f;
         if (l < last || shared_last) {
             mlp__step_backward(net, l, j->B, t, n);
             mlp__barrier(net->engine, n); /* the input gradient read all of W, others wrote parts of dW */
         }
-        mlp__update_layer_slice(&j->update, &net->layers[l], t, n);
+        for (f = l; f > mlp__prev_dense(net, l); f--) mlp__update_layer_slice(&j->update, &net->layers[f], t, n);
     }
 }
 
@@ -4643,7 +4681,7 @@ static int mlp__step_in_one_region(mlp_net *net, const mlp_train_config *cfg, ml
     j.net = net; j.cfg = cfg; j.watch = watch; j.labels = yb; j.xb = xb; j.ds = ds; j.rows = rows;
     j.B = B; j.epoch = epoch; j.batch_no = batch_no;
     mlp__plan_update(&j.update, net, cfg, lr);
-    for (l = 0; l < net->n_layers; l += 2) fma += (size_t)B * (size_t)net->layers[l].n_in * (size_t)net->layers[l].n_out;
+    for (l = 0; l < net->n_layers; l = mlp__next_dense(net, l)) fma += (size_t)B * (size_t)net->layers[l].n_in * (size_t)net->layers[l].n_out;
     mlp__run(net->engine, fma >= MLP__PARALLEL_MIN_FMA, mlp__step_task, &j);
     *loss = j.loss;
     *correct += j.correct;

@@ -151,6 +151,37 @@ static void test_batch1_and_narrow_paths(void **state)
                     }
 }
 
+/* The batch-1 kernels skip the rows of B whose factor in A is exactly 0
+   (most pixels of a digit, half of a ReLU layer's outputs): the result is
+   the full product's, and a NaN weight in a skipped row is not read. */
+static void test_batch1_skips_rows_of_zero_inputs(void **state)
+{
+    static const int wide[] = {16, 257};
+    int s, m, n, i, k, K = 300;
+    (void)state;
+    for (s = 0; s < n_isas; s++)
+        for (m = 1; m <= 2; m++)
+            for (n = 0; n < 2; n++) {
+                int N = wide[n], skips = mlp__kernels_for(isas[s])->gemv != NULL;
+                float *A = malloc(sizeof(float) * (size_t)m * K), *B = malloc(sizeof(float) * (size_t)K * N);
+                float *B0 = malloc(sizeof(float) * (size_t)K * N), *C = malloc(sizeof(float) * (size_t)m * N);
+                float *R = malloc(sizeof(float) * (size_t)m * N);
+                mlp_rng rng;
+                mlp_rng_seed(&rng, (uint64_t)(m * 31 + N), 5);
+                for (i = 0; i < m; i++)
+                    for (k = 0; k < K; k++) A[i * K + k] = k % 3 == 1 ? 2 * mlp_rng_float(&rng) - 1 : 0.0f;
+                for (k = 0; k < K; k++)
+                    for (i = 0; i < N; i++) {
+                        B0[k * N + i] = k % 3 == 1 ? 2 * mlp_rng_float(&rng) - 1 : 0.0f;
+                        B[k * N + i] = k % 3 == 1 ? B0[k * N + i] : skips ? NAN : 5.0f;
+                    }
+                assert_int_equal(mlp_gemm_isa(isas[s], 0, 0, m, N, K, 1.0f, A, K, B, N, 0.0f, C, N), 0);
+                mlp_gemm_ref(0, 0, m, N, K, 1.0f, A, K, B0, N, 0.0f, R, N);
+                for (i = 0; i < m * N; i++) assert_true(fabsf(C[i] - R[i]) <= 1e-5f * (float)(K + 1));
+                free(A); free(B); free(B0); free(C); free(R);
+            }
+}
+
 static void test_alpha_beta_padding_alignment(void **state)
 {
     int s, t;
@@ -448,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_small_cube),
         cmocka_unit_test(test_random_large_shapes),
         cmocka_unit_test(test_batch1_and_narrow_paths),
+        cmocka_unit_test(test_batch1_skips_rows_of_zero_inputs),
         cmocka_unit_test(test_b1_shapes),
         cmocka_unit_test(test_alpha_beta_padding_alignment),
         cmocka_unit_test(test_beta_zero_ignores_nan),

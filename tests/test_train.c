@@ -1655,13 +1655,21 @@ static void make_wide(mlp_dataset *ds, int n, int dim, uint64_t seed)
    layer-by-layer path (mlp_forward, mlp_backward, mlp_optimizer_step), which
    mlp_train_epoch takes when there is a reduce call, here one process's:
    the same weights and optimizer state to the bit. */
-static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, mlp_optimizer opt, int n, int batch, float max_norm)
+static mlp_net *one_region_net(const char *spec, mlp_act act, mlp_loss loss, int batchnorm)
+{
+    mlp_net *net = mlp_create_spec(spec, act, loss, 3);
+    assert_non_null(net);
+    if (batchnorm) assert_int_equal(mlp_add_batchnorm(net), 0);
+    return net;
+}
+
+static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, int batchnorm, mlp_optimizer opt, int n, int batch,
+                             float max_norm)
 {
     mlp_dataset ds;
     mlp_train_config c = mlp_train_defaults();
-    mlp_net *ref = mlp_create_spec(spec, act, loss, 3);
+    mlp_net *ref = one_region_net(spec, act, loss, batchnorm);
     int threads, epoch;
-    assert_non_null(ref);
     make_wide(&ds, n, mlp_input_width(ref), 5);
     c.batch = batch; c.lr = 0.01f; c.momentum = 0.9f; c.weight_decay = 1e-3f; c.optimizer = opt; c.max_norm = max_norm;
     c.seed = 4;
@@ -1670,13 +1678,14 @@ static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, mlp_o
     c.reduce = NULL;
     assert_true(mlp__step_fits(ref, &c, batch));
     for (threads = 1; threads <= 3; threads++) {
-        mlp_net *net = mlp_create_spec(spec, act, loss, 3);
+        mlp_net *net = one_region_net(spec, act, loss, batchnorm);
         assert_int_equal(mlp_set_threads(net, threads), 0);
         for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(net, &ds, &c, epoch, NULL), 0);
         assert_memory_equal(net->params, ref->params, ref->n_params * sizeof(float));
         assert_memory_equal(net->velocity, ref->velocity, ref->n_params * sizeof(float));
         if (opt >= MLP_OPT_ADAM) assert_memory_equal(net->second, ref->second, ref->n_params * sizeof(float));
         assert_true(net->step == ref->step);
+        assert_memory_equal(net->stats, ref->stats, ref->n_stats * sizeof(float)); /* batchnorm's running statistics */
         /* 64-byte lines: where two threads' columns meet, no line holds both */
         assert_true((uintptr_t)net->params % 64 == 0 && (uintptr_t)net->grads % 64 == 0);
         assert_true((uintptr_t)net->velocity % 64 == 0 && (uintptr_t)net->ws % 64 == 0);
@@ -1691,11 +1700,13 @@ static void test_step_in_one_region(void **state)
     mlp_net *net = mlp_create_spec("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 1);
     mlp_train_config c = mlp_train_defaults();
     (void)state;
-    check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_SGD, 200, 32, 0.0f);
-    check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, MLP_OPT_NESTEROV, 150, 25, 0.0f); /* a wide output */
-    check_one_region("300-40-3", MLP_ACT_SIGMOID, MLP_LOSS_CE, MLP_OPT_ADAM, 120, 30, 0.5f);
-    check_one_region("300-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_ADAMW, 100, 20, 0.0f);
-    check_one_region("300-48-3", MLP_ACT_RELU, MLP_LOSS_CE, MLP_OPT_SGD, 66, 32, 0.0f);    /* last batch: 2 rows */
+    check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_SGD, 200, 32, 0.0f);
+    check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, 0, MLP_OPT_NESTEROV, 150, 25, 0.0f); /* a wide output */
+    check_one_region("300-40-3", MLP_ACT_SIGMOID, MLP_LOSS_CE, 0, MLP_OPT_ADAM, 120, 30, 0.5f);
+    check_one_region("300-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_ADAMW, 100, 20, 0.0f);
+    check_one_region("300-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_SGD, 66, 32, 0.0f);    /* last batch: 2 rows */
+    check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 1, MLP_OPT_SGD, 200, 32, 0.0f); /* batchnorm */
+    check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, 1, MLP_OPT_ADAM, 150, 25, 0.0f);
     /* what the region does not cover takes the layer-by-layer path */
     assert_true(mlp__step_fits(net, &c, 64));
     assert_false(mlp__step_fits(net, &c, 2));      /* the batch-1 kernel's product */
@@ -1705,7 +1716,9 @@ static void test_step_in_one_region(void **state)
     assert_false(mlp__step_fits(net, &c, 64));
     c.reduce = NULL;
     assert_int_equal(mlp_add_batchnorm(net), 0);
-    assert_false(mlp__step_fits(net, &c, 64));
+    assert_true(mlp__step_fits(net, &c, 64));
+    assert_int_equal(mlp_add_dropout(net, 0.0f, 0.5f), 0);
+    assert_false(mlp__step_fits(net, &c, 64));     /* dropout draws its masks row by row */
     mlp_free(net);
     net = mlp_create_spec("300-16-3", MLP_ACT_RELU, MLP_LOSS_CE, 1); /* a hidden layer the narrow kernel computes */
     assert_false(mlp__step_fits(net, &c, 64));

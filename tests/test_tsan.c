@@ -193,11 +193,51 @@ static void test_thread_pools(void **state)
     assert_memory_equal(side_b.params, one.params, sizeof one.params);
 }
 
+/* A training step in one parallel region (gather, every layer forward and
+   back, the update, with barriers between): wide enough that the threads
+   share it, with batchnorm, on 2 and 3 threads; the same bits as one. */
+static void train_region(int threads, float *params, size_t n_params)
+{
+    static float x[256 * 40];
+    static int y[256];
+    mlp_dataset ds;
+    mlp_train_config cfg = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("40-256-96-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
+    mlp_rng rng;
+    size_t n;
+    int i, epoch;
+    mlp_rng_seed(&rng, 4, 4);
+    for (i = 0; i < 256 * 40; i++) x[i] = mlp_rng_float(&rng);
+    for (i = 0; i < 256; i++) y[i] = (int)(x[i * 40] * 3.0f);
+    assert_non_null(net);
+    assert_int_equal(mlp_add_batchnorm(net), MLP_OK);
+    assert_int_equal(mlp_set_threads(net, threads), MLP_OK);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 256, 40, MLP_DATASET_BORROW), MLP_OK);
+    cfg.batch = 32; cfg.seed = 5;
+    for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(net, &ds, &cfg, epoch, NULL), MLP_OK);
+    assert_true(mlp_gradients(net, &n) != NULL && n == n_params);
+    memcpy(params, net->params, n * sizeof(float));
+    mlp_free(net); /* ds borrows x and y: nothing to free */
+}
+
+static void test_training_step_in_one_region(void **state)
+{
+    enum { N_PARAMS = 40 * 256 + 256 + 2 * 256 + 256 * 96 + 96 + 2 * 96 + 96 * 3 + 3 };
+    static float one[N_PARAMS], two[N_PARAMS], three[N_PARAMS];
+    (void)state;
+    train_region(1, one, N_PARAMS);
+    train_region(2, two, N_PARAMS);
+    train_region(3, three, N_PARAMS);
+    assert_memory_equal(one, two, sizeof one);
+    assert_memory_equal(one, three, sizeof one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eight_readers_one_model),
         cmocka_unit_test(test_thread_pools),
+        cmocka_unit_test(test_training_step_in_one_region),
     };
     return cmocka_run_group_tests_name("threads under TSan", tests, NULL, NULL);
 }
