@@ -4602,20 +4602,25 @@ static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
 }
 
 /* dW in thread t's rows and db in its columns of dense layer l; below the
-   first, the gradient of its input in t's columns, back through the
-   activation and batchnorm layers before it */
+   first, the gradient of its input (dout[l - 1]) in t's columns */
 static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
 {
     const mlp_layer *L = &net->layers[l];
     const float *dz = net->dout[l], *x = l > 0 ? net->out[l - 1] : net->x;
-    int i, j, f, c0, c1, w = L->n_out, w_in = L->n_in;
+    int i, j, c0, c1, w = L->n_out, w_in = L->n_in;
     mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     for (j = c0; j < c1; j++) L->db[j] = 0.0f;
     for (i = 0; i < B; i++)
         for (j = c0; j < c1; j++) L->db[j] += dz[(size_t)i * w + j];
-    if (l == 0) return;
-    mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
+    if (l > 0) mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
+}
+
+/* back through the activation and batchnorm layers before dense layer l,
+   in thread t's columns */
+static void mlp__step_backward_between(mlp_net *net, int l, int B, int t, int n)
+{
+    int i, f, c0, c1, w_in = net->layers[l].n_in;
     mlp__own_columns(net->engine, w_in, t, n, &c0, &c1);
     for (f = l - 1; f > mlp__prev_dense(net, l) && c0 < c1; f--) {
         const mlp_layer *F = &net->layers[f];
@@ -4666,11 +4671,12 @@ static void mlp__step_task(void *arg, int t, int n)
     mlp__barrier(net->engine, n);
     if (j->rc != MLP_OK) return;
     for (l = last; l >= 0; l = mlp__prev_dense(net, l)) {
-        int f;
-        if (l < last || shared_last) {
-            mlp__step_backward(net, l, j->B, t, n);
-            mlp__barrier(net->engine, n); /* the input gradient read all of W, others wrote parts of dW */
-        }
+        int f, in_head = l == last && !shared_last;
+        if (!in_head) mlp__step_backward(net, l, j->B, t, n);
+        mlp__step_backward_between(net, l, j->B, t, n);
+        /* the input gradient read all of W, others wrote parts of dW; the
+           layer below needs every column of its output's gradient */
+        if (l > 0 || !in_head) mlp__barrier(net->engine, n);
         for (f = l; f > mlp__prev_dense(net, l); f--) mlp__update_layer_slice(&j->update, &net->layers[f], t, n);
     }
 }
