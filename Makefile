@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: test-mpi bench-mpi web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: test-mpi bench-mpi web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-isas test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -36,9 +36,16 @@ $(B)/test_cpp: tests/test_cpp.cpp mlp.h | $(B)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools $(B)/test_mnist: $(EXAMPLES:%=$(B)/%) $(TOOLS:%=$(B)/%)
 $(B)/test_cli $(B)/test_csv_cli $(B)/test_classify $(B)/test_tools: tests/run.h
 
-test: all $(B)/locale fuzz-replay test-warnings test-kernels test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-wasm test-mpi ## run every test (MNIST integration test included when data/mnist exists)
+test: all $(B)/locale fuzz-replay test-warnings test-kernels test-isas test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-wasm test-mpi ## run every test (MNIST integration test included when data/mnist exists)
 	@set -e; for t in $(TESTS); do echo "== $$t"; LOCPATH=$(B)/locale ./$(B)/$$t; done
 	@echo "== all test suites passed"
+
+# The training tests again with each instruction set's kernel table forced
+# (an ISA the CPU lacks falls back to the best it has): the paths a kernel
+# table decides (the one-region step, the batch-1 and narrow kernels) are
+# then all taken on one machine.
+test-isas: $(B)/test_train ## test_train with the scalar, SSE2, AVX2 and AVX-512 kernel tables (MLP_ISA)
+	@set -e; for isa in scalar sse2 avx2 avx512; do echo "== test_train, MLP_ISA=$$isa"; MLP_ISA=$$isa ./$(B)/test_train > $(B)/test_train_$$isa.log 2>&1 || { cat $(B)/test_train_$$isa.log; exit 1; }; done
 
 # A locale whose decimal point is a comma (de_DE, from Debian's locales
 # package), so test_csv can check that numbers in CSV files do not depend

@@ -2932,7 +2932,8 @@ static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
    forward product, the weight gradient and the input gradient below. */
 static void mlp__own_columns(const mlp__engine *g, int N, int t, int n, int *c0, int *c1)
 {
-    mlp__share(N, mlp__micro_for(g->k, N)->nr, t, n, c0, c1);
+    const mlp__kernel *kern = mlp__micro_for(g->k, N); /* NULL: the scalar GEMM, no panels */
+    mlp__share(N, kern ? kern->nr : 16, t, n, c0, c1);
 }
 
 /* Thread t's share of a product inside a parallel region of n threads (a

@@ -19,17 +19,20 @@
 
 static long fault_calls, fault_at, fault_live; /* calls so far, the one to fail (0: none), blocks alive */
 
+/* A worker thread frees its start-up block while the caller allocates:
+   the count of live blocks changes atomically (a plain ++ and -- from two
+   threads lost an update now and then: "1 blocks left"). */
 static void *fault_malloc(size_t size)
 {
     void *p;
     if (++fault_calls == fault_at) return NULL;
-    if ((p = malloc(size))) fault_live++;
+    if ((p = malloc(size))) __atomic_add_fetch(&fault_live, 1, __ATOMIC_SEQ_CST);
     return p;
 }
 
 static void fault_free(void *p)
 {
-    if (p) fault_live--;
+    if (p) __atomic_sub_fetch(&fault_live, 1, __ATOMIC_SEQ_CST);
     free(p);
 }
 
