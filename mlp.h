@@ -2879,14 +2879,23 @@ static mlp__path mlp__gemm_path(const mlp__engine *g, int trans_a, int trans_b, 
     return MLP__PATH_BLOCKED;
 }
 
-/* The job of C = alpha op(A) op(B) + beta C (M, N, K > 0, not the scalar
-   path) and the task function that computes a share of it; *worth_sharing
-   says whether the product is big enough to wake the other threads. */
-static mlp__task_fn mlp__gemm_plan(mlp__gemm_job *j, mlp__engine *g, mlp__path path, int trans_a, int trans_b,
+/* The job of C = alpha op(A) op(B) + beta C and the task function that
+   computes a share of it; *worth_sharing says whether the product is big
+   enough to wake the other threads. NULL when there is nothing to share:
+   an empty product, K = 0 or the scalar path, which are done here and now
+   when do_small is set. */
+static mlp__task_fn mlp__gemm_plan(mlp__gemm_job *j, mlp__engine *g, int do_small, int trans_a, int trans_b,
                                    int M, int N, int K, float alpha, const float *A, int lda,
                                    const float *B, int ldb, float beta, float *C, int ldc, int *worth_sharing)
 {
+    mlp__path path = mlp__gemm_path(g, trans_a, trans_b, M, N);
     double fma = (double)M * N * K;
+    if (M <= 0 || N <= 0) return NULL;
+    if (K <= 0 || path == MLP__PATH_SCALAR) {
+        if (do_small && K <= 0) mlp__scale_rows(M, N, beta, C, ldc);
+        else if (do_small) mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return NULL;
+    }
     j->g = g; j->kern = mlp__micro_for(g->k, N); j->trans_a = trans_a; j->trans_b = trans_b;
     j->M = M; j->N = N; j->K = K; j->alpha = alpha; j->beta = beta;
     j->A = A; j->B = B; j->C = C; j->lda = lda; j->ldb = ldb; j->ldc = ldc;
@@ -2914,17 +2923,9 @@ static void mlp__gemm(mlp__engine *g, int trans_a, int trans_b,
                       const float *B, int ldb, float beta, float *C, int ldc)
 {
     mlp__gemm_job j;
-    mlp__path path = mlp__gemm_path(g, trans_a, trans_b, M, N);
-    mlp__task_fn task;
     int worth_sharing;
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) { mlp__scale_rows(M, N, beta, C, ldc); return; }
-    if (path == MLP__PATH_SCALAR) {
-        mlp__gemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    task = mlp__gemm_plan(&j, g, path, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &worth_sharing);
-    mlp__run(g, worth_sharing, task, &j);
+    mlp__task_fn task = mlp__gemm_plan(&j, g, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &worth_sharing);
+    if (task) mlp__run(g, worth_sharing, task, &j);
 }
 
 /* The columns of an N wide product (or of a layer's N units) that thread t
@@ -2945,15 +2946,10 @@ static void mlp__gemm_share(mlp__engine *g, int t, int n, int by_rows, int trans
                             const float *B, int ldb, float beta, float *C, int ldc)
 {
     mlp__gemm_job j;
-    mlp__path path = mlp__gemm_path(g, trans_a, trans_b, M, N);
-    mlp__task_fn task;
     int worth_sharing;
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || path == MLP__PATH_SCALAR) {
-        if (t == 0) mlp__gemm(NULL, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    task = mlp__gemm_plan(&j, g, path, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, &worth_sharing);
+    mlp__task_fn task = mlp__gemm_plan(&j, g, t == 0, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                       &worth_sharing);
+    if (!task) return;
     if (task == mlp__gemm_task) j.split_n = !by_rows;
     task(&j, t, n);
 }
