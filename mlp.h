@@ -4688,9 +4688,8 @@ static int mlp__step_in_one_region(mlp_net *net, const mlp_train_config *cfg, ml
     mlp__step_job j;
     size_t fma = 0;
     int l, t, rc;
-    if ((rc = mlp__reserve(net, B)) != MLP_OK || (rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK ||
-        (rc = mlp__check_labels(yb, B, mlp_output_width(net))) != MLP_OK)
-        return rc;
+    if ((rc = mlp__reserve(net, B)) != MLP_OK || (rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK)
+        return rc; /* the labels: mlp_loss_eval checks them in the head */
     net->x = xb;
     net->batch = B;
     net->batch_stats = 1;
