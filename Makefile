@@ -142,7 +142,7 @@ test-export: $(B)/export_gen $(B)/train_mnist ## exported C headers compile stan
 # (tools/check_macros); every public function in the doc block's API list
 # (tools/check_api_list); each configuration variant built with -Werror and run
 # (tests/config_variants.c must learn XOR: the defaults, MLP_STATIC,
-# MLP_MALLOC/MLP_FREE, MLP_NO_STDIO, MLP_NO_SIMD, MLP_NO_THREADS); the header
+# MLP_MALLOC/MLP_FREE, MLP_NO_STDIO, MLP_NO_SIMD, MLP_NO_THREADS, MLP_NO_HUGE_PAGES); the header
 # used from two files (tests/two_file_*.c), also with the implementation
 # compiled as C and the rest as C++, and as a shared library (MLP_SHARED,
 # -fvisibility=hidden). The compilers run side by side, each writing
@@ -156,7 +156,7 @@ test-warnings: | $(B) ## compile mlp.h with -Werror as C and C++ under every com
 	    case $$cc in *++) std="-x c++ -std=c++11";; *) std="-std=c99";; esac; \
 	    for o in -O0 -O2; do echo "== $$cc $$std $$o"; \
 	        $$cc $$std $$W $$o -o $$d/compile_check tests/compile_check.c -lm -lpthread; done; \
-	    for v in defaults MLP_STATIC CV_ALLOCATOR MLP_NO_STDIO MLP_NO_SIMD MLP_NO_THREADS; do \
+	    for v in defaults MLP_STATIC CV_ALLOCATOR MLP_NO_STDIO MLP_NO_SIMD MLP_NO_THREADS MLP_NO_HUGE_PAGES; do \
 	        case $$v in defaults) D=;; *) D=-D$$v;; esac; \
 	        echo "== $$cc $$std -O0 $${D:+$$D }tests/config_variants.c"; \
 	        $$cc $$std $$W -O0 $$D -o $$d/cv_$$v tests/config_variants.c -lm -lpthread; ./$$d/cv_$$v; done; \

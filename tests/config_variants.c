@@ -11,7 +11,10 @@
      -DMLP_NO_STDIO     the functions taking a file path left out (mlp_save is
                         declared again below, as a variable: a clash otherwise)
      -DMLP_NO_SIMD      the scalar kernels only
-     -DMLP_NO_THREADS   no thread pool: one thread whatever is asked */
+     -DMLP_NO_THREADS   no thread pool: one thread whatever is asked
+     -DMLP_NO_HUGE_PAGES  no madvise for 2 MiB pages on a data set's rows
+   Each variant also copies a 6 MiB data set (on Linux, by default, the
+   library asks for huge pages for it) and reads it back. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -49,11 +52,37 @@ static const char *mlp_save = "left out"; /* an error if mlp.h declared mlp_save
 #define CV_NAME "MLP_NO_SIMD"
 #elif defined(MLP_NO_THREADS)
 #define CV_NAME "MLP_NO_THREADS"
+#elif defined(MLP_NO_HUGE_PAGES)
+#define CV_NAME "MLP_NO_HUGE_PAGES"
 #else
 #define CV_NAME "defaults"
 #endif
 
 #define CV_STEPS 300
+#define CV_ROWS (3 << 18) /* x 2 floats: 6 MiB, at least two whole 2 MiB pages */
+
+/* The XOR table repeated CV_ROWS times, copied into a data set (the
+   library's allocation for rows) and read back. */
+static int cv_big_dataset(const float *X, const int *y)
+{
+    float *x = (float *)malloc((size_t)CV_ROWS * 2 * sizeof(float));
+    int *labels = (int *)malloc((size_t)CV_ROWS * sizeof(int));
+    mlp_dataset ds;
+    int i, rc = 1;
+    if (!x || !labels) { free(x); free(labels); fprintf(stderr, "config_variants (%s): out of memory\n", CV_NAME); return 1; }
+    for (i = 0; i < CV_ROWS; i++) { x[2 * i] = X[2 * (i % 4)]; x[2 * i + 1] = X[2 * (i % 4) + 1]; labels[i] = y[i % 4]; }
+    if (mlp_dataset_from_arrays(&ds, x, labels, CV_ROWS, 2, MLP_DATASET_COPY) != MLP_OK) {
+        fprintf(stderr, "config_variants (%s): mlp_dataset_from_arrays: %s\n", CV_NAME, mlp_error());
+    } else {
+        for (rc = 0, i = 0; i < CV_ROWS; i += 4099)
+            if (ds.x[2 * i] != X[2 * (i % 4)] || ds.x[2 * i + 1] != X[2 * (i % 4) + 1] || ds.y[i] != y[i % 4]) rc = 1;
+        if (rc) fprintf(stderr, "config_variants (%s): the copied data set differs from its source\n", CV_NAME);
+        mlp_dataset_free(&ds);
+    }
+    free(x);
+    free(labels);
+    return rc;
+}
 
 static int cv_fail(const char *what)
 {
@@ -71,6 +100,7 @@ int main(void)
     mlp_isa isa;
     mlp_net *net = mlp_create_spec("2-8-2", MLP_ACT_TANH, MLP_LOSS_CE, 42);
 
+    if (cv_big_dataset(X, y)) return 1;
     if (!net) return cv_fail("mlp_create_spec");
     if (mlp_set_threads(net, 2) != MLP_OK) return cv_fail("mlp_set_threads(2)");
     threads = mlp_get_threads(net);
