@@ -1344,6 +1344,57 @@ static void mlp__tile_in_place(const mlp__kernel *kern, mlp__micro_a_fn micro, i
     mlp__edge_to_c(kern, edge, c, ldc, kern->mr, n, beta);
 }
 
+/* A batch's products with a layer's weights (z = x W, and the input
+   gradient dz W^T) have few rows and a wide op(B), the weights: the
+   driver would copy all of them into panels at every step (a twelfth of
+   the recipe network's epoch). Computed as the transpose C^T = op(B)^T
+   op(A)^T, the weights are read in place by the in-place kernels and only
+   the batch is packed. Each element's sum runs over the same K blocks in
+   the same order, and fma(a, b, c) = fma(b, a, c), so the bits are the
+   direct product's when beta is 0 or 1 (for other betas a clipped tile
+   rounds alpha c + beta C twice, a whole one once, and which tiles are
+   clipped changes with the transpose). */
+#define MLP__BY_TRANSPOSE_ROWS 64
+#define MLP__BY_TRANSPOSE_COLS 1536 /* the columns of C per pass: C^T's share of pack_b */
+
+static int mlp__transpose_pays(const mlp__kernel *kern, int trans_a, int trans_b, int M, int N, int K, float beta)
+{
+    return !trans_a && (beta == 0.0f || beta == 1.0f) && M <= MLP__BY_TRANSPOSE_ROWS && N >= 2 * M && K >= 64 &&
+           (trans_b ? kern->micro_a : kern->micro_at) != NULL;
+}
+
+/* dst (cols x rows, leading dimension ldd) = src (rows x cols, lds)
+   transposed, in tiles that stay in the cache */
+static void mlp__transpose(float *dst, int ldd, const float *src, int lds, int rows, int cols)
+{
+    int i0, j0, i, j;
+    for (i0 = 0; i0 < rows; i0 += 16)
+        for (j0 = 0; j0 < cols; j0 += 16)
+            for (i = i0; i < rows && i < i0 + 16; i++)
+                for (j = j0; j < cols && j < j0 + 16; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+}
+
+static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
+                              int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, const float *B, int ldb,
+                              float beta, float *C, int ldc);
+
+static void mlp__gemm_by_transpose(const mlp__kernel *kern, float *pack_a, float *pack_b, int trans_b,
+                                   int M, int N, int K, float alpha, const float *A, int lda,
+                                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+    float *ct = pack_b + (size_t)MLP__KC * (size_t)((M + kern->nr - 1) / kern->nr * kern->nr); /* after A^T's panels */
+    int j0;
+    MLP_ASSERT(MLP__KC * MLP__BY_TRANSPOSE_ROWS + MLP__BY_TRANSPOSE_COLS * MLP__BY_TRANSPOSE_ROWS <= MLP__PACK_B_FLOATS);
+    for (j0 = 0; j0 < N; j0 += MLP__BY_TRANSPOSE_COLS) {
+        int nc = N - j0 < MLP__BY_TRANSPOSE_COLS ? N - j0 : MLP__BY_TRANSPOSE_COLS;
+        if (beta != 0.0f) mlp__transpose(ct, M, C + j0, ldc, M, nc);
+        mlp__gemm_blocked(kern, pack_a, pack_b, !trans_b, 1, nc, M, K, alpha, trans_b ? B + (size_t)j0 * ldb : B + j0, ldb,
+                          A, lda, beta, ct, M);
+        mlp__transpose(C + j0, ldc, ct, M, nc, M);
+    }
+}
+
 /* The blocked driver for rows [i_begin, i_end) of C; pack_a and pack_b hold
    MLP__PACK_A_FLOATS and MLP__PACK_B_FLOATS floats. */
 static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
@@ -1353,6 +1404,10 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
 {
     mlp__micro_a_fn in_place = trans_a ? kern->micro_at : kern->micro_a;
     int jc, pc, ic, jr, ir;
+    if (mlp__transpose_pays(kern, trans_a, trans_b, M, N, K, beta)) {
+        mlp__gemm_by_transpose(kern, pack_a, pack_b, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     for (jc = 0; jc < N; jc += MLP__NC) {
         int nc = N - jc < MLP__NC ? N - jc : MLP__NC;
         for (pc = 0; pc < K; pc += MLP__KC) {
@@ -7471,16 +7526,6 @@ static void mlp__running_max(float *v, int n, int r, float *buf)
     for (i = 0; i < n; i++) v[i] = mlp__maxf(suf[i], pre[i + 2 * r]); /* window pad[i .. i + 2r] */
 }
 
-/* dst (h x w) = src (w x h) transposed, in tiles that stay in the cache */
-static void mlp__transpose(float *dst, const float *src, int w, int h)
-{
-    int x0, y0, x, y;
-    for (y0 = 0; y0 < h; y0 += 16)
-        for (x0 = 0; x0 < w; x0 += 16)
-            for (y = y0; y < y0 + 16 && y < h; y++)
-                for (x = x0; x < x0 + 16 && x < w; x++) dst[(size_t)x * h + y] = src[(size_t)y * w + x];
-}
-
 /* The max (take_max) or min over the (2r + 1)^2 square around each pixel:
    rows, then the rows of the transpose (columns read in place would stride
    through memory). A min is the max of the negated values. tmp holds w h
@@ -7490,9 +7535,9 @@ static void mlp__square_extreme(float *v, int w, int h, int r, int take_max, flo
     int x, y, n = w * h;
     if (!take_max) for (x = 0; x < n; x++) v[x] = -v[x];
     for (y = 0; y < h; y++) mlp__running_max(v + (size_t)y * w, w, r, buf);
-    mlp__transpose(tmp, v, w, h);
+    mlp__transpose(tmp, h, v, w, h, w);
     for (x = 0; x < w; x++) mlp__running_max(tmp + (size_t)x * h, h, r, buf);
-    mlp__transpose(v, tmp, h, w);
+    mlp__transpose(v, w, tmp, h, w, h);
     if (!take_max) for (x = 0; x < n; x++) v[x] = -v[x];
 }
 
