@@ -1346,10 +1346,12 @@ static void mlp__tile_in_place(const mlp__kernel *kern, mlp__micro_a_fn micro, i
 
 /* A batch's products with a layer's weights (z = x W, and the input
    gradient dz W^T) have few rows and a wide op(B), the weights: the
-   driver would copy all of them into panels at every step (a twelfth of
-   the recipe network's epoch). Computed as the transpose C^T = op(B)^T
-   op(A)^T, the weights are read in place by the in-place kernels and only
-   the batch is packed. Each element's sum runs over the same K blocks in
+   driver would copy all of them into panels at every step, in blocks wider
+   than MLP__NC that crowd the L2 (a twelfth of the recipe network's
+   epoch). Computed as the transpose C^T = op(B)^T op(A)^T, the weights are
+   read in place by the in-place kernels and only the batch is packed; for
+   narrower weights the transposes of C cost more than the packing saves
+   (B1, 256 wide: 0.39 against 0.41 s/epoch on one thread). Each element's sum runs over the same K blocks in
    the same order, and fma(a, b, c) = fma(b, a, c), so the bits are the
    direct product's when beta is 0 or 1 (for other betas a clipped tile
    rounds alpha c + beta C twice, a whole one once, and which tiles are
@@ -1359,7 +1361,7 @@ static void mlp__tile_in_place(const mlp__kernel *kern, mlp__micro_a_fn micro, i
 
 static int mlp__transpose_pays(const mlp__kernel *kern, int trans_a, int trans_b, int M, int N, int K, float beta)
 {
-    return !trans_a && (beta == 0.0f || beta == 1.0f) && M <= MLP__BY_TRANSPOSE_ROWS && N >= 2 * M && K >= 64 &&
+    return !trans_a && (beta == 0.0f || beta == 1.0f) && M <= MLP__BY_TRANSPOSE_ROWS && N > MLP__NC && K >= 64 &&
            (trans_b ? kern->micro_a : kern->micro_at) != NULL;
 }
 
@@ -1374,44 +1376,45 @@ static void mlp__transpose(float *dst, int ldd, const float *src, int lds, int r
                 for (j = j0; j < cols && j < j0 + 16; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
 }
 
-static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
-                              int trans_a, int trans_b, int M, int N, int K, float alpha,
-                              const float *A, int lda, const float *B, int ldb,
-                              float beta, float *C, int ldc);
+static void mlp__gemm_blocks(const mlp__kernel *kern, float *pack_a, float *pack_b, int kb,
+                             int trans_a, int trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc);
 
-static void mlp__gemm_by_transpose(const mlp__kernel *kern, float *pack_a, float *pack_b, int trans_b,
+static void mlp__gemm_by_transpose(const mlp__kernel *kern, float *pack_a, float *pack_b, int kb, int trans_b,
                                    int M, int N, int K, float alpha, const float *A, int lda,
                                    const float *B, int ldb, float beta, float *C, int ldc)
 {
-    float *ct = pack_b + (size_t)MLP__KC * (size_t)((M + kern->nr - 1) / kern->nr * kern->nr); /* after A^T's panels */
+    float *ct = pack_b + (size_t)kb * (size_t)((M + kern->nr - 1) / kern->nr * kern->nr); /* after A^T's panels */
     int j0;
     MLP_ASSERT(MLP__KC * MLP__BY_TRANSPOSE_ROWS + MLP__BY_TRANSPOSE_COLS * MLP__BY_TRANSPOSE_ROWS <= MLP__PACK_B_FLOATS);
     for (j0 = 0; j0 < N; j0 += MLP__BY_TRANSPOSE_COLS) {
         int nc = N - j0 < MLP__BY_TRANSPOSE_COLS ? N - j0 : MLP__BY_TRANSPOSE_COLS;
         if (beta != 0.0f) mlp__transpose(ct, M, C + j0, ldc, M, nc);
-        mlp__gemm_blocked(kern, pack_a, pack_b, !trans_b, 1, nc, M, K, alpha, trans_b ? B + (size_t)j0 * ldb : B + j0, ldb,
+        mlp__gemm_blocks(kern, pack_a, pack_b, kb, !trans_b, 1, nc, M, K, alpha, trans_b ? B + (size_t)j0 * ldb : B + j0, ldb,
                           A, lda, beta, ct, M);
         mlp__transpose(C + j0, ldc, ct, M, nc, M);
     }
 }
 
-/* The blocked driver for rows [i_begin, i_end) of C; pack_a and pack_b hold
-   MLP__PACK_A_FLOATS and MLP__PACK_B_FLOATS floats. */
-static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
-                              int trans_a, int trans_b, int M, int N, int K, float alpha,
-                              const float *A, int lda, const float *B, int ldb,
-                              float beta, float *C, int ldc)
+/* The blocked driver, K taken in blocks of kb (at most MLP__KC); pack_a and
+   pack_b hold MLP__PACK_A_FLOATS and MLP__PACK_B_FLOATS floats. */
+static void mlp__gemm_blocks(const mlp__kernel *kern, float *pack_a, float *pack_b, int kb,
+                             int trans_a, int trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb,
+                             float beta, float *C, int ldc)
 {
     mlp__micro_a_fn in_place = trans_a ? kern->micro_at : kern->micro_a;
     int jc, pc, ic, jr, ir;
+    MLP_ASSERT(kb >= 1 && kb <= MLP__KC);
     if (mlp__transpose_pays(kern, trans_a, trans_b, M, N, K, beta)) {
-        mlp__gemm_by_transpose(kern, pack_a, pack_b, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        mlp__gemm_by_transpose(kern, pack_a, pack_b, kb, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     for (jc = 0; jc < N; jc += MLP__NC) {
         int nc = N - jc < MLP__NC ? N - jc : MLP__NC;
-        for (pc = 0; pc < K; pc += MLP__KC) {
-            int kc = K - pc < MLP__KC ? K - pc : MLP__KC;
+        for (pc = 0; pc < K; pc += kb) {
+            int kc = K - pc < kb ? K - pc : kb;
             float beta_k = pc == 0 ? beta : 1.0f; /* later K blocks accumulate */
             if (trans_b && kern->pack_b_cols) kern->pack_b_cols(pack_b, B, ldb, pc, jc, kc, nc);
             else mlp__pack_b(pack_b, trans_b, B, ldb, pc, jc, kc, nc, kern->nr);
@@ -1436,6 +1439,25 @@ static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pac
             }
         }
     }
+}
+
+/* The K blocks of a product: as few as MLP__KC allows, all of one size
+   (784 = 4 x 196, not 3 x 256 + 16). Each block's sum is added to C in
+   turn, so the blocks fix the rounding, whoever computes them: a training
+   step can split a product's K among its threads at block boundaries and
+   add the blocks in order (mlp__step_forward) for the same bits. */
+static int mlp__k_block(int K)
+{
+    int blocks = (K + MLP__KC - 1) / MLP__KC;
+    return blocks > 0 ? (K + blocks - 1) / blocks : 1;
+}
+
+static void mlp__gemm_blocked(const mlp__kernel *kern, float *pack_a, float *pack_b,
+                              int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, const float *B, int ldb,
+                              float beta, float *C, int ldc)
+{
+    mlp__gemm_blocks(kern, pack_a, pack_b, mlp__k_block(K), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* -- micro-kernels: one per instruction set -- */
@@ -3125,6 +3147,9 @@ struct mlp_net {
     mlp_rng dropout_rng;               /* reseeded per batch by mlp_train_epoch */
     float **aux;                       /* per layer, B x n_out: dropout's mask (0 or
                                           1/(1-rate)), batchnorm's normalised input */
+    float *partials;                   /* a training step's products split by inputs: the
+                                          blocks of threads other than 0 (mlp__step_forward) */
+    size_t partials_size;              /* floats allocated there */
     /* what the input is, stored in model files: network input = raw value *
        input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
        image_h = input width for image models, 0 x 0 otherwise */
@@ -3725,6 +3750,7 @@ MLPDEF void mlp_free(mlp_net *net)
     mlp__free64(net->velocity);
     mlp__free64(net->second);
     mlp__free64(net->ws);
+    mlp__free64(net->partials);
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
@@ -4658,19 +4684,12 @@ static int mlp__prev_dense(const mlp_net *net, int l)
     return l;
 }
 
-/* z = x W + b in thread t's columns of dense layer l, then the batchnorm
-   and activation layers after it in those columns */
-static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
+/* the batchnorm and activation layers after dense layer l, in columns
+   [c0, c1) of their outputs */
+static void mlp__step_followers(mlp_net *net, int l, int B, int c0, int c1)
 {
-    const mlp_layer *L = &net->layers[l];
-    const float *x = l > 0 ? net->out[l - 1] : net->x;
-    int i, f, c0, c1, w = L->n_out;
-    float *z = net->out[l];
-    mlp__own_columns(net->engine, w, t, n, &c0, &c1);
-    if (c0 >= c1) return;
-    for (i = 0; i < B; i++) memcpy(z + (size_t)i * w + c0, L->b + c0, (size_t)(c1 - c0) * sizeof(float));
-    mlp__gemm_share(net->engine, t, n, 0, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
-    for (f = l + 1; f < mlp__next_dense(net, l); f++) {
+    int i, f, w = net->layers[l].n_out;
+    for (f = l + 1; f < mlp__next_dense(net, l) && c0 < c1; f++) {
         const mlp_layer *F = &net->layers[f];
         if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_forward(F, net->out[f], net->aux[f], net->out[f - 1], B, 1, c0, c1);
         else
@@ -4678,6 +4697,79 @@ static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
                 mlp__act_forward(net->engine->k, F->act, net->out[f] + (size_t)i * w + c0,
                                  net->out[f - 1] + (size_t)i * w + c0, (size_t)(c1 - c0));
     }
+}
+
+/* z = x W + b in thread t's columns of dense layer l, then the batchnorm
+   and activation layers after it in those columns */
+static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
+{
+    const mlp_layer *L = &net->layers[l];
+    const float *x = l > 0 ? net->out[l - 1] : net->x;
+    int i, c0, c1, w = L->n_out;
+    float *z = net->out[l];
+    mlp__own_columns(net->engine, w, t, n, &c0, &c1);
+    if (c0 >= c1) return;
+    for (i = 0; i < B; i++) memcpy(z + (size_t)i * w + c0, L->b + c0, (size_t)(c1 - c0) * sizeof(float));
+    mlp__gemm_share(net->engine, t, n, 0, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
+    mlp__step_followers(net, l, B, c0, c1);
+}
+
+/* A hidden layer with at least one K block (mlp__k_block) per thread is
+   split by its inputs instead: thread t multiplies its blocks of x's
+   columns by the same rows of W, the rows its slice of the update writes,
+   so the weights stay in its cache from one step to the next. Split by
+   output columns, every thread read every row of W, and half of W crossed
+   between the cores twice a step (once read, once invalidated by the
+   update), which on a two-core VM cost more than the product. Thread 0's
+   blocks go into z after the bias, the others' into one buffer per block;
+   after a barrier each thread adds them to its columns of z in block
+   order, the order in which the whole product adds its blocks: the same
+   bits. */
+static int mlp__splits_inputs(const mlp_net *net, int l, int n)
+{
+    int K = net->layers[l].n_in, kb = mlp__k_block(K);
+    return n > 1 && l < net->n_layers - 1 && (K + kb - 1) / kb >= n;
+}
+
+/* thread 0's K blocks end at *first_other; *floats: the buffers the
+   others' blocks need (B rows) */
+static void mlp__input_blocks(const mlp_net *net, int l, int B, int n, int *first_other, size_t *floats)
+{
+    int K = net->layers[l].n_in, kb = mlp__k_block(K), blocks = (K + kb - 1) / kb, b0;
+    mlp__share(blocks, 1, 0, n, &b0, first_other);
+    *floats = (size_t)(blocks - *first_other) * (size_t)B * (size_t)net->layers[l].n_out;
+}
+
+static void mlp__step_forward_by_inputs(mlp_net *net, int l, int B, int t, int n)
+{
+    const mlp_layer *L = &net->layers[l];
+    const mlp__engine *g = net->engine;
+    const float *x = l > 0 ? net->out[l - 1] : net->x;
+    int K = L->n_in, w = L->n_out, kb = mlp__k_block(K), blocks = (K + kb - 1) / kb;
+    int first_other, b0, b1, k, i, c, c0, c1;
+    const mlp__kernel *kern = mlp__micro_for(g->k, w);
+    float *z = net->out[l];
+    size_t floats, block = (size_t)B * (size_t)w;
+    mlp__input_blocks(net, l, B, n, &first_other, &floats);
+    mlp__share(blocks, 1, t, n, &b0, &b1);
+    if (t == 0) {
+        for (i = 0; i < B; i++) memcpy(z + (size_t)i * w, L->b, (size_t)w * sizeof(float));
+        mlp__gemm_blocks(kern, g->pack_a[t], g->pack_b[t], kb, 0, 0, B, w, b1 * kb < K ? b1 * kb : K, 1.0f, x, K,
+                         L->W, w, 1.0f, z, w);
+    } else
+        for (k = b0; k < b1; k++) {
+            int k0 = k * kb, kc = K - k0 < kb ? K - k0 : kb;
+            mlp__gemm_blocks(kern, g->pack_a[t], g->pack_b[t], kb, 0, 0, B, w, kc, 1.0f, x + k0, K,
+                             L->W + (size_t)k0 * w, w, 0.0f, net->partials + (size_t)(k - first_other) * block, w);
+        }
+    mlp__barrier(net->engine, n);
+    mlp__own_columns(g, w, t, n, &c0, &c1);
+    for (k = first_other; k < blocks; k++) {
+        const float *p = net->partials + (size_t)(k - first_other) * block;
+        for (i = 0; i < B; i++)
+            for (c = c0; c < c1; c++) z[(size_t)i * w + c] += p[(size_t)i * w + c];
+    }
+    mlp__step_followers(net, l, B, c0, c1);
 }
 
 /* dW in thread t's rows and db in its columns of dense layer l; below the
@@ -4743,7 +4835,8 @@ static void mlp__step_task(void *arg, int t, int n)
     mlp__gather_rows(j->xb + (size_t)r0 * j->ds->dim, j->ds->x, j->ds->dim, j->rows + r0, r1 - r0);
     mlp__barrier(net->engine, n);
     for (l = 0; l < last || (l == last && shared_last); l = mlp__next_dense(net, l)) {
-        mlp__step_forward(net, l, j->B, t, n);
+        if (mlp__splits_inputs(net, l, n)) mlp__step_forward_by_inputs(net, l, j->B, t, n);
+        else mlp__step_forward(net, l, j->B, t, n);
         mlp__barrier(net->engine, n);
     }
     if (t == 0) mlp__step_head(j, shared_last);
@@ -4758,6 +4851,24 @@ static void mlp__step_task(void *arg, int t, int n)
         if (l > 0 || !in_head) mlp__barrier(net->engine, n);
         for (f = l; f > mlp__prev_dense(net, l); f--) mlp__update_layer_slice(&j->update, &net->layers[f], t, n);
     }
+}
+
+/* the buffers of the products split by inputs on n threads */
+static int mlp__reserve_partials(mlp_net *net, int B, int n)
+{
+    size_t most = 0, floats;
+    int l, first_other;
+    for (l = 0; l < net->n_layers; l = mlp__next_dense(net, l))
+        if (mlp__splits_inputs(net, l, n)) {
+            mlp__input_blocks(net, l, B, n, &first_other, &floats);
+            if (floats > most) most = floats;
+        }
+    if (most <= net->partials_size) return MLP_OK;
+    mlp__free64(net->partials);
+    net->partials_size = 0;
+    if (!(net->partials = (float *)mlp__calloc64(most, sizeof(float), 1))) return MLP_ENOMEM;
+    net->partials_size = most;
+    return MLP_OK;
 }
 
 /* One batch of mlp_train_epoch in one parallel region (mlp__step_fits):
@@ -4780,6 +4891,7 @@ static int mlp__step_in_one_region(mlp_net *net, const mlp_train_config *cfg, ml
     j.B = B; j.epoch = epoch; j.batch_no = batch_no;
     mlp__plan_update(&j.update, net, cfg, lr);
     for (l = 0; l < net->n_layers; l = mlp__next_dense(net, l)) fma += (size_t)B * (size_t)net->layers[l].n_in * (size_t)net->layers[l].n_out;
+    if ((rc = mlp__reserve_partials(net, B, fma >= MLP__PARALLEL_MIN_FMA ? net->engine->n_threads : 1)) != MLP_OK) return rc;
     mlp__run(net->engine, fma >= MLP__PARALLEL_MIN_FMA, mlp__step_task, &j);
     *loss = j.loss;
     *correct += j.correct;

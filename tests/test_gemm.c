@@ -182,7 +182,7 @@ static void test_batch1_skips_rows_of_zero_inputs(void **state)
             }
 }
 
-/* A product of at most 64 rows with a wide op(B) (z = x W, dz W^T in a
+/* A product of at most 64 rows with op(B) over 512 wide (z = x W, dz W^T in a
    training step) is computed as its transpose, the weights read in place.
    For beta 0 and 1 its bits must be the direct product's: the same rows
    taken from a 65-row product (past the limit, so computed directly) are

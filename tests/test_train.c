@@ -1706,6 +1706,7 @@ static void test_step_in_one_region(void **state)
     check_one_region("300-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_ADAMW, 100, 20, 0.0f);
     check_one_region("300-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_SGD, 66, 32, 0.0f);    /* last batch: 2 rows */
     check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 1, MLP_OPT_SGD, 200, 32, 0.0f); /* batchnorm */
+    check_one_region("600-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 1, MLP_OPT_SGD, 150, 32, 0.0f); /* 3 K blocks: split by inputs on 2 and 3 threads */
     check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, 1, MLP_OPT_ADAM, 150, 25, 0.0f);
     /* what the region does not cover takes the layer-by-layer path (all of
        it on the scalar kernels, which share no columns, but a single layer) */

@@ -195,24 +195,27 @@ static void test_thread_pools(void **state)
 
 /* A training step in one parallel region (gather, every layer forward and
    back, the update, with barriers between): wide enough that the threads
-   share it, with batchnorm, on 2 and 3 threads; the same bits as one. */
+   share it, with batchnorm, on 2 and 3 threads; the same bits as one. The
+   600 inputs are three K blocks, so the first product is split by inputs
+   (on 2 threads, one thread's two blocks wait in buffers). */
+#define REGION_IN 600
 static void train_region(int threads, float *params, size_t n_params)
 {
-    static float x[256 * 40];
+    static float x[256 * REGION_IN];
     static int y[256];
     mlp_dataset ds;
     mlp_train_config cfg = mlp_train_defaults();
-    mlp_net *net = mlp_create_spec("40-256-96-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
+    mlp_net *net = mlp_create_spec("600-256-96-3", MLP_ACT_RELU, MLP_LOSS_CE, 2);
     mlp_rng rng;
     size_t n;
     int i, epoch;
     mlp_rng_seed(&rng, 4, 4);
-    for (i = 0; i < 256 * 40; i++) x[i] = mlp_rng_float(&rng);
-    for (i = 0; i < 256; i++) y[i] = (int)(x[i * 40] * 3.0f);
+    for (i = 0; i < 256 * REGION_IN; i++) x[i] = mlp_rng_float(&rng);
+    for (i = 0; i < 256; i++) y[i] = (int)(x[i * REGION_IN] * 3.0f);
     assert_non_null(net);
     assert_int_equal(mlp_add_batchnorm(net), MLP_OK);
     assert_int_equal(mlp_set_threads(net, threads), MLP_OK);
-    assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 256, 40, MLP_DATASET_BORROW), MLP_OK);
+    assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 256, REGION_IN, MLP_DATASET_BORROW), MLP_OK);
     cfg.batch = 32; cfg.seed = 5;
     for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(net, &ds, &cfg, epoch, NULL), MLP_OK);
     assert_true(mlp_gradients(net, &n) != NULL && n == n_params);
@@ -222,7 +225,7 @@ static void train_region(int threads, float *params, size_t n_params)
 
 static void test_training_step_in_one_region(void **state)
 {
-    enum { N_PARAMS = 40 * 256 + 256 + 2 * 256 + 256 * 96 + 96 + 2 * 96 + 96 * 3 + 3 };
+    enum { N_PARAMS = REGION_IN * 256 + 256 + 2 * 256 + 256 * 96 + 96 + 2 * 96 + 96 * 3 + 3 };
     static float one[N_PARAMS], two[N_PARAMS], three[N_PARAMS];
     (void)state;
     train_region(1, one, N_PARAMS);
