@@ -1,4 +1,4 @@
-/* mlp.h - v0.8.0 - multi-layer perceptrons in one C header - MIT license (see the end)
+/* mlp.h - v0.9.0 - multi-layer perceptrons in one C header - MIT license (see the end)
 
    Do this:
       #define MLP_IMPLEMENTATION
@@ -120,9 +120,13 @@
       network not training) gives each thread its own rows for the whole
       pass. mlp_train_epoch runs each batch (gather, forward, backward,
       update) as one job of the threads, each computing its own columns of
-      every hidden layer, when the network has no dropout and neither
-      clip_norm nor reduce is set; otherwise threads share each matrix
-      product. At batch 1 or 2 a product skips the weight rows whose input
+      every hidden layer (or, for a layer with at least 257 inputs per
+      thread, its own rows of the weights), when the network has no dropout
+      and neither clip_norm nor reduce is set; otherwise threads share each
+      matrix product. A product's K dimension is summed in blocks of equal
+      size (at most 256), which fixes its rounding. On Linux the rows of a
+      data set sit on 2 MiB pages where the system allows (madvise; see
+      MLP_NO_HUGE_PAGES). At batch 1 or 2 a product skips the weight rows whose input
       is exactly 0 (most pixels of a digit, about half of a ReLU layer's
       outputs): the same sums, except that an infinite or NaN weight in
       such a row no longer reaches the output.
@@ -285,6 +289,14 @@
                         64-byte lines; the AVX-512 update prefetches the
                         weights for writing; the batch-1 kernels skip
                         weight rows whose input is 0
+      0.9.0 (2026-12-03) speed: a training step splits a hidden layer with
+                        enough inputs among its threads by rows of the
+                        weights (each thread's own update rows); K blocks of
+                        equal size, so products deeper than 256 round
+                        differently from 0.8; a product of at most 64 rows
+                        with weights wider than 512 runs as its transpose
+                        (the same bits); data sets and IDX arrays ask Linux
+                        for huge pages (MLP_NO_HUGE_PAGES)
 
    LICENSE: MIT, see the end of the file.
 */
@@ -316,7 +328,7 @@ extern "C" {
 #endif
 
 #define MLP_VERSION_MAJOR 0
-#define MLP_VERSION_MINOR 8
+#define MLP_VERSION_MINOR 9
 #define MLP_VERSION_PATCH 0
 
 #define MLP_MAX_LAYERS    64
@@ -2053,6 +2065,56 @@ static void mlp__relu_backward_scalar(float *dx, const float *dy, const float *y
     for (i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+/* Batch normalisation's passes over B rows (leading dimension ld) of n
+   units (mlp__batchnorm_stats, _apply, _backward say what they compute).
+   Every per-unit sum runs over the rows in order, so a vector version
+   that adds 16 units at a time gives the same sums. */
+static void mlp__bn_moments_scalar(float *mean, float *sq, const float *x, size_t ld, int B, size_t n, float rb)
+{
+    size_t j;
+    int i;
+    for (j = 0; j < n; j++) mean[j] = sq[j] = 0.0f;
+    for (i = 0; i < B; i++)
+        for (j = 0; j < n; j++) mean[j] += x[(size_t)i * ld + j];
+    for (j = 0; j < n; j++) mean[j] *= rb;
+    for (i = 0; i < B; i++)  /* two passes: no cancellation in E[x^2] - E[x]^2 */
+        for (j = 0; j < n; j++) { float d = x[(size_t)i * ld + j] - mean[j]; sq[j] += d * d; }
+}
+
+static void mlp__bn_apply_scalar(float *y, float *h, const float *x, size_t ld, int B, size_t n,
+                                 const float *mean, const float *inv, const float *gamma, const float *beta)
+{
+    size_t j;
+    int i;
+    for (i = 0; i < B; i++) {
+        const float *xi = x + (size_t)i * ld;
+        float *hi = h + (size_t)i * ld, *yi = y + (size_t)i * ld;
+        for (j = 0; j < n; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = gamma[j] * hi[j] + beta[j]; }
+    }
+}
+
+static void mlp__bn_backward_scalar(float *dx, float *dgamma, float *dbeta, const float *dy, const float *h, size_t ld,
+                                    int B, size_t n, const float *gamma, const float *inv, float rb, int batch_stats)
+{
+    size_t j;
+    int i;
+    for (j = 0; j < n; j++) dgamma[j] = dbeta[j] = 0.0f;
+    for (i = 0; i < B; i++)
+        for (j = 0; j < n; j++) {
+            dbeta[j] += dy[(size_t)i * ld + j];
+            dgamma[j] += dy[(size_t)i * ld + j] * h[(size_t)i * ld + j];
+        }
+    if (!dx) return;
+    for (i = 0; i < B; i++) {
+        const float *dyi = dy + (size_t)i * ld, *hi = h + (size_t)i * ld;
+        float *dxi = dx + (size_t)i * ld;
+        if (batch_stats)
+            for (j = 0; j < n; j++) dxi[j] = gamma[j] * inv[j] * (dyi[j] - (dbeta[j] + hi[j] * dgamma[j]) * rb);
+        else
+            for (j = 0; j < n; j++) dxi[j] = gamma[j] * inv[j] * dyi[j];
+    }
+}
+
 /* v = momentum v + dw + weight_decay w;  w -= lr v   (one block).
    Each returns the sum of the new v and w: NaN or infinite exactly when
    some gradient or weight went bad (or is about to overflow), which costs
@@ -2188,6 +2250,75 @@ static void mlp__relu_backward_avx512(float *dx, const float *dy, const float *y
         __m512 zero = _mm512_setzero_ps();
         __mmask16 pos = _mm512_mask_cmp_ps_mask(m, _mm512_mask_loadu_ps(zero, m, y + i), zero, _CMP_GT_OQ);
         _mm512_mask_storeu_ps(dx + i, m, _mm512_mask_loadu_ps(zero, pos, dy + i));
+    }
+}
+
+/* batchnorm's passes, 16 units at a time down the rows (masked at the
+   end), with the scalar versions' operations in their order */
+MLP__TARGET("avx512f")
+static void mlp__bn_moments_avx512(float *mean, float *sq, const float *x, size_t ld, int B, size_t n, float rb)
+{
+    size_t j;
+    int i;
+    for (j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 sum = _mm512_setzero_ps(), q = _mm512_setzero_ps(), mu;
+        for (i = 0; i < B; i++) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, x + (size_t)i * ld + j));
+        mu = _mm512_mul_ps(sum, _mm512_set1_ps(rb));
+        for (i = 0; i < B; i++) {
+            __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + (size_t)i * ld + j), mu);
+            q = _mm512_add_ps(q, _mm512_mul_ps(d, d));
+        }
+        _mm512_mask_storeu_ps(mean + j, m, mu);
+        _mm512_mask_storeu_ps(sq + j, m, q);
+    }
+}
+
+MLP__TARGET("avx512f")
+static void mlp__bn_apply_avx512(float *y, float *h, const float *x, size_t ld, int B, size_t n,
+                                 const float *mean, const float *inv, const float *gamma, const float *beta)
+{
+    size_t j;
+    int i;
+    for (j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 mu = _mm512_maskz_loadu_ps(m, mean + j), iv = _mm512_maskz_loadu_ps(m, inv + j);
+        __m512 g = _mm512_maskz_loadu_ps(m, gamma + j), b = _mm512_maskz_loadu_ps(m, beta + j);
+        for (i = 0; i < B; i++) {
+            size_t at = (size_t)i * ld + j;
+            __m512 hv = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + at), mu), iv);
+            _mm512_mask_storeu_ps(h + at, m, hv);
+            _mm512_mask_storeu_ps(y + at, m, _mm512_add_ps(_mm512_mul_ps(g, hv), b));
+        }
+    }
+}
+
+MLP__TARGET("avx512f")
+static void mlp__bn_backward_avx512(float *dx, float *dgamma, float *dbeta, const float *dy, const float *h, size_t ld,
+                                    int B, size_t n, const float *gamma, const float *inv, float rb, int batch_stats)
+{
+    size_t j;
+    int i;
+    for (j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 db = _mm512_setzero_ps(), dg = _mm512_setzero_ps(), gi, vrb = _mm512_set1_ps(rb);
+        for (i = 0; i < B; i++) {
+            size_t at = (size_t)i * ld + j;
+            __m512 dyv = _mm512_maskz_loadu_ps(m, dy + at);
+            db = _mm512_add_ps(db, dyv);
+            dg = _mm512_add_ps(dg, _mm512_mul_ps(dyv, _mm512_maskz_loadu_ps(m, h + at)));
+        }
+        _mm512_mask_storeu_ps(dbeta + j, m, db);
+        _mm512_mask_storeu_ps(dgamma + j, m, dg);
+        if (!dx) continue;
+        gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, gamma + j), _mm512_maskz_loadu_ps(m, inv + j));
+        for (i = 0; i < B; i++) {
+            size_t at = (size_t)i * ld + j;
+            __m512 dyv = _mm512_maskz_loadu_ps(m, dy + at), r = dyv;
+            if (batch_stats)
+                r = _mm512_sub_ps(dyv, _mm512_mul_ps(_mm512_add_ps(db, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, h + at), dg)), vrb));
+            _mm512_mask_storeu_ps(dx + at, m, _mm512_mul_ps(gi, r));
+        }
     }
 }
 
@@ -2498,6 +2629,11 @@ typedef struct mlp__kernels {
     float (*adam)(float *w, const float *dw, float *m, float *s2, size_t n,
                   const mlp__adam_param *a, float wd);
     void (*blur)(float *f, float *tmp, int w, int h, float sigma);
+    void (*bn_moments)(float *mean, float *sq, const float *x, size_t ld, int B, size_t n, float rb);
+    void (*bn_apply)(float *y, float *h, const float *x, size_t ld, int B, size_t n,
+                     const float *mean, const float *inv, const float *gamma, const float *beta);
+    void (*bn_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *h, size_t ld,
+                        int B, size_t n, const float *gamma, const float *inv, float rb, int batch_stats);
 } mlp__kernels;
 
 /* isa must be supported here (not AUTO). */
@@ -2506,7 +2642,8 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     static const mlp__kernels scalar = {
         MLP_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL,
         mlp__relu_forward_scalar, mlp__relu_backward_scalar,
-        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
 #if defined(MLP__X86_64)
     static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL};
     static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, mlp__pack_b_cols_avx2,
@@ -2518,16 +2655,19 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     static const mlp__kernels sse2 = {
         MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
-        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
     static const mlp__kernels avx2 = {
         MLP_ISA_AVX2, &micro_avx2, NULL, mlp__gemv_avx2, mlp__narrow_avx2, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
-        mlp__sgd_avx2, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+        mlp__sgd_avx2, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
     static const mlp__kernels avx512 = {
         MLP_ISA_AVX512, &micro_avx512, &micro_avx512_narrow,
         mlp__gemv_avx512, mlp__narrow_avx512, mlp__narrow_ta_avx512,
         mlp__relu_forward_avx512, mlp__relu_backward_avx512,
-        mlp__sgd_avx512, mlp__nesterov_avx512, mlp__adam_avx512, mlp__gaussian_blur_avx512};
+        mlp__sgd_avx512, mlp__nesterov_avx512, mlp__adam_avx512, mlp__gaussian_blur_avx512,
+        mlp__bn_moments_avx512, mlp__bn_apply_avx512, mlp__bn_backward_avx512};
     if (isa == MLP_ISA_SSE2) return &sse2;
     if (isa == MLP_ISA_AVX2) return &avx2;
     if (isa == MLP_ISA_AVX512) return &avx512;
@@ -2537,7 +2677,8 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     static const mlp__kernels neon = {
         MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
         mlp__relu_forward_neon, mlp__relu_backward_neon,
-        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
     if (isa == MLP_ISA_NEON) return &neon;
 #endif
 #if defined(MLP__WASM128)
@@ -2545,7 +2686,8 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
     static const mlp__kernels wasm128 = {
         MLP_ISA_WASM128, &micro_wasm128, NULL, NULL, NULL, NULL,
         mlp__relu_forward_wasm128, mlp__relu_backward_wasm128,
-        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar};
+        mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
     if (isa == MLP_ISA_WASM128) return &wasm128;
 #endif
     MLP_ASSERT(isa == MLP_ISA_SCALAR);
@@ -3238,18 +3380,14 @@ static void mlp__dropout_backward(float *dx, const float *dy, const float *mask,
 /* The normalisation's per-unit statistics: the batch's (and the running
    averages updated), or at inference 1/sqrt(running variance + eps) beside
    the running mean. Returns the mean to subtract. */
-static const float *mlp__batchnorm_stats(const mlp_layer *L, const float *x, int B, int batch_stats, int c0, int c1)
+static const float *mlp__batchnorm_stats(const mlp__kernels *k, const mlp_layer *L, const float *x, int B, int batch_stats,
+                                        int c0, int c1)
 {
-    int i, j, n = L->n_out;
+    int j;
     float *mean = batch_stats ? L->batch_mean : L->run_mean, *inv = L->inv_std;
     if (batch_stats) {
         float rb = 1.0f / (float)B, unbias = B > 1 ? (float)B / (float)(B - 1) : 1.0f;
-        for (j = c0; j < c1; j++) mean[j] = inv[j] = 0.0f;
-        for (i = 0; i < B; i++)
-            for (j = c0; j < c1; j++) mean[j] += x[(size_t)i * n + j];
-        for (j = c0; j < c1; j++) mean[j] *= rb;
-        for (i = 0; i < B; i++)  /* two passes: no cancellation in E[x^2] - E[x]^2 */
-            for (j = c0; j < c1; j++) { float d = x[(size_t)i * n + j] - mean[j]; inv[j] += d * d; }
+        if (c0 < c1) k->bn_moments(mean + c0, inv + c0, x + c0, (size_t)L->n_out, B, (size_t)(c1 - c0), rb);
         for (j = c0; j < c1; j++) {
             float var = inv[j] * rb;
             L->run_mean[j] += L->momentum * (mean[j] - L->run_mean[j]);
@@ -3263,50 +3401,32 @@ static const float *mlp__batchnorm_stats(const mlp_layer *L, const float *x, int
 }
 
 /* y = gamma xhat + beta with xhat = (x - mean) inv_std, for B rows */
-static void mlp__batchnorm_apply(const mlp_layer *L, float *y, float *xhat, const float *x, int B, const float *mean,
-                                 int c0, int c1)
+static void mlp__batchnorm_apply(const mlp__kernels *k, const mlp_layer *L, float *y, float *xhat, const float *x, int B,
+                                 const float *mean, int c0, int c1)
 {
-    int i, j, n = L->n_out;
-    const float *inv = L->inv_std;
-    for (i = 0; i < B; i++) {
-        const float *xi = x + (size_t)i * n;
-        float *hi = xhat + (size_t)i * n, *yi = y + (size_t)i * n;
-        for (j = c0; j < c1; j++) { hi[j] = (xi[j] - mean[j]) * inv[j]; yi[j] = L->W[j] * hi[j] + L->b[j]; }
-    }
+    if (c0 < c1)
+        k->bn_apply(y + c0, xhat + c0, x + c0, (size_t)L->n_out, B, (size_t)(c1 - c0), mean + c0, L->inv_std + c0,
+                    L->W + c0, L->b + c0);
 }
 
 /* Units (columns) c0..c1-1 only: a unit's statistics and output depend on
    its own column alone, so threads can share a layer by columns. */
-static void mlp__batchnorm_forward(const mlp_layer *L, float *y, float *xhat, const float *x, int B, int batch_stats,
-                                   int c0, int c1)
+static void mlp__batchnorm_forward(const mlp__kernels *k, const mlp_layer *L, float *y, float *xhat, const float *x, int B,
+                                   int batch_stats, int c0, int c1)
 {
-    mlp__batchnorm_apply(L, y, xhat, x, B, mlp__batchnorm_stats(L, x, B, batch_stats, c0, c1), c0, c1);
+    mlp__batchnorm_apply(k, L, y, xhat, x, B, mlp__batchnorm_stats(k, L, x, B, batch_stats, c0, c1), c0, c1);
 }
 
 /* dbeta = sum dy, dgamma = sum dy xhat over the batch. With batch
    statistics every input also moved the mean and variance, which gives
    dx = gamma inv (dy - (dbeta + xhat dgamma) / B); with fixed statistics
    dx = gamma inv dy. dx may be NULL (nobody needs it). Units c0..c1-1. */
-static void mlp__batchnorm_backward(const mlp_layer *L, float *dx, const float *dy, const float *xhat, int B, int batch_stats,
-                                    int c0, int c1)
+static void mlp__batchnorm_backward(const mlp__kernels *k, const mlp_layer *L, float *dx, const float *dy, const float *xhat,
+                                    int B, int batch_stats, int c0, int c1)
 {
-    int i, j, n = L->n_out;
-    float *dgamma = L->dW, *dbeta = L->db, rb = 1.0f / (float)B;
-    for (j = c0; j < c1; j++) dgamma[j] = dbeta[j] = 0.0f;
-    for (i = 0; i < B; i++)
-        for (j = c0; j < c1; j++) {
-            dbeta[j] += dy[(size_t)i * n + j];
-            dgamma[j] += dy[(size_t)i * n + j] * xhat[(size_t)i * n + j];
-        }
-    if (!dx) return;
-    for (i = 0; i < B; i++) {
-        const float *dyi = dy + (size_t)i * n, *hi = xhat + (size_t)i * n;
-        float *dxi = dx + (size_t)i * n;
-        if (batch_stats)
-            for (j = c0; j < c1; j++) dxi[j] = L->W[j] * L->inv_std[j] * (dyi[j] - (dbeta[j] + hi[j] * dgamma[j]) * rb);
-        else
-            for (j = c0; j < c1; j++) dxi[j] = L->W[j] * L->inv_std[j] * dyi[j];
-    }
+    if (c0 < c1)
+        k->bn_backward(dx ? dx + c0 : NULL, L->dW + c0, L->db + c0, dy + c0, xhat + c0, (size_t)L->n_out, B,
+                       (size_t)(c1 - c0), L->W + c0, L->inv_std + c0, 1.0f / (float)B, batch_stats);
 }
 
 /* gamma 1, beta 0: the identity, until training learns otherwise */
@@ -3991,7 +4111,7 @@ static void mlp__forward_rows_task(void *arg, int t, int n)
         } else if (L->kind == MLP_LAYER_DROPOUT) {
             memcpy(y, x, (size_t)rows * L->n_out * sizeof(float));
         } else if (L->kind == MLP_LAYER_BATCHNORM) { /* inv_std was set before the region */
-            mlp__batchnorm_apply(L, y, net->aux[l] + (size_t)r0 * L->n_out, x, rows, L->run_mean, 0, L->n_out);
+            mlp__batchnorm_apply(net->engine->k, L, y, net->aux[l] + (size_t)r0 * L->n_out, x, rows, L->run_mean, 0, L->n_out);
         } else {
             mlp__act_forward(net->engine->k, L->act, y, x, (size_t)rows * L->n_out);
         }
@@ -4015,7 +4135,7 @@ static const float *mlp__forward(mlp_net *net, const float *X, int B, int probs)
     if (!net->training && net->engine->n_threads > 1 && B >= MLP__SHARED_ROWS_MIN * net->engine->n_threads) {
         mlp__rows_job j;
         for (l = 0; l < net->n_layers; l++)
-            if (net->layers[l].kind == MLP_LAYER_BATCHNORM) (void)mlp__batchnorm_stats(&net->layers[l], NULL, 0, 0, 0, net->layers[l].n_out);
+            if (net->layers[l].kind == MLP_LAYER_BATCHNORM) (void)mlp__batchnorm_stats(net->engine->k, &net->layers[l], NULL, 0, 0, 0, net->layers[l].n_out);
         j.net = net; j.X = X; j.B = B; j.probs = probs;
         mlp__run(net->engine, 1, mlp__forward_rows_task, &j);
         return probs ? net->probs : net->out[net->n_layers - 1];
@@ -4026,7 +4146,7 @@ static const float *mlp__forward(mlp_net *net, const float *X, int B, int probs)
         else if (L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_forward(net->out[l], net->aux[l], x, (size_t)B * L->n_out, net->training ? L->rate : 0.0f, &net->dropout_rng);
         else if (L->kind == MLP_LAYER_BATCHNORM)
-            mlp__batchnorm_forward(L, net->out[l], net->aux[l], x, B, net->training, 0, L->n_out);
+            mlp__batchnorm_forward(net->engine->k, L, net->out[l], net->aux[l], x, B, net->training, 0, L->n_out);
         else mlp__act_forward(net->engine->k, L->act, net->out[l], x, (size_t)B * L->n_out);
         x = net->out[l];
     }
@@ -4091,7 +4211,7 @@ static int mlp__backward(mlp_net *net, const int *labels, int global_batch, floa
         else if (dx && L->kind == MLP_LAYER_DROPOUT)
             mlp__dropout_backward(dx, net->dout[l], net->aux[l], (size_t)B * L->n_out, net->training ? L->rate : 0.0f);
         else if (L->kind == MLP_LAYER_BATCHNORM)
-            mlp__batchnorm_backward(L, dx, net->dout[l], net->aux[l], B, net->batch_stats, 0, L->n_out);
+            mlp__batchnorm_backward(net->engine->k, L, dx, net->dout[l], net->aux[l], B, net->batch_stats, 0, L->n_out);
         else if (dx)
             mlp__act_backward(net->engine->k, L->act, dx, net->dout[l], net->out[l], (size_t)B * L->n_out);
     }
@@ -4691,7 +4811,7 @@ static void mlp__step_followers(mlp_net *net, int l, int B, int c0, int c1)
     int i, f, w = net->layers[l].n_out;
     for (f = l + 1; f < mlp__next_dense(net, l) && c0 < c1; f++) {
         const mlp_layer *F = &net->layers[f];
-        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_forward(F, net->out[f], net->aux[f], net->out[f - 1], B, 1, c0, c1);
+        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_forward(net->engine->k, F, net->out[f], net->aux[f], net->out[f - 1], B, 1, c0, c1);
         else
             for (i = 0; i < B; i++)
                 mlp__act_forward(net->engine->k, F->act, net->out[f] + (size_t)i * w + c0,
@@ -4795,7 +4915,7 @@ static void mlp__step_backward_between(mlp_net *net, int l, int B, int t, int n)
     mlp__own_columns(net->engine, w_in, t, n, &c0, &c1);
     for (f = l - 1; f > mlp__prev_dense(net, l) && c0 < c1; f--) {
         const mlp_layer *F = &net->layers[f];
-        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_backward(F, net->dout[f - 1], net->dout[f], net->aux[f], B, 1, c0, c1);
+        if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_backward(net->engine->k, F, net->dout[f - 1], net->dout[f], net->aux[f], B, 1, c0, c1);
         else
             for (i = 0; i < B; i++) {
                 size_t at = (size_t)i * w_in + (size_t)c0;

@@ -366,6 +366,76 @@ static void check_batchnorm(int training)
     mlp_free(net);
 }
 
+/* Batchnorm's kernels of every instruction set this CPU has, against the
+   formulas in double, on B rows of n units inside rows of ld floats (the
+   columns a thread owns): odd widths cross the 16-unit vectors, and the
+   floats beyond n in each row must stay untouched. */
+static void check_bn_kernels(const mlp__kernels *k, int B, int n, int ld)
+{
+    size_t size = (size_t)B * (size_t)ld;
+    float *x = malloc(size * sizeof(float)), *y = malloc(size * sizeof(float)), *h = malloc(size * sizeof(float));
+    float *dy = malloc(size * sizeof(float)), *dx = malloc(size * sizeof(float));
+    float *mean = malloc((size_t)n * sizeof(float)), *sq = malloc((size_t)n * sizeof(float)), *inv = malloc((size_t)n * sizeof(float));
+    float *gamma = malloc((size_t)n * sizeof(float)), *beta = malloc((size_t)n * sizeof(float));
+    float *dg = malloc((size_t)n * sizeof(float)), *db = malloc((size_t)n * sizeof(float)), rb = 1.0f / (float)B;
+    mlp_rng rng;
+    int i, j, stats;
+    mlp_rng_seed(&rng, (uint64_t)(B * 1000 + n), 11);
+    fill_random(x, (int)size, &rng, -2, 3);
+    fill_random(dy, (int)size, &rng, -1, 1);
+    fill_random(gamma, n, &rng, 0.5f, 1.5f);
+    fill_random(beta, n, &rng, -1, 1);
+    for (i = 0; i < (int)size; i++) y[i] = h[i] = dx[i] = 7.0f; /* the padding's marker */
+    k->bn_moments(mean, sq, x, (size_t)ld, B, (size_t)n, rb);
+    for (j = 0; j < n; j++) {
+        double m = 0, q = 0;
+        for (i = 0; i < B; i++) m += x[i * ld + j];
+        m /= B;
+        for (i = 0; i < B; i++) q += (x[i * ld + j] - m) * (x[i * ld + j] - m);
+        expect_close("mean", j, mean[j], m);
+        assert_true(fabs(sq[j] - q) <= 1e-5 * (q + 1));
+        inv[j] = 1.0f / sqrtf(sq[j] * rb + 1e-5f);
+    }
+    k->bn_apply(y, h, x, (size_t)ld, B, (size_t)n, mean, inv, gamma, beta);
+    for (i = 0; i < B; i++)
+        for (j = 0; j < ld; j++) {
+            double want = ((double)x[i * ld + j] - mean[j]) * inv[j];
+            if (j >= n) { assert_true(h[i * ld + j] == 7.0f && y[i * ld + j] == 7.0f); continue; }
+            expect_close("xhat", i * ld + j, h[i * ld + j], want);
+            expect_close("y", i * ld + j, y[i * ld + j], gamma[j] * want + beta[j]);
+        }
+    for (stats = 0; stats < 2; stats++) {
+        k->bn_backward(dx, dg, db, dy, h, (size_t)ld, B, (size_t)n, gamma, inv, rb, stats);
+        for (j = 0; j < n; j++) {
+            double sdb = 0, sdg = 0;
+            for (i = 0; i < B; i++) { sdb += dy[i * ld + j]; sdg += (double)dy[i * ld + j] * h[i * ld + j]; }
+            expect_close("dbeta", j, db[j], sdb);
+            expect_close("dgamma", j, dg[j], sdg);
+            for (i = 0; i < B; i++) {
+                double g = (double)gamma[j] * inv[j];
+                expect_close("dx", i * ld + j, dx[i * ld + j], stats ? g * (dy[i * ld + j] - (sdb + h[i * ld + j] * sdg) / B) : g * dy[i * ld + j]);
+            }
+        }
+        for (i = 0; i < B; i++)
+            for (j = n; j < ld; j++) assert_true(dx[i * ld + j] == 7.0f);
+    }
+    k->bn_backward(NULL, dg, db, dy, h, (size_t)ld, B, (size_t)n, gamma, inv, rb, 1); /* no dx wanted */
+    free(x); free(y); free(h); free(dy); free(dx); free(mean); free(sq); free(inv); free(gamma); free(beta); free(dg); free(db);
+}
+
+static void test_batchnorm_kernels(void **state)
+{
+    static const int widths[] = {1, 7, 15, 16, 17, 33, 100};
+    static const int batches[] = {1, 3, 64};
+    int isa, w, b;
+    (void)state;
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_WASM128; isa++) {
+        if (!mlp_isa_supported((mlp_isa)isa)) continue;
+        for (w = 0; w < 7; w++)
+            for (b = 0; b < 3; b++) check_bn_kernels(mlp__kernels_for((mlp_isa)isa), batches[b], widths[w], widths[w] + 5);
+    }
+}
+
 static void test_network_batchnorm_train(void **state) { (void)state; check_batchnorm(1); }
 static void test_network_batchnorm_eval(void **state) { (void)state; check_batchnorm(0); }
 
@@ -385,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_network_mse),
         cmocka_unit_test(test_network_relu),
         cmocka_unit_test(test_network_dropout),
+        cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_network_batchnorm_train),
         cmocka_unit_test(test_network_batchnorm_eval),
     };
