@@ -295,8 +295,9 @@
                         equal size, so products deeper than 256 round
                         differently from 0.8; a product of at most 64 rows
                         with weights wider than 512 runs as its transpose
-                        (the same bits); data sets and IDX arrays ask Linux
-                        for huge pages (MLP_NO_HUGE_PAGES)
+                        (the same bits); batchnorm's passes are kernels
+                        (AVX-512); data sets and IDX arrays ask Linux for
+                        huge pages (MLP_NO_HUGE_PAGES)
 
    LICENSE: MIT, see the end of the file.
 */
