@@ -120,8 +120,8 @@
       network not training) gives each thread its own rows for the whole
       pass. mlp_train_epoch runs each batch (gather, forward, backward,
       update) as one job of the threads, each computing its own columns of
-      every hidden layer (or, for a layer with at least 257 inputs per
-      thread, its own rows of the weights), when the network has no dropout
+      every hidden layer (or, for a layer whose inputs make at least one K
+      block per thread, its own rows of the weights), when the network has no dropout
       and neither clip_norm nor reduce is set; otherwise threads share each
       matrix product. A product's K dimension is summed in blocks of equal
       size (at most 256), which fixes its rounding. On Linux the rows of a
@@ -983,8 +983,8 @@ static void *mlp__alloc(size_t a, size_t b, size_t c)
 
 /* A data set's rows are read in a new random order every epoch. On 4 KiB
    pages nearly every row then misses the TLB, and under a hypervisor each
-   miss is a two-level page walk: the batch gather took a sixth of B1's
-   step on one thread. Linux backs a block with 2 MiB pages when asked
+   miss is a two-level page walk: the batch gather took a fifth of B1's
+   step on one thread (perf), a fifteenth on 2 MiB pages. Linux backs a block with 2 MiB pages when asked
    (transparent huge pages in "madvise" mode, Debian's default) or always;
    the advice is only a hint, so its result is ignored. Strict C99 headers
    hide madvise, hence the declaration; 14 is MADV_HUGEPAGE. */
@@ -1458,7 +1458,7 @@ static void mlp__gemm_blocks(const mlp__kernel *kern, float *pack_a, float *pack
    (784 = 4 x 196, not 3 x 256 + 16). Each block's sum is added to C in
    turn, so the blocks fix the rounding, whoever computes them: a training
    step can split a product's K among its threads at block boundaries and
-   add the blocks in order (mlp__step_forward) for the same bits. */
+   add the blocks in order (mlp__step_forward_by_inputs) for the same bits. */
 static int mlp__k_block(int K)
 {
     int blocks = (K + MLP__KC - 1) / MLP__KC;
