@@ -1359,9 +1359,8 @@ static void mlp__tile_in_place(const mlp__kernel *kern, mlp__micro_a_fn micro, i
 
 /* A batch's products with a layer's weights (z = x W, and the input
    gradient dz W^T) have few rows and a wide op(B), the weights: the
-   driver would copy all of them into panels at every step, in blocks wider
-   than MLP__NC that crowd the L2 (a twelfth of the recipe network's
-   epoch). Computed as the transpose C^T = op(B)^T op(A)^T, the weights are
+   driver would copy all of them into panels at every step (the transposed
+   packing alone took 8% of a one-thread recipe network profile). Computed as the transpose C^T = op(B)^T op(A)^T, the weights are
    read in place by the in-place kernels and only the batch is packed; for
    narrower weights the transposes of C cost more than the packing saves
    (B1, 256 wide: 0.39 against 0.41 s/epoch on one thread). Each element's sum runs over the same K blocks in
@@ -3291,7 +3290,7 @@ struct mlp_net {
     float **aux;                       /* per layer, B x n_out: dropout's mask (0 or
                                           1/(1-rate)), batchnorm's normalised input */
     float *partials;                   /* a training step's products split by inputs: the
-                                          blocks of threads other than 0 (mlp__step_forward) */
+                                          blocks of threads other than 0 (mlp__step_forward_by_inputs) */
     size_t partials_size;              /* floats allocated there */
     /* what the input is, stored in model files: network input = raw value *
        input_scale + input_offset (raw MNIST pixels are 0..255); image_w x
