@@ -341,9 +341,11 @@ BLAS_FLAGS := $$(pkg-config --cflags --libs openblas)
 BENCH_ENV  := env -u OPENBLAS_L2_SIZE -u OPENBLAS_CORETYPE $$(grep -qw avx512f /proc/cpuinfo && echo OPENBLAS_CORETYPE=SkylakeX)
 
 $(B)/bench: tools/bench.c mlp.h | $(B)
+	@pkg-config --exists openblas || tools/install_deps.sh libopenblas-dev
 	$(CC) $(WARN) -O2 -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
 
 $(B)/bench-native: tools/bench.c mlp.h | $(B)
+	@pkg-config --exists openblas || tools/install_deps.sh libopenblas-dev
 	$(CC) $(WARN) -O2 -march=native -o $@ $< $(BLAS_FLAGS) $(LDLIBS)
 
 bench: $(B)/bench $(B)/bench-native data ## tools/bench_workloads.md B1-B4 beside OpenBLAS, then B1 from a plain and a -march=native build side by side
