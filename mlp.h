@@ -3148,10 +3148,10 @@ static mlp__task_fn mlp__gemm_plan(mlp__gemm_job *j, mlp__engine *g, int do_smal
     j->split_n = 0;
     if (path == MLP__PATH_GEMV) { /* the rows of B whose factor is 0 cost nothing (mlp__gemv_avx512) */
         int i, k;
-        double nonzero = 0.0;
+        size_t nonzero = 0; /* an integer count vectorises; a double sum was a 4-cycle chain per input */
         for (i = 0; i < M; i++)
             for (k = 0; k < K; k++) nonzero += A[(size_t)i * lda + k] != 0.0f;
-        *worth_sharing = N >= 64 && nonzero * N >= MLP__PARALLEL_MIN_FMA / 4;
+        *worth_sharing = N >= 64 && (double)nonzero * N >= MLP__PARALLEL_MIN_FMA / 4;
         return mlp__gemv_task;
     }
     if (path == MLP__PATH_NARROW) {
