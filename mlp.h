@@ -2065,6 +2065,18 @@ static void mlp__relu_backward_scalar(float *dx, const float *dy, const float *y
     for (i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+/* dst[i ldd + j] += src[i lds + j] for rows i in order, j < n: the
+   partial sums of a product split by its inputs, added to z; with ldd = 0
+   every row adds into one (a bias gradient's column sums). Each element's
+   additions run in row order in every version, so all give the same bits. */
+static void mlp__add_rows_scalar(float *dst, size_t ldd, const float *src, size_t lds, int rows, size_t n)
+{
+    size_t j;
+    int i;
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < n; j++) dst[(size_t)i * ldd + j] += src[(size_t)i * lds + j];
+}
+
 /* Batch normalisation's passes over B rows (leading dimension ld) of n
    units (mlp__batchnorm_stats, _apply, _backward say what they compute).
    Every per-unit sum runs over the rows in order, so a vector version
@@ -2228,6 +2240,44 @@ static void mlp__relu_backward_sse2(float *dx, const float *dy, const float *y, 
     for (; i + 4 <= n; i += 4)
         _mm_storeu_ps(dx + i, _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + i), _mm_setzero_ps()), _mm_loadu_ps(dy + i)));
     mlp__relu_backward_scalar(dx + i, dy + i, y + i, n - i);
+}
+
+static void mlp__add_rows_sse2(float *dst, size_t ldd, const float *src, size_t lds, int rows, size_t n)
+{
+    size_t j = 0;
+    int i;
+    for (; j + 4 <= n; j += 4)
+        if (ldd == 0) { /* the sum stays in a register */
+            __m128 acc = _mm_loadu_ps(dst + j);
+            for (i = 0; i < rows; i++) acc = _mm_add_ps(acc, _mm_loadu_ps(src + (size_t)i * lds + j));
+            _mm_storeu_ps(dst + j, acc);
+        } else
+            for (i = 0; i < rows; i++) {
+                float *d = dst + (size_t)i * ldd + j;
+                _mm_storeu_ps(d, _mm_add_ps(_mm_loadu_ps(d), _mm_loadu_ps(src + (size_t)i * lds + j)));
+            }
+    mlp__add_rows_scalar(dst + j, ldd, src + j, lds, rows, n - j);
+}
+
+MLP__TARGET("avx512f")
+static void mlp__add_rows_avx512(float *dst, size_t ldd, const float *src, size_t lds, int rows, size_t n)
+{
+    __m512 zero = _mm512_setzero_ps();
+    size_t j;
+    int i;
+    for (j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        if (ldd == 0) { /* the sum stays in a register */
+            __m512 acc = _mm512_mask_loadu_ps(zero, m, dst + j);
+            for (i = 0; i < rows; i++) acc = _mm512_add_ps(acc, _mm512_mask_loadu_ps(zero, m, src + (size_t)i * lds + j));
+            _mm512_mask_storeu_ps(dst + j, m, acc);
+        } else
+            for (i = 0; i < rows; i++) {
+                float *d = dst + (size_t)i * ldd + j;
+                _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_mask_loadu_ps(zero, m, d),
+                                                          _mm512_mask_loadu_ps(zero, m, src + (size_t)i * lds + j)));
+            }
+    }
 }
 
 MLP__TARGET("avx512f")
@@ -2634,6 +2684,7 @@ typedef struct mlp__kernels {
                      const float *mean, const float *inv, const float *gamma, const float *beta);
     void (*bn_backward)(float *dx, float *dgamma, float *dbeta, const float *dy, const float *h, size_t ld,
                         int B, size_t n, const float *gamma, const float *inv, float rb, int batch_stats);
+    void (*add_rows)(float *dst, size_t ldd, const float *src, size_t lds, int rows, size_t n);
 } mlp__kernels;
 
 /* isa must be supported here (not AUTO). */
@@ -2643,7 +2694,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         MLP_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL,
         mlp__relu_forward_scalar, mlp__relu_backward_scalar,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
-        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar, mlp__add_rows_scalar};
 #if defined(MLP__X86_64)
     static const mlp__kernel micro_sse2 = {mlp__micro_sse2, 4, 8, NULL, NULL, NULL};
     static const mlp__kernel micro_avx2 = {mlp__micro_avx2, 6, 16, mlp__pack_b_cols_avx2,
@@ -2656,18 +2707,18 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         MLP_ISA_SSE2, &micro_sse2, NULL, NULL, NULL, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
-        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar, mlp__add_rows_sse2};
     static const mlp__kernels avx2 = {
         MLP_ISA_AVX2, &micro_avx2, NULL, mlp__gemv_avx2, mlp__narrow_avx2, NULL,
         mlp__relu_forward_sse2, mlp__relu_backward_sse2,
         mlp__sgd_avx2, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
-        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar, mlp__add_rows_sse2};
     static const mlp__kernels avx512 = {
         MLP_ISA_AVX512, &micro_avx512, &micro_avx512_narrow,
         mlp__gemv_avx512, mlp__narrow_avx512, mlp__narrow_ta_avx512,
         mlp__relu_forward_avx512, mlp__relu_backward_avx512,
         mlp__sgd_avx512, mlp__nesterov_avx512, mlp__adam_avx512, mlp__gaussian_blur_avx512,
-        mlp__bn_moments_avx512, mlp__bn_apply_avx512, mlp__bn_backward_avx512};
+        mlp__bn_moments_avx512, mlp__bn_apply_avx512, mlp__bn_backward_avx512, mlp__add_rows_avx512};
     if (isa == MLP_ISA_SSE2) return &sse2;
     if (isa == MLP_ISA_AVX2) return &avx2;
     if (isa == MLP_ISA_AVX512) return &avx512;
@@ -2678,7 +2729,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         MLP_ISA_NEON, &micro_neon, NULL, NULL, NULL, NULL,
         mlp__relu_forward_neon, mlp__relu_backward_neon,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
-        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar, mlp__add_rows_scalar};
     if (isa == MLP_ISA_NEON) return &neon;
 #endif
 #if defined(MLP__WASM128)
@@ -2687,7 +2738,7 @@ static const mlp__kernels *mlp__kernels_for(mlp_isa isa)
         MLP_ISA_WASM128, &micro_wasm128, NULL, NULL, NULL, NULL,
         mlp__relu_forward_wasm128, mlp__relu_backward_wasm128,
         mlp__sgd_scalar, mlp__nesterov_scalar, mlp__adam_scalar, mlp__gaussian_blur_scalar,
-        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar};
+        mlp__bn_moments_scalar, mlp__bn_apply_scalar, mlp__bn_backward_scalar, mlp__add_rows_scalar};
     if (isa == MLP_ISA_WASM128) return &wasm128;
 #endif
     MLP_ASSERT(isa == MLP_ISA_SCALAR);
@@ -3549,13 +3600,10 @@ static void mlp__dense_backward(mlp__engine *g, float *dx, float *dW, float *db,
                                 const float *dz, const float *x, const float *W,
                                 int B, int n_in, int n_out)
 {
-    int i, j;
+    const mlp__kernels *k = g ? g->k : mlp__kernels_for(MLP_ISA_SCALAR);
     mlp__gemm(g, 1, 0, n_in, n_out, B, 1.0f, x, n_in, dz, n_out, 0.0f, dW, n_out);
-    for (j = 0; j < n_out; j++) db[j] = 0.0f;
-    for (i = 0; i < B; i++) {
-        const float *d = dz + (size_t)i * n_out;
-        for (j = 0; j < n_out; j++) db[j] += d[j];
-    }
+    memset(db, 0, (size_t)n_out * sizeof(float));
+    k->add_rows(db, 0, dz, (size_t)n_out, B, (size_t)n_out);
     if (dx) mlp__gemm(g, 0, 1, B, n_in, n_out, 1.0f, dz, n_out, W, n_out, 0.0f, dx, n_in);
 }
 
@@ -4866,7 +4914,7 @@ static void mlp__step_forward_by_inputs(mlp_net *net, int l, int B, int t, int n
     const mlp__engine *g = net->engine;
     const float *x = l > 0 ? net->out[l - 1] : net->x;
     int K = L->n_in, w = L->n_out, kb = mlp__k_block(K), blocks = (K + kb - 1) / kb;
-    int first_other, b0, b1, k, i, c, c0, c1;
+    int first_other, b0, b1, k, i, c0, c1;
     const mlp__kernel *kern = mlp__micro_for(g->k, w);
     float *z = net->out[l];
     size_t floats, block = (size_t)B * (size_t)w;
@@ -4884,11 +4932,10 @@ static void mlp__step_forward_by_inputs(mlp_net *net, int l, int B, int t, int n
         }
     mlp__barrier(net->engine, n);
     mlp__own_columns(g, w, t, n, &c0, &c1);
-    for (k = first_other; k < blocks; k++) {
-        const float *p = net->partials + (size_t)(k - first_other) * block;
-        for (i = 0; i < B; i++)
-            for (c = c0; c < c1; c++) z[(size_t)i * w + c] += p[(size_t)i * w + c];
-    }
+    for (i = 0; i < B && c0 < c1; i += 8) /* 8 rows of z stay in L1 while every block adds to them */
+        for (k = first_other; k < blocks; k++)
+            g->k->add_rows(z + (size_t)i * w + c0, (size_t)w, net->partials + (size_t)(k - first_other) * block + (size_t)i * w + c0,
+                           (size_t)w, B - i < 8 ? B - i : 8, (size_t)(c1 - c0));
     mlp__step_followers(net, l, B, c0, c1);
 }
 
@@ -4898,12 +4945,13 @@ static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
 {
     const mlp_layer *L = &net->layers[l];
     const float *dz = net->dout[l], *x = l > 0 ? net->out[l - 1] : net->x;
-    int i, j, c0, c1, w = L->n_out, w_in = L->n_in;
+    int c0, c1, w = L->n_out, w_in = L->n_in;
     mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
-    for (j = c0; j < c1; j++) L->db[j] = 0.0f;
-    for (i = 0; i < B; i++)
-        for (j = c0; j < c1; j++) L->db[j] += dz[(size_t)i * w + j];
+    if (c0 < c1) {
+        memset(L->db + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+        net->engine->k->add_rows(L->db + c0, 0, dz + c0, (size_t)w, B, (size_t)(c1 - c0));
+    }
     if (l > 0) mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
 }
 

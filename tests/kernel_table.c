@@ -18,6 +18,7 @@ static const named kernels[] = {
     NAMED(mlp__sgd_scalar), NAMED(mlp__nesterov_scalar), NAMED(mlp__adam_scalar),
     NAMED(mlp__gaussian_blur_scalar),
     NAMED(mlp__bn_moments_scalar), NAMED(mlp__bn_apply_scalar), NAMED(mlp__bn_backward_scalar),
+    NAMED(mlp__add_rows_scalar),
 #if defined(MLP__X86_64)
     NAMED(mlp__micro_sse2), NAMED(mlp__micro_avx2), NAMED(mlp__micro_avx512), NAMED(mlp__micro_avx512_narrow),
     NAMED(mlp__micro_avx512_a), NAMED(mlp__micro_avx512_at), NAMED(mlp__micro_avx512_narrow_a), NAMED(mlp__micro_avx512_narrow_at),
@@ -29,6 +30,7 @@ static const named kernels[] = {
     NAMED(mlp__sgd_avx2), NAMED(mlp__sgd_avx512), NAMED(mlp__nesterov_avx512), NAMED(mlp__adam_avx512),
     NAMED(mlp__gaussian_blur_avx512),
     NAMED(mlp__bn_moments_avx512), NAMED(mlp__bn_apply_avx512), NAMED(mlp__bn_backward_avx512),
+    NAMED(mlp__add_rows_sse2), NAMED(mlp__add_rows_avx512),
 #endif
 #if defined(MLP__NEON)
     NAMED(mlp__micro_neon), NAMED(mlp__relu_forward_neon), NAMED(mlp__relu_backward_neon),
@@ -72,7 +74,7 @@ int main(void)
         ENTRY(gemv); ENTRY(narrow); ENTRY(narrow_ta);
         ENTRY(relu_forward); ENTRY(relu_backward);
         ENTRY(sgd); ENTRY(nesterov); ENTRY(adam); ENTRY(blur);
-        ENTRY(bn_moments); ENTRY(bn_apply); ENTRY(bn_backward);
+        ENTRY(bn_moments); ENTRY(bn_apply); ENTRY(bn_backward); ENTRY(add_rows);
     }
     return unknown;
 }

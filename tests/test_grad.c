@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #define MLP_IMPLEMENTATION
 #include "../mlp.h"
 
@@ -437,6 +438,46 @@ static void test_batchnorm_kernels(void **state)
     }
 }
 
+/* add_rows against the plain loop, in float and in row order, so the bits
+   must match exactly: rows added into rows (ldd = ld) and all into one
+   (ldd = 0, a bias gradient), on odd widths inside wider rows whose
+   padding must stay untouched */
+static void check_add_rows(const mlp__kernels *k, int rows, int n, int ld, int into_one)
+{
+    size_t size = (size_t)rows * (size_t)ld, ldd = into_one ? 0 : (size_t)ld;
+    float *src = malloc(size * sizeof(float)), *dst = malloc(size * sizeof(float)), *want = malloc(size * sizeof(float));
+    mlp_rng rng;
+    int i, j;
+    mlp_rng_seed(&rng, (uint64_t)(rows * 1000 + n * 2 + into_one), 5);
+    fill_random(src, (int)size, &rng, -3, 3);
+    fill_random(dst, (int)size, &rng, -3, 3);
+    for (i = 0; i < (int)size; i++) want[i] = dst[i];
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < n; j++) want[(size_t)i * ldd + (size_t)j] += src[(size_t)i * (size_t)ld + (size_t)j];
+    k->add_rows(dst, ldd, src, (size_t)ld, rows, (size_t)n);
+    for (i = 0; i < (int)size; i++)
+        if (memcmp(&dst[i], &want[i], sizeof(float))) {
+            print_error("%s add_rows %d x %d (ld %d, into one %d) at %d: %.9g, want %.9g\n", mlp_isa_name(k->isa), rows, n, ld,
+                        into_one, i, dst[i], want[i]);
+            fail();
+        }
+    free(src); free(dst); free(want);
+}
+
+static void test_add_rows_kernels(void **state)
+{
+    static const int widths[] = {1, 3, 4, 5, 15, 16, 17, 33, 100};
+    static const int rows[] = {1, 2, 8, 64};
+    int isa, w, r, one;
+    (void)state;
+    for (isa = MLP_ISA_SCALAR; isa <= MLP_ISA_WASM128; isa++) {
+        if (!mlp_isa_supported((mlp_isa)isa)) continue;
+        for (w = 0; w < 9; w++)
+            for (r = 0; r < 4; r++)
+                for (one = 0; one < 2; one++) check_add_rows(mlp__kernels_for((mlp_isa)isa), rows[r], widths[w], widths[w] + 3, one);
+    }
+}
+
 static void test_network_batchnorm_train(void **state) { (void)state; check_batchnorm(1); }
 static void test_network_batchnorm_eval(void **state) { (void)state; check_batchnorm(0); }
 
@@ -457,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_network_relu),
         cmocka_unit_test(test_network_dropout),
         cmocka_unit_test(test_batchnorm_kernels),
+        cmocka_unit_test(test_add_rows_kernels),
         cmocka_unit_test(test_network_batchnorm_train),
         cmocka_unit_test(test_network_batchnorm_eval),
     };
