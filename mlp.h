@@ -112,8 +112,8 @@
    THREADS AND KERNELS
       A network picks its kernels once, when created (the best this CPU has,
       or MLP_ISA, or mlp_set_isa): one table of functions for every pass
-      with a vector version (matrix products, ReLU, optimizer updates, the
-      augmentation blur), the same table whatever -march the program was
+      with a vector version (matrix products, ReLU, optimizer updates,
+      batchnorm, sums of rows, the augmentation blur), the same table whatever -march the program was
       compiled with. mlp_set_threads(net, n) gives it n threads; results are
       bit-identical for every thread count. Inference on a batch of at
       least 16 rows per thread (mlp_forward, mlp_predict, mlp_evaluate, the
@@ -298,6 +298,11 @@
                         (the same bits); batchnorm's passes are kernels
                         (AVX-512); data sets and IDX arrays ask Linux for
                         huge pages (MLP_NO_HUGE_PAGES)
+      0.9.1 (2026-12-03) speed, the same bits: the partial sums of a layer
+                        split by its inputs and the bias gradients' column
+                        sums are a kernel (add_rows: SSE2, AVX-512), not
+                        scalar loops; the batch-1 product counts its input's
+                        nonzeros in an integer
 
    LICENSE: MIT, see the end of the file.
 */
@@ -330,7 +335,7 @@ extern "C" {
 
 #define MLP_VERSION_MAJOR 0
 #define MLP_VERSION_MINOR 9
-#define MLP_VERSION_PATCH 0
+#define MLP_VERSION_PATCH 1
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
