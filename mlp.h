@@ -113,8 +113,9 @@
       A network picks its kernels once, when created (the best this CPU has,
       or MLP_ISA, or mlp_set_isa): one table of functions for every pass
       with a vector version (matrix products, ReLU, optimizer updates,
-      batchnorm, sums of rows, the augmentation blur), the same table whatever -march the program was
-      compiled with. mlp_set_threads(net, n) gives it n threads; results are
+      batchnorm, sums of rows, the augmentation blur), the same table
+      whatever -march the program was compiled with.
+      mlp_set_threads(net, n) gives it n threads; results are
       bit-identical for every thread count. Inference on a batch of at
       least 16 rows per thread (mlp_forward, mlp_predict, mlp_evaluate, the
       network not training) gives each thread its own rows for the whole
