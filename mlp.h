@@ -3601,6 +3601,13 @@ static void mlp__dense_forward(mlp__engine *g, float *z, const float *x, const f
     mlp__gemm(g, 0, 0, B, n_out, n_in, 1.0f, x, n_in, W, n_out, 1.0f, z, n_out);
 }
 
+/* db[j] = the sum of column j of dz's B rows (leading dimension ld), n columns */
+static void mlp__column_sums(const mlp__kernels *k, float *db, const float *dz, size_t ld, int B, size_t n)
+{
+    memset(db, 0, n * sizeof(float));
+    k->add_rows(db, 0, dz, ld, B, n);
+}
+
 /* dW = x^T dz, db = column sums of dz, dx = dz W^T (skipped when dx is NULL) */
 static void mlp__dense_backward(mlp__engine *g, float *dx, float *dW, float *db,
                                 const float *dz, const float *x, const float *W,
@@ -3608,8 +3615,7 @@ static void mlp__dense_backward(mlp__engine *g, float *dx, float *dW, float *db,
 {
     const mlp__kernels *k = g ? g->k : mlp__kernels_for(MLP_ISA_SCALAR);
     mlp__gemm(g, 1, 0, n_in, n_out, B, 1.0f, x, n_in, dz, n_out, 0.0f, dW, n_out);
-    memset(db, 0, (size_t)n_out * sizeof(float));
-    k->add_rows(db, 0, dz, (size_t)n_out, B, (size_t)n_out);
+    mlp__column_sums(k, db, dz, (size_t)n_out, B, (size_t)n_out);
     if (dx) mlp__gemm(g, 0, 1, B, n_in, n_out, 1.0f, dz, n_out, W, n_out, 0.0f, dx, n_in);
 }
 
@@ -4954,10 +4960,7 @@ static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n)
     int c0, c1, w = L->n_out, w_in = L->n_in;
     mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
-    if (c0 < c1) {
-        memset(L->db + c0, 0, (size_t)(c1 - c0) * sizeof(float));
-        net->engine->k->add_rows(L->db + c0, 0, dz + c0, (size_t)w, B, (size_t)(c1 - c0));
-    }
+    if (c0 < c1) mlp__column_sums(net->engine->k, L->db + c0, dz + c0, (size_t)w, B, (size_t)(c1 - c0));
     if (l > 0) mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
 }
 
