@@ -154,13 +154,17 @@ static void test_dense(void **state)
 
 /* ---- losses -------------------------------------------------------------- */
 
-static void check_loss(mlp_loss loss)
+/* N outputs: 6, and 45 for the softmax's exponentials past the ones it
+   keeps for the gradient (MLP__EXPS_KEPT) */
+static void check_loss(mlp_loss loss, int N)
 {
-    enum { B = 4, N = 6 };
-    float y[B * N], dy[B * N], value;
-    double yd[B * N];
-    int labels[B] = {0, 5, 2, 2}, i;
+    enum { B = 4, N_MAX = 45 };
+    float y[B * N_MAX], dy[B * N_MAX], value;
+    double yd[B * N_MAX];
+    int labels[B] = {0, 0, 2, 2}, i;
     mlp_rng rng;
+    assert_true(N >= 3 && N <= N_MAX);
+    labels[1] = N - 1;
     mlp_rng_seed(&rng, 11, (uint64_t)loss);
     fill_random(y, B * N, &rng, -2, 2);
     for (i = 0; i < B * N; i++) yd[i] = y[i];
@@ -175,8 +179,8 @@ static void check_loss(mlp_loss loss)
     }
 }
 
-static void test_loss_ce(void **state) { (void)state; check_loss(MLP_LOSS_CE); }
-static void test_loss_mse(void **state) { (void)state; check_loss(MLP_LOSS_MSE); }
+static void test_loss_ce(void **state) { (void)state; check_loss(MLP_LOSS_CE, 6); check_loss(MLP_LOSS_CE, 45); }
+static void test_loss_mse(void **state) { (void)state; check_loss(MLP_LOSS_MSE, 6); check_loss(MLP_LOSS_MSE, 45); }
 
 static void test_ce_large_logits(void **state)
 {
@@ -197,6 +201,23 @@ static void test_ce_large_logits(void **state)
         assert_true(fabs(L - 1005.0) < 1e-3);
         assert_true(fabs(dz2[0] + 1.0f) < 1e-6 && fabs(dz2[1] - 1.0f) < 1e-6);
     }
+}
+
+/* softmax over 45 outputs, wider than the exponentials it keeps, against
+   exp(z_j) / sum exp(z) in double */
+static void test_softmax_wide(void **state)
+{
+    enum { N = 45 };
+    float z[N], p[N];
+    double sum = 0.0;
+    int j;
+    mlp_rng rng;
+    (void)state;
+    mlp_rng_seed(&rng, 12, 0);
+    fill_random(z, N, &rng, -3, 3);
+    for (j = 0; j < N; j++) sum += exp((double)z[j]);
+    mlp__softmax(p, z, N);
+    for (j = 0; j < N; j++) expect_close("p", j, p[j], exp((double)z[j]) / sum);
 }
 
 static void test_loss_rejects_bad_label(void **state)
@@ -492,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_loss_ce),
         cmocka_unit_test(test_loss_mse),
         cmocka_unit_test(test_ce_large_logits),
+        cmocka_unit_test(test_softmax_wide),
         cmocka_unit_test(test_loss_rejects_bad_label),
         cmocka_unit_test(test_network_ce),
         cmocka_unit_test(test_network_mse),
