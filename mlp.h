@@ -5043,9 +5043,13 @@ static void mlp__update_rows(void *ctx, int i0, int rows)
     if (!isfinite(sum)) u->job->bad[u->t] = 1;
 }
 
+/* Rows are final only in the driver's last column block: the first
+   columns of a layer wider than MLP__NC would have left the cache again
+   (the recipe network's 800-wide layers were no faster fused). */
 static int mlp__fuses_update(const mlp_net *net, int l, int B)
 {
-    return net->layers[l].n_out % 16 == 0 && mlp__owns_columns(net, l, B);
+    int w = net->layers[l].n_out;
+    return w % 16 == 0 && w <= MLP__NC && mlp__owns_columns(net, l, B);
 }
 
 static void mlp__step_weights(mlp_net *net, mlp__update_job *job, int l, int B, int t, int n)
