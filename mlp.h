@@ -3555,8 +3555,8 @@ static float mlp__max(const float *z, int n)
 }
 
 /* The sum of exp(z[j] - m), the first MLP__EXPS_KEPT terms kept in e for
-   the pass that scales them: exp() in double was most of the loss's time,
-   and the output layer is rarely wider. */
+   the pass that scales them, so that exp() in double runs once per output,
+   not twice (an output layer is rarely wider). */
 #define MLP__EXPS_KEPT 32
 
 static double mlp__sum_exp_shifted(const float *z, int n, float m, double *e)
@@ -5021,11 +5021,10 @@ static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n, int wei
     if (l > 0) mlp__gemm_share(net->engine, t, n, 0, 0, 1, B, w_in, w, 1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
 }
 
-/* The weight gradient of a hidden dense layer in thread t's rows, each
-   block of rows (MLP__MC) updated as soon as the driver has it, while it
-   is in the cache: the whole gradient was written out and read back by the
-   update, three streams of it where the weights and the optimizer's state
-   are two each. Each element is the product's and the update's arithmetic
+/* The weight gradient of a dense layer in thread t's rows, each block of
+   rows (MLP__MC) updated as soon as the driver has it, while it is in the
+   cache, rather than the whole gradient written out and read back by a
+   separate update pass. Each element is the product's and the update's arithmetic
    (update slices start at multiples of 16 floats: rows of a width that is
    one), so the bits are the layer-by-layer path's. The update must wait
    for every thread's input gradient, which reads all of W. */

@@ -498,6 +498,32 @@ static void test_divergence_detected(void **state)
     mlp_free(net);
 }
 
+/* A step whose update overflows the weights but no bias (inputs of 1000,
+   a learning rate of 1e37: the weight gradients reach thousands, the bias
+   gradients stay below 2) must fail, also when it is the epoch's only step,
+   which no later loss would catch. Every layer is 32 wide, so where the
+   kernels allow it the one-region step computes and updates every weight
+   matrix in one pass (mlp__fuses_update). */
+static void test_step_reports_overflowing_weights(void **state)
+{
+    enum { N = 64, DIM = 8, CLASSES = 32 };
+    float x[N * DIM];
+    int y[N], i;
+    mlp_dataset train;
+    mlp_train_config c = mlp_train_defaults();
+    mlp_net *net = mlp_create_spec("8-32-32", MLP_ACT_RELU, MLP_LOSS_CE, 3);
+    mlp_rng rng;
+    (void)state;
+    mlp_rng_seed(&rng, 4, 0);
+    for (i = 0; i < N * DIM; i++) x[i] = 500.0f + 500.0f * mlp_rng_float(&rng);
+    for (i = 0; i < N; i++) y[i] = i % CLASSES;
+    assert_int_equal(mlp_dataset_from_arrays(&train, x, y, N, DIM, MLP_DATASET_BORROW), MLP_OK);
+    c.batch = N; c.lr = 1e37f; c.momentum = 0.0f; c.diverge_factor = -1.0f;
+    assert_int_equal(mlp_train_epoch(net, &train, &c, 0, NULL), MLP_ENUMERIC);
+    assert_non_null(strstr(mlp_error(), "a gradient or weight became NaN or infinite"));
+    mlp_free(net);
+}
+
 /* Divergence that stays finite: ReLU keeps a network's values finite while
    a learning rate of 1e6 ruins it (the loss reached 1e17 in the report that
    asked for this); the watch stops it in the first epoch. A dead network
@@ -1821,6 +1847,7 @@ int main(void)
         cmocka_unit_test(test_inference_rows_shared_by_threads),
         cmocka_unit_test(test_divergence_detected),
         cmocka_unit_test(test_divergence_watch),
+        cmocka_unit_test(test_step_reports_overflowing_weights),
         cmocka_unit_test(test_sgd_detects_bad_gradients),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_checkpoint_resume_batchnorm),
