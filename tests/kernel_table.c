@@ -21,10 +21,10 @@ static const named kernels[] = {
     NAMED(mlp__add_rows_scalar),
 #if defined(MLP__X86_64)
     NAMED(mlp__micro_sse2), NAMED(mlp__micro_avx2), NAMED(mlp__micro_avx512), NAMED(mlp__micro_avx512_narrow),
-    NAMED(mlp__micro_avx512_a), NAMED(mlp__micro_avx512_at), NAMED(mlp__micro_avx512_narrow_a), NAMED(mlp__micro_avx512_narrow_at),
+    NAMED(mlp__micro_avx512_a), NAMED(mlp__micro_avx512_at), NAMED(mlp__micro_avx512_b), NAMED(mlp__micro_avx512_narrow_a), NAMED(mlp__micro_avx512_narrow_at),
     NAMED(mlp__pack_b_cols_avx512),
     NAMED(mlp__gemv_avx512), NAMED(mlp__narrow_avx512), NAMED(mlp__narrow_ta_avx512),
-    NAMED(mlp__micro_avx2_a), NAMED(mlp__micro_avx2_at), NAMED(mlp__pack_b_cols_avx2), NAMED(mlp__gemv_avx2), NAMED(mlp__narrow_avx2),
+    NAMED(mlp__micro_avx2_a), NAMED(mlp__micro_avx2_at), NAMED(mlp__micro_avx2_b), NAMED(mlp__pack_b_cols_avx2), NAMED(mlp__gemv_avx2), NAMED(mlp__narrow_avx2),
     NAMED(mlp__relu_forward_sse2), NAMED(mlp__relu_backward_sse2),
     NAMED(mlp__relu_forward_avx512), NAMED(mlp__relu_backward_avx512),
     NAMED(mlp__sgd_avx2), NAMED(mlp__sgd_avx512), NAMED(mlp__nesterov_avx512), NAMED(mlp__adam_avx512),
@@ -52,9 +52,9 @@ static const char *name_of(any_fn fn)
 static void print_micro(const char *isa, const char *entry, const mlp__kernel *m)
 {
     if (!m) { printf("%-7s %-13s -\n", isa, entry); return; }
-    printf("%-7s %-13s %s %dx%d, packing B^T %s, A in place %s / %s\n", isa, entry, name_of((any_fn)m->micro), m->mr,
-           m->nr, name_of((any_fn)m->pack_b_cols), name_of((any_fn)m->micro_a),
-           name_of((any_fn)m->micro_at));
+    printf("%-7s %-13s %s %dx%d, packing B^T %s, A in place %s / %s, B in place %s\n", isa, entry, name_of((any_fn)m->micro),
+           m->mr, m->nr, name_of((any_fn)m->pack_b_cols), name_of((any_fn)m->micro_a),
+           name_of((any_fn)m->micro_at), name_of((any_fn)m->micro_b));
 }
 
 #define ENTRY(e) printf("%-7s %-13s %s\n", isa, #e, name_of((any_fn)k->e))
