@@ -1688,17 +1688,18 @@ static void mlp__micro_avx2_b(int kc, const float *a, size_t sa_r, size_t sa_k, 
     mlp__tile_avx2(kc, a, sa_r, sa_k, b, ldb, c, ldc, alpha, beta);
 }
 
-/* Packs op(B) = B^T (row j of B is column j of op(B)) into 16-wide panels:
-   8 x 8 blocks read as rows of B and stored transposed, where the plain
-   loop would store one float at a time with a stride. Layout as in
-   mlp__pack_b. */
+/* Packs op(B) = B^T (row j of B is column j of op(B)) into panels nr
+   wide: 8 x 8 blocks read as rows of B and stored transposed, where the
+   plain loop would store one float at a time with a stride (and AVX-512's
+   gathers took 11.5 us for B1's 256 x 128 weights, these 2.4). Layout as
+   in mlp__pack_b. */
 MLP__TARGET("avx2,fma")
-static void mlp__pack_b_cols_avx2(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
+static void mlp__pack_b_cols_x8(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n, int nr)
 {
     int p, k, h, r;
-    for (p = 0; p < n; p += 16, dst += (size_t)16 * kc) {
-        if (n - p < 16) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 16); continue; }
-        for (h = 0; h < 16; h += 8) { /* columns h..h+7 of the panel: rows of B */
+    for (p = 0; p < n; p += nr, dst += (size_t)nr * kc) {
+        if (n - p < nr) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, nr); continue; }
+        for (h = 0; h < nr; h += 8) { /* columns h..h+7 of the panel: rows of B */
             const float *b = B + (size_t)(j0 + p + h) * ldb + k0;
             for (k = 0; k + 8 <= kc; k += 8) {
                 __m256 r0 = _mm256_loadu_ps(b + k), r1 = _mm256_loadu_ps(b + (size_t)ldb + k);
@@ -1713,20 +1714,26 @@ static void mlp__pack_b_cols_avx2(float *dst, const float *B, int ldb, int k0, i
                 __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
                 __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
                 __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-                float *d = dst + (size_t)k * 16 + h;
-                _mm256_storeu_ps(d,       _mm256_permute2f128_ps(u0, u4, 0x20));
-                _mm256_storeu_ps(d + 16,  _mm256_permute2f128_ps(u1, u5, 0x20));
-                _mm256_storeu_ps(d + 32,  _mm256_permute2f128_ps(u2, u6, 0x20));
-                _mm256_storeu_ps(d + 48,  _mm256_permute2f128_ps(u3, u7, 0x20));
-                _mm256_storeu_ps(d + 64,  _mm256_permute2f128_ps(u0, u4, 0x31));
-                _mm256_storeu_ps(d + 80,  _mm256_permute2f128_ps(u1, u5, 0x31));
-                _mm256_storeu_ps(d + 96,  _mm256_permute2f128_ps(u2, u6, 0x31));
-                _mm256_storeu_ps(d + 112, _mm256_permute2f128_ps(u3, u7, 0x31));
+                float *d = dst + (size_t)k * nr + h;
+                _mm256_storeu_ps(d,                   _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(d + nr,              _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(d + 2 * (size_t)nr,  _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(d + 3 * (size_t)nr,  _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(d + 4 * (size_t)nr,  _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(d + 5 * (size_t)nr,  _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(d + 6 * (size_t)nr,  _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(d + 7 * (size_t)nr,  _mm256_permute2f128_ps(u3, u7, 0x31));
             }
             for (; k < kc; k++) /* the last kc % 8 steps */
-                for (r = 0; r < 8; r++) dst[(size_t)k * 16 + h + r] = b[(size_t)r * ldb + k];
+                for (r = 0; r < 8; r++) dst[(size_t)k * nr + h + r] = b[(size_t)r * ldb + k];
         }
     }
+}
+
+MLP__TARGET("avx2,fma")
+static void mlp__pack_b_cols_avx2(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
+{
+    mlp__pack_b_cols_x8(dst, B, ldb, k0, j0, kc, n, 16);
 }
 
 /* The AVX2 streaming kernels for the shapes packing serves badly (see the
@@ -1877,34 +1884,11 @@ static void mlp__micro_avx512_b(int kc, const float *a, size_t sa_r, size_t sa_k
 #endif
 
 #if defined(MLP__X86_64)
-/* AVX-512 packing where the plain loops would store one float at a time
-   with a stride: gathers read the strided values and whole vectors are
-   stored. Panel layouts as in mlp__pack_a / mlp__pack_b. */
-
-/* 16 floats at p + idx[lane] (the masked form: gcc 12 in C++ warns about
-   the plain one's undefined source) */
-MLP__TARGET("avx512f")
-static __m512 mlp__gather16(__m512i idx, const float *p)
-{
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), (__mmask16)0xffff, idx, p, 4);
-}
-
-/* op(B) = B^T (column j of op(B) is row j of B), nr = 32: one gather per
-   16 columns and k. */
-MLP__TARGET("avx512f")
+/* op(B) = B^T for the 32-wide AVX-512 panels (every AVX-512 CPU has AVX2) */
+MLP__TARGET("avx2,fma")
 static void mlp__pack_b_cols_avx512(float *dst, const float *B, int ldb, int k0, int j0, int kc, int n)
 {
-    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                     _mm512_set1_epi32(ldb));
-    int p, k;
-    for (p = 0; p < n; p += 32, dst += (size_t)32 * kc) {
-        const float *b0 = B + (size_t)(j0 + p) * ldb + k0, *b1 = b0 + (size_t)16 * ldb;
-        if (n - p < 32) { mlp__pack_b(dst, 1, B, ldb, k0, j0 + p, kc, n - p, 32); continue; }
-        for (k = 0; k < kc; k++) {
-            _mm512_storeu_ps(dst + (size_t)k * 32, mlp__gather16(idx, b0 + k));
-            _mm512_storeu_ps(dst + (size_t)k * 32 + 16, mlp__gather16(idx, b1 + k));
-        }
-    }
+    mlp__pack_b_cols_x8(dst, B, ldb, k0, j0, kc, n, 32);
 }
 
 /* AVX-512F, narrow: 8 x 16 tile for products at most 16 columns wide (the
