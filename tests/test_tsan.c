@@ -195,11 +195,12 @@ static void test_thread_pools(void **state)
 
 /* A training step in one parallel region (gather, every layer forward and
    back, the update, with barriers between): wide enough that the threads
-   share it, with batchnorm, on 2 and 3 threads; the same bits as one. The
-   600 inputs are three K blocks, so the first product is split by inputs
-   (on 2 threads, one thread's two blocks wait in buffers). */
+   share it, on 2 and 3 threads; the same bits as one. With batchnorm the
+   threads share the hidden layers by columns, without it by rows of the
+   batch. The 600 inputs are three K blocks, so the first product is split
+   by inputs (on 2 threads, one thread's two blocks wait in buffers). */
 #define REGION_IN 600
-static void train_region(int threads, float *params, size_t n_params)
+static void train_region(int threads, int batchnorm, float *params, size_t n_params)
 {
     static float x[256 * REGION_IN];
     static int y[256];
@@ -213,7 +214,7 @@ static void train_region(int threads, float *params, size_t n_params)
     for (i = 0; i < 256 * REGION_IN; i++) x[i] = mlp_rng_float(&rng);
     for (i = 0; i < 256; i++) y[i] = (int)(x[i * REGION_IN] * 3.0f);
     assert_non_null(net);
-    assert_int_equal(mlp_add_batchnorm(net), MLP_OK);
+    if (batchnorm) assert_int_equal(mlp_add_batchnorm(net), MLP_OK);
     assert_int_equal(mlp_set_threads(net, threads), MLP_OK);
     assert_int_equal(mlp_dataset_from_arrays(&ds, x, y, 256, REGION_IN, MLP_DATASET_BORROW), MLP_OK);
     cfg.batch = 32; cfg.seed = 5;
@@ -225,14 +226,18 @@ static void train_region(int threads, float *params, size_t n_params)
 
 static void test_training_step_in_one_region(void **state)
 {
-    enum { N_PARAMS = REGION_IN * 256 + 256 + 2 * 256 + 256 * 96 + 96 + 2 * 96 + 96 * 3 + 3 };
+    enum { PLAIN = REGION_IN * 256 + 256 + 256 * 96 + 96 + 96 * 3 + 3, N_PARAMS = PLAIN + 2 * 256 + 2 * 96 };
     static float one[N_PARAMS], two[N_PARAMS], three[N_PARAMS];
+    int batchnorm;
     (void)state;
-    train_region(1, one, N_PARAMS);
-    train_region(2, two, N_PARAMS);
-    train_region(3, three, N_PARAMS);
-    assert_memory_equal(one, two, sizeof one);
-    assert_memory_equal(one, three, sizeof one);
+    for (batchnorm = 0; batchnorm < 2; batchnorm++) {
+        size_t n = batchnorm ? N_PARAMS : PLAIN;
+        train_region(1, batchnorm, one, n);
+        train_region(2, batchnorm, two, n);
+        train_region(3, batchnorm, three, n);
+        assert_memory_equal(one, two, n * sizeof(float));
+        assert_memory_equal(one, three, n * sizeof(float));
+    }
 }
 
 int main(void)
