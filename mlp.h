@@ -3415,6 +3415,7 @@ struct mlp_net {
     float *ws, **out, **dout;
     const float *x;                    /* input of the last forward pass */
     float *probs;                      /* mlp_predict's output */
+    double *row_loss;                  /* a training step's loss of each row (B) */
     struct mlp__engine *engine;        /* kernels, packing buffers, threads */
     int training;                      /* dropout and batch statistics on (mlp_set_training) */
     int batch_stats;                   /* the last forward pass normalised with batch statistics */
@@ -3659,22 +3660,25 @@ static int mlp__check_labels(const int *labels, int B, int n)
     return MLP_OK;
 }
 
+/* row i of a batch of B (labels checked): its loss, and its gradient in
+   dY's row i (dY optional) */
+static double mlp__loss_row(mlp_loss loss, const float *Y, const int *labels, int i, int B, int n, float *dY)
+{
+    const float *y = Y + (size_t)i * n;
+    float *dy = dY ? dY + (size_t)i * n : NULL;
+    float inv_b = 1.0f / (float)B;
+    return loss == MLP_LOSS_CE ? mlp__ce_row(y, labels[i], n, inv_b, dy) : mlp__mse_row(y, labels[i], n, inv_b, dy);
+}
+
 MLPDEF int mlp_loss_eval(mlp_loss loss, const float *Y, const int *labels,
                          int B, int n, float *dY, float *value)
 {
     int i, rc;
     double total = 0.0;
-    float inv_b;
     if (!Y || !labels || !value || B <= 0 || n <= 0)
         return mlp__fail(MLP_EARG, "mlp_loss_eval: bad arguments (B=%d, n=%d)", B, n);
     if ((rc = mlp__check_labels(labels, B, n)) != MLP_OK) return rc;
-    inv_b = 1.0f / (float)B;
-    for (i = 0; i < B; i++) {
-        const float *y = Y + (size_t)i * n;
-        float *dy = dY ? dY + (size_t)i * n : NULL;
-        total += loss == MLP_LOSS_CE ? mlp__ce_row(y, labels[i], n, inv_b, dy)
-                                     : mlp__mse_row(y, labels[i], n, inv_b, dy);
-    }
+    for (i = 0; i < B; i++) total += mlp__loss_row(loss, Y, labels, i, B, n, dY);
     *value = (float)(total / B);
     return MLP_OK;
 }
@@ -4025,6 +4029,7 @@ MLPDEF void mlp_free(mlp_net *net)
     MLP_FREE(net->out);
     MLP_FREE(net->dout);
     MLP_FREE(net->probs);
+    MLP_FREE(net->row_loss);
     MLP_FREE(net->aux);
     MLP_FREE(net->col_scale);
     MLP_FREE(net->class_names);
@@ -4213,14 +4218,15 @@ static int mlp__reserve(mlp_net *net, int B)
     for (l = 0; l < net->n_layers; l++)
         total += (net->layers[l].kind == MLP_LAYER_DROPOUT || net->layers[l].kind == MLP_LAYER_BATCHNORM ? 3 : 2)
                  * (size_t)net->layers[l].n_out;
-    mlp__free64(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs); MLP_FREE(net->aux);
+    mlp__free64(net->ws); MLP_FREE(net->out); MLP_FREE(net->dout); MLP_FREE(net->probs); MLP_FREE(net->aux); MLP_FREE(net->row_loss);
     net->ws_batch = 0;
     net->ws = (float *)mlp__calloc64(total, (size_t)B, sizeof(float));
     net->out = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
     net->dout = (float **)mlp__alloc((size_t)net->n_layers, sizeof(float *), 1);
     net->aux = (float **)mlp__calloc((size_t)net->n_layers, sizeof(float *), 1);
     net->probs = (float *)mlp__alloc((size_t)mlp_output_width(net), (size_t)B, sizeof(float));
-    if (!net->ws || !net->out || !net->dout || !net->aux || !net->probs) return MLP_ENOMEM;
+    net->row_loss = (double *)mlp__alloc((size_t)B, sizeof(double), 1);
+    if (!net->ws || !net->out || !net->dout || !net->aux || !net->probs || !net->row_loss) return MLP_ENOMEM;
     for (l = 0; l < net->n_layers; l++) {
         size_t n = (size_t)net->layers[l].n_out * (size_t)B;
         net->out[l] = net->ws + off; off += n;
@@ -4922,7 +4928,7 @@ typedef struct mlp__step_job {
     const int *rows;
     int B, epoch, batch_no;
     float loss;
-    int correct, rc, at;
+    int correct[MLP_MAX_THREADS], rc, at;
 } mlp__step_job;
 
 /* whether dense layer l's products are shared by columns (the blocked
@@ -4974,7 +4980,10 @@ static mlp__part mlp__own_part(const mlp_net *net, int l, int B, int t, int n)
     p.by_rows = 1;
     for (f = l + 1; f < mlp__next_dense(net, l); f++) p.by_rows &= net->layers[f].kind != MLP_LAYER_BATCHNORM;
     p.r0 = 0; p.r1 = B; p.c0 = 0; p.c1 = w;
-    if (p.by_rows) mlp__share(B, mlp__micro_for(net->engine->k, w)->mr, t, n, &p.r0, &p.r1);
+    if (p.by_rows) {
+        const mlp__kernel *kern = mlp__micro_for(net->engine->k, w); /* NULL: the scalar GEMM, no panels */
+        mlp__share(B, kern ? kern->mr : 8, t, n, &p.r0, &p.r1);
+    }
     else mlp__own_columns(net->engine, w, t, n, &p.c0, &p.c1);
     return p;
 }
@@ -5149,25 +5158,57 @@ static void mlp__step_backward_between(mlp_net *net, int l, int B, int t, int n)
     }
 }
 
-/* Thread 0 alone, between the forward and the backward pass: the output
-   layer's forward product unless the threads shared it, the loss and its
-   gradient, the predictions, the divergence watch; then the output layer's
-   backward pass unless the threads share it. */
-static void mlp__step_head(mlp__step_job *j, int shared_last)
+/* Between the forward and the backward pass, the head: the output layer's
+   forward product unless the threads shared it by columns, then each row's
+   prediction, loss and loss gradient. Shared by rows of the batch
+   (mlp__own_part) where every thread's rows take the product's arithmetic
+   of the whole batch (mlp__gemm_serial: none or more than 2), otherwise
+   thread 0's alone, with the output layer's backward pass. Each row's loss
+   goes to net->row_loss, and thread 0 adds them in row order
+   (mlp__step_head_total), as mlp_loss_eval does: the same bits. */
+static int mlp__head_in_rows(const mlp_net *net, int B, int n, int shared_last)
+{
+    int t;
+    if (n < 2) return 0;
+    for (t = 0; t < n && !shared_last; t++) {
+        mlp__part p = mlp__own_part(net, net->n_layers - 1, B, t, n);
+        if (p.r1 - p.r0 > 0 && p.r1 - p.r0 < 3) return 0;
+    }
+    return 1;
+}
+
+static void mlp__step_head_rows(mlp__step_job *j, int product_done, int t, int n)
 {
     mlp_net *net = j->net;
-    int i, last = net->n_layers - 1, w = mlp_output_width(net);
-    const float *y = net->out[last];
-    if (!shared_last) mlp__step_forward(net, last, j->B, 0, 1);
-    for (i = 0; i < j->B; i++) j->correct += mlp__argmax(y + (size_t)i * w, w) == j->labels[i];
+    const mlp_layer *L = &net->layers[net->n_layers - 1];
+    int i, w = L->n_out;
+    float *y = net->out[net->n_layers - 1];
+    mlp__part p = mlp__own_part(net, net->n_layers - 1, j->B, t, n);
+    if (!product_done && p.r0 < p.r1) {
+        for (i = p.r0; i < p.r1; i++) memcpy(y + (size_t)i * w, L->b, (size_t)w * sizeof(float));
+        mlp__gemm_serial(net->engine, t, p.r1 - p.r0, w, L->n_in, 1.0f, net->out[net->n_layers - 2] + (size_t)p.r0 * L->n_in,
+                         L->n_in, L->W, w, 1.0f, y + (size_t)p.r0 * w, w);
+    }
+    for (i = p.r0; i < p.r1; i++) {
+        j->correct[t] += mlp__argmax(y + (size_t)i * w, w) == j->labels[i];
+        net->row_loss[i] = mlp__loss_row(net->loss, y, j->labels, i, j->B, w, net->dout[net->n_layers - 1]);
+    }
+}
+
+/* thread 0, every row's loss in: the batch's loss, the divergence watch */
+static void mlp__step_head_total(mlp__step_job *j)
+{
+    mlp_net *net = j->net;
+    double total = 0.0;
+    int i;
+    for (i = 0; i < j->B; i++) total += net->row_loss[i];
+    j->loss = (float)(total / j->B);
     j->at = MLP__AT_PASS;
-    if ((j->rc = mlp_loss_eval(net->loss, y, j->labels, j->B, w, net->dout[last], &j->loss)) != MLP_OK) return;
     if (!isfinite(j->loss)) { j->rc = mlp__fail(MLP_ENUMERIC, "the loss is %g", j->loss); return; }
     j->at = MLP__AT_WATCH;
     j->rc = mlp__diverged(net, j->cfg, j->watch, j->loss, mlp__dead_relu_layer(net, j->B), j->epoch, j->batch_no);
     if (j->rc != MLP_OK) return;
     j->at = MLP__AT_UPDATE;
-    if (!shared_last) mlp__step_backward(net, last, j->B, 0, 1, 1);
 }
 
 static void mlp__step_task(void *arg, int t, int n)
@@ -5175,6 +5216,7 @@ static void mlp__step_task(void *arg, int t, int n)
     mlp__step_job *j = (mlp__step_job *)arg;
     mlp_net *net = j->net;
     int l, last = net->n_layers - 1, shared_last = mlp__owns_columns(net, last, j->B);
+    int head_in_rows = mlp__head_in_rows(net, j->B, n, shared_last);
     int r0 = (int)((long)j->B * t / n), r1 = (int)((long)j->B * (t + 1) / n);
     mlp__gather_rows(j->xb + (size_t)r0 * j->ds->dim, j->ds->x, j->ds->dim, j->rows + r0, r1 - r0);
     mlp__barrier(net->engine, n);
@@ -5183,11 +5225,21 @@ static void mlp__step_task(void *arg, int t, int n)
         else mlp__step_forward(net, l, j->B, t, n);
         mlp__barrier(net->engine, n);
     }
-    if (t == 0) mlp__step_head(j, shared_last);
+    if (head_in_rows) {
+        mlp__step_head_rows(j, shared_last, t, n);
+        mlp__barrier(net->engine, n);
+    } else if (t == 0) {
+        if (!shared_last) mlp__step_forward(net, last, j->B, 0, 1);
+        mlp__step_head_rows(j, 1, 0, 1);
+    }
+    if (t == 0) {
+        mlp__step_head_total(j);
+        if (j->rc == MLP_OK && !shared_last && !head_in_rows) mlp__step_backward(net, last, j->B, 0, 1, 1);
+    }
     mlp__barrier(net->engine, n);
     if (j->rc != MLP_OK) return;
     for (l = last; l >= 0; l = mlp__prev_dense(net, l)) {
-        int f, in_head = l == last && !shared_last, fused = !in_head && mlp__fuses_update(net, l, j->B);
+        int f, in_head = l == last && !shared_last && !head_in_rows, fused = !in_head && mlp__fuses_update(net, l, j->B);
         if (!in_head) mlp__step_backward(net, l, j->B, t, n, !fused);
         mlp__step_backward_between(net, l, j->B, t, n);
         /* the input gradient read all of W, others wrote parts of dW and db;
@@ -5227,7 +5279,7 @@ static int mlp__step_in_one_region(mlp_net *net, const mlp_train_config *cfg, ml
     size_t fma = 0;
     int l, t, rc;
     if ((rc = mlp__reserve(net, B)) != MLP_OK || (rc = mlp__ensure_state(net, cfg->optimizer >= MLP_OPT_ADAM)) != MLP_OK)
-        return rc; /* the labels: mlp_loss_eval checks them in the head */
+        return rc;
     net->x = xb;
     net->batch = B;
     net->batch_stats = 1;
@@ -5237,9 +5289,10 @@ static int mlp__step_in_one_region(mlp_net *net, const mlp_train_config *cfg, ml
     mlp__plan_update(&j.update, net, cfg, lr);
     for (l = 0; l < net->n_layers; l = mlp__next_dense(net, l)) fma += (size_t)B * (size_t)net->layers[l].n_in * (size_t)net->layers[l].n_out;
     if ((rc = mlp__reserve_partials(net, B, fma >= MLP__PARALLEL_MIN_FMA ? net->engine->n_threads : 1)) != MLP_OK) return rc;
+    if ((rc = mlp__check_labels(yb, B, mlp_output_width(net))) != MLP_OK) return rc;
     mlp__run(net->engine, fma >= MLP__PARALLEL_MIN_FMA, mlp__step_task, &j);
     *loss = j.loss;
-    *correct += j.correct;
+    for (t = 0; t < MLP_MAX_THREADS; t++) *correct += j.correct[t];
     *at = j.at;
     if (j.rc != MLP_OK) return j.rc;
     net->step += cfg->optimizer >= MLP_OPT_ADAM;
