@@ -4899,13 +4899,13 @@ static int mlp__all_ready(const mlp_train_config *cfg, int rc)
    mlp_train_epoch runs a batch's gather, forward pass, backward pass and
    update as one job of the engine's threads, with a barrier after each
    layer, instead of one job per product with the rest on one thread.
-   Thread t computes the same part of a hidden layer's forward product
-   (its bias, batchnorm and activation included) and of the input gradient
-   that reaches it, so the part a thread makes is the one it goes on with:
+   Thread t computes its part of each hidden layer's forward product (its
+   bias, batchnorm and activation included) and goes on with that part:
    its rows of the batch when only activations follow the layer, its
-   columns when batchnorm does (mlp__own_part); and rows of each weight
-   gradient, which it updates as soon as they are computed
-   (mlp__step_weights). Every element takes the arithmetic
+   columns when batchnorm does; its columns of each input gradient
+   (mlp__own_part); the head's rows; and rows of each weight gradient,
+   which it updates as soon as they are computed (mlp__step_weights).
+   Every element takes the arithmetic
    of the layer-by-layer path (mlp_forward, mlp_backward,
    mlp_optimizer_step), so the results are the same bits on any number of
    threads and on either path. B1 (bench --peers b1 2, 3 alternating runs
@@ -4913,8 +4913,8 @@ static int mlp__all_ready(const mlp_train_config *cfg, int rc)
    The update stays in contiguous slices: updating each thread's own
    columns of every row was slower (0.45 s), as the hardware prefetchers
    pull the neighbouring columns' lines across (bench --sharing), and for
-   the same reason rows of the batch beat columns where both work (B1 on
-   two threads, 3 alternating runs: 0.304 -> 0.290 s/epoch). */
+   the same reason rows of the batch beat columns in the forward pass (B1
+   on two threads, 3 alternating runs: 0.304 -> 0.290 s/epoch). */
 enum { MLP__AT_PASS, MLP__AT_WATCH, MLP__AT_UPDATE }; /* where a step stopped */
 
 typedef struct mlp__step_job {
@@ -4966,18 +4966,22 @@ static int mlp__prev_dense(const mlp_net *net, int l)
 
 /* The part of dense layer l's output, and of the layers up to the next
    dense one, that thread t computes: rows [r0, r1) x columns [c0, c1).
-   Its rows when those layers are all activations: each thread then writes
-   whole rows, where two threads writing halves of every row would pull
-   each other's lines across (bench --sharing); its columns for batchnorm,
-   whose statistics need every row of a column. Rows as mlp__gemm_share
+   In the forward pass its rows when those layers are all activations:
+   each thread then writes whole rows, where two threads writing halves of
+   every row pull each other's lines across (bench --sharing). Otherwise
+   its columns: batchnorm's statistics need every row of a column, and in
+   the backward pass a thread's columns of the input gradient are the rows
+   of the weights it updates, which then never cross between the cores
+   (B1 on two threads, the second layer's weight gradient and update:
+   23.5 us per step with rows, 20 with columns). Rows as mlp__gemm_share
    splits them by_rows, columns as it splits them by columns. */
 typedef struct mlp__part { int by_rows, r0, r1, c0, c1; } mlp__part;
 
-static mlp__part mlp__own_part(const mlp_net *net, int l, int B, int t, int n)
+static mlp__part mlp__own_part(const mlp_net *net, int l, int B, int t, int n, int forward)
 {
     mlp__part p;
     int f, w = net->layers[l].n_out;
-    p.by_rows = 1;
+    p.by_rows = forward;
     for (f = l + 1; f < mlp__next_dense(net, l); f++) p.by_rows &= net->layers[f].kind != MLP_LAYER_BATCHNORM;
     p.r0 = 0; p.r1 = B; p.c0 = 0; p.c1 = w;
     if (p.by_rows) {
@@ -5011,7 +5015,7 @@ static void mlp__step_forward(mlp_net *net, int l, int B, int t, int n)
     const float *x = l > 0 ? net->out[l - 1] : net->x;
     int i, w = L->n_out;
     float *z = net->out[l];
-    mlp__part p = mlp__own_part(net, l, B, t, n);
+    mlp__part p = mlp__own_part(net, l, B, t, n, 1);
     if (p.c0 >= p.c1 || p.r0 >= p.r1) return;
     for (i = p.r0; i < p.r1; i++) memcpy(z + (size_t)i * w + p.c0, L->b + p.c0, (size_t)(p.c1 - p.c0) * sizeof(float));
     mlp__gemm_share(net->engine, t, n, p.by_rows, 0, 0, B, w, L->n_in, 1.0f, x, L->n_in, L->W, w, 1.0f, z, w);
@@ -5068,7 +5072,7 @@ static void mlp__step_forward_by_inputs(mlp_net *net, int l, int B, int t, int n
                              L->W + (size_t)k0 * w, w, 0.0f, net->partials + (size_t)(k - first_other) * block, w);
         }
     mlp__barrier(net->engine, n);
-    p = mlp__own_part(net, l, B, t, n);
+    p = mlp__own_part(net, l, B, t, n, 1);
     for (i = p.r0; i < p.r1 && p.c0 < p.c1; i += 8) /* 8 rows of z stay in L1 while every block adds to them */
         for (k = first_other; k < blocks; k++)
             g->k->add_rows(z + (size_t)i * w + p.c0, (size_t)w, net->partials + (size_t)(k - first_other) * block + (size_t)i * w + p.c0,
@@ -5087,7 +5091,7 @@ static void mlp__step_backward(mlp_net *net, int l, int B, int t, int n, int wei
     if (weights_too) mlp__gemm_share(net->engine, t, n, 1, 1, 0, w_in, w, B, 1.0f, x, w_in, dz, w, 0.0f, L->dW, w);
     mlp__own_columns(net->engine, w, t, n, &c0, &c1);
     if (c0 < c1) mlp__column_sums(net->engine->k, L->db + c0, dz + c0, (size_t)w, B, (size_t)(c1 - c0));
-    if (l > 0) mlp__gemm_share(net->engine, t, n, mlp__own_part(net, mlp__prev_dense(net, l), B, t, n).by_rows, 0, 1, B, w_in, w,
+    if (l > 0) mlp__gemm_share(net->engine, t, n, mlp__own_part(net, mlp__prev_dense(net, l), B, t, n, 0).by_rows, 0, 1, B, w_in, w,
                                1.0f, dz, w, L->W, w, 0.0f, net->dout[l - 1], w_in);
 }
 
@@ -5145,7 +5149,7 @@ static void mlp__step_backward_between(mlp_net *net, int l, int B, int t, int n)
     int i, f, w_in = net->layers[l].n_in;
     mlp__part p;
     if (l == 0) return;
-    p = mlp__own_part(net, mlp__prev_dense(net, l), B, t, n);
+    p = mlp__own_part(net, mlp__prev_dense(net, l), B, t, n, 0);
     for (f = l - 1; f > mlp__prev_dense(net, l) && p.c0 < p.c1; f--) {
         const mlp_layer *F = &net->layers[f];
         if (F->kind == MLP_LAYER_BATCHNORM) mlp__batchnorm_backward(net->engine->k, F, net->dout[f - 1], net->dout[f], net->aux[f], B, 1, p.c0, p.c1);
@@ -5171,7 +5175,7 @@ static int mlp__head_in_rows(const mlp_net *net, int B, int n, int shared_last)
     int t;
     if (n < 2) return 0;
     for (t = 0; t < n && !shared_last; t++) {
-        mlp__part p = mlp__own_part(net, net->n_layers - 1, B, t, n);
+        mlp__part p = mlp__own_part(net, net->n_layers - 1, B, t, n, 1);
         if (p.r1 - p.r0 > 0 && p.r1 - p.r0 < 3) return 0;
     }
     return 1;
@@ -5183,7 +5187,7 @@ static void mlp__step_head_rows(mlp__step_job *j, int product_done, int t, int n
     const mlp_layer *L = &net->layers[net->n_layers - 1];
     int i, w = L->n_out;
     float *y = net->out[net->n_layers - 1];
-    mlp__part p = mlp__own_part(net, net->n_layers - 1, j->B, t, n);
+    mlp__part p = mlp__own_part(net, net->n_layers - 1, j->B, t, n, 1);
     if (!product_done && p.r0 < p.r1) {
         for (i = p.r0; i < p.r1; i++) memcpy(y + (size_t)i * w, L->b, (size_t)w * sizeof(float));
         mlp__gemm_serial(net->engine, t, p.r1 - p.r0, w, L->n_in, 1.0f, net->out[net->n_layers - 2] + (size_t)p.r0 * L->n_in,
