@@ -1695,6 +1695,7 @@ static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, int b
     mlp_dataset ds;
     mlp_train_config c = mlp_train_defaults();
     mlp_net *ref = one_region_net(spec, act, loss, batchnorm);
+    mlp_eval want[2], got;
     int threads, epoch;
     make_wide(&ds, n, mlp_input_width(ref), 5);
     c.batch = batch; c.lr = 0.01f; c.momentum = 0.9f; c.weight_decay = 1e-3f; c.optimizer = opt; c.max_norm = max_norm;
@@ -1702,11 +1703,25 @@ static void check_one_region(const char *spec, mlp_act act, mlp_loss loss, int b
     c.reduce = fake_identity;
     for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(ref, &ds, &c, epoch, NULL), 0);
     c.reduce = NULL;
+    { /* the layer path again without a reduce (a clipping norm never reached), for the
+         losses: with a reduce they are summed in floats across the processes */
+        mlp_net *plain = one_region_net(spec, act, loss, batchnorm);
+        c.clip_norm = 1e30f;
+        assert_false(mlp__step_fits(plain, &c, batch));
+        for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(plain, &ds, &c, epoch, &want[epoch]), 0);
+        assert_memory_equal(plain->params, ref->params, ref->n_params * sizeof(float));
+        c.clip_norm = 0.0f;
+        mlp_free(plain);
+    }
     assert_int_equal(mlp__step_fits(ref, &c, batch), ref->engine->k->gemm != NULL || ref->n_layers == 1);
     for (threads = 1; threads <= 3; threads++) {
         mlp_net *net = one_region_net(spec, act, loss, batchnorm);
         assert_int_equal(mlp_set_threads(net, threads), 0);
-        for (epoch = 0; epoch < 2; epoch++) assert_int_equal(mlp_train_epoch(net, &ds, &c, epoch, NULL), 0);
+        for (epoch = 0; epoch < 2; epoch++) {
+            assert_int_equal(mlp_train_epoch(net, &ds, &c, epoch, &got), 0);
+            assert_true(got.loss == want[epoch].loss); /* every batch's loss, added in the same order */
+            assert_int_equal(got.correct, want[epoch].correct);
+        }
         assert_memory_equal(net->params, ref->params, ref->n_params * sizeof(float));
         assert_memory_equal(net->velocity, ref->velocity, ref->n_params * sizeof(float));
         if (opt >= MLP_OPT_ADAM) assert_memory_equal(net->second, ref->second, ref->n_params * sizeof(float));
