@@ -310,6 +310,13 @@
                         softmax computes each exponential once; whole panels
                         of a product's right operand are packed with inlined
                         copies
+      0.9.3 (2026-12-04) speed, the same bits: products of at most 256 rows
+                        read an untransposed right operand in place (AVX-512,
+                        AVX2), no packing; AVX-512 packs a transposed one with
+                        8 x 8 register transposes, not gathers; a training
+                        step shares a hidden layer's forward pass by rows of
+                        the batch when only activations follow it, and the
+                        head (output product, loss) by rows
 
    LICENSE: MIT, see the end of the file.
 */
@@ -342,7 +349,7 @@ extern "C" {
 
 #define MLP_VERSION_MAJOR 0
 #define MLP_VERSION_MINOR 9
-#define MLP_VERSION_PATCH 2
+#define MLP_VERSION_PATCH 3
 
 #define MLP_MAX_LAYERS    64
 #define MLP_MAX_THREADS   64
