@@ -1746,6 +1746,7 @@ static void test_step_in_one_region(void **state)
     check_one_region("300-40-3", MLP_ACT_SIGMOID, MLP_LOSS_CE, 0, MLP_OPT_ADAM, 120, 30, 0.5f);
     check_one_region("300-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_ADAMW, 100, 20, 0.0f);
     check_one_region("300-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_SGD, 66, 32, 0.0f);    /* last batch: 2 rows */
+    check_one_region("600-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 0, MLP_OPT_SGD, 51, 17, 0.0f);    /* 3 threads: a share of 1 row, the head on thread 0 */
     check_one_region("300-48-40-3", MLP_ACT_RELU, MLP_LOSS_CE, 1, MLP_OPT_SGD, 200, 32, 0.0f); /* batchnorm */
     check_one_region("600-48-3", MLP_ACT_RELU, MLP_LOSS_CE, 1, MLP_OPT_SGD, 150, 32, 0.0f); /* 3 K blocks: split by inputs on 2 and 3 threads */
     check_one_region("300-64-24", MLP_ACT_TANH, MLP_LOSS_MSE, 1, MLP_OPT_ADAM, 150, 25, 0.0f);
