@@ -14,7 +14,7 @@ UNIT_TESTS := test_gemm test_grad test_idx test_train test_api test_model test_p
 TESTS      := $(UNIT_TESTS) test_mnist
 
 
-.PHONY: test-mpi bench-mpi web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-isas test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers demo deps data help clean
+.PHONY: test-mpi bench-mpi web serve test-web test-wasm fuzz-long all examples tests test-warnings test-kernels test-isas test-boundary test-export test-install test-python test-onnx test-csv-data test-tsan test-faults bench-csv install uninstall mutate tools fonts realworld test-realworld model model-best experiments figures recipe-plain recipe-augment recipe-augment-long valgrind fuzz fuzz-replay test test-unit test-sanitize test-arm test-windows test-cross bench bench-peers bench-split demo deps data help clean
 
 all: examples tests tools ## build every example, tool and test into build/
 
@@ -352,6 +352,9 @@ bench: $(B)/bench $(B)/bench-native data ## tools/bench_workloads.md B1-B4 besid
 	$(BENCH_ENV) ./$(B)/bench
 	@echo
 	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 5
+
+bench-split: $(B)/bench data ## how far splitting B1 over the two cores could go here: one thread alone, two one-thread trainings at once, two threads (SPLIT_REPS, default 5)
+	$(BENCH_ENV) tools/bench_split.sh ./$(B)/bench $(or $(SPLIT_REPS),5)
 
 bench-peers: $(B)/bench data ## mlp.h beside PyTorch (python3-torch) on B1, B2 and the recipe network, alternating runs, with the FMA ceiling (PEERS_REPS, default 3)
 	$(BENCH_ENV) tools/bench_peers.sh ./$(B)/bench $(or $(PEERS_REPS),3)

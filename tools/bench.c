@@ -459,6 +459,52 @@ static double sharing_us(float *w, float *dw, float *v, int threads, int mode, i
    lines change cores every step, are what keeps two threads from helping
    B1 on some machines; this measures it on the one it runs on (medians of
    2000 updates, after 2000 to warm up). */
+/* A cache line passed back and forth between two threads, as a barrier
+   passes its count from core to core: one round trip, in ns. Every
+   barrier of a training step on two threads pays at least one, and every
+   line one core wants from the other pays at least half. */
+#define PINGPONG_TRIPS 100000
+static long pingpong_buf[32];
+
+static volatile long *pingpong_line(void)
+{
+    return (volatile long *)(((uintptr_t)pingpong_buf + 63) & ~(uintptr_t)63);
+}
+
+static void *pingpong_answer(void *arg)
+{
+    volatile long *line = pingpong_line();
+    long i;
+    (void)arg;
+    for (i = 0; i < PINGPONG_TRIPS; i++) {
+        while (__atomic_load_n(line, __ATOMIC_ACQUIRE) != 2 * i + 1) {}
+        __atomic_store_n(line, 2 * i + 2, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static double pingpong_ns(void)
+{
+    volatile long *line = pingpong_line();
+    double t[5];
+    int r;
+    for (r = 0; r < 5; r++) {
+        pthread_t other;
+        double t0;
+        long i;
+        *line = 0;
+        if (pthread_create(&other, NULL, pingpong_answer, NULL)) return -1.0;
+        t0 = now();
+        for (i = 0; i < PINGPONG_TRIPS; i++) {
+            __atomic_store_n(line, 2 * i + 1, __ATOMIC_RELEASE);
+            while (__atomic_load_n(line, __ATOMIC_ACQUIRE) != 2 * i + 2) {}
+        }
+        t[r] = (now() - t0) / PINGPONG_TRIPS * 1e9;
+        pthread_join(other, NULL);
+    }
+    return median(t, 5);
+}
+
 static int sharing(void)
 {
     size_t i, size = (size_t)SHARING_ROWS * SHARING_COLS;
@@ -471,6 +517,7 @@ static int sharing(void)
     printf("  2 threads, contiguous halves                         %8.1f\n", sharing_us(w, dw, v, 2, 0, 0));
     printf("  2 threads, column halves of every row                %8.1f\n", sharing_us(w, dw, v, 2, 1, 0));
     printf("  2 threads, contiguous halves, both read all before   %8.1f\n", sharing_us(w, dw, v, 2, 0, 1));
+    printf("a cache line's round trip between two threads: %.0f ns\n", pingpong_ns());
     free(w); free(dw); free(v);
     return 0;
 }
