@@ -451,18 +451,9 @@ static double sharing_us(float *w, float *dw, float *v, int threads, int mode, i
     return median(jobs[0].seconds, 2000) * 1e6;
 }
 
-/* --sharing: what it costs two cores to update one weight matrix (B1's
-   784 x 256: the momentum step's three arrays) when each owns a contiguous
-   half, when each owns half of every row's columns (the split the forward
-   product uses), and when each owns a contiguous half that the other core
-   has just read. Memory-bound passes whose halves interleave, or whose
-   lines change cores every step, are what keeps two threads from helping
-   B1 on some machines; this measures it on the one it runs on (medians of
-   2000 updates, after 2000 to warm up). */
 /* A cache line passed back and forth between two threads, as a barrier
-   passes its count from core to core: one round trip, in ns. Every
-   barrier of a training step on two threads pays at least one, and every
-   line one core wants from the other pays at least half. */
+   passes its count from core to core: one round trip, in ns. A line that
+   one core wants from the other waits on half of one. */
 #define PINGPONG_TRIPS 100000
 static long pingpong_buf[32];
 
@@ -505,6 +496,15 @@ static double pingpong_ns(void)
     return median(t, 5);
 }
 
+/* --sharing: what it costs two cores to update one weight matrix (B1's
+   784 x 256: the momentum step's three arrays) when each owns a contiguous
+   half, when each owns half of every row's columns (the split the forward
+   product uses), and when each owns a contiguous half that the other core
+   has just read. Memory-bound passes whose halves interleave, or whose
+   lines change cores every step, are what keeps two threads from helping
+   B1 on some machines; this measures it on the one it runs on (medians of
+   2000 updates, after 2000 to warm up), and how long a cache line takes
+   to go to the other core and back. */
 static int sharing(void)
 {
     size_t i, size = (size_t)SHARING_ROWS * SHARING_COLS;
