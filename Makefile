@@ -353,7 +353,7 @@ bench: $(B)/bench $(B)/bench-native data ## tools/bench_workloads.md B1-B4 besid
 	@echo
 	$(BENCH_ENV) tools/bench_builds.sh ./$(B)/bench ./$(B)/bench-native 5
 
-bench-split: $(B)/bench data ## how far splitting B1 over the two cores could go here: one thread alone, two one-thread trainings at once, two threads (SPLIT_REPS, default 5)
+bench-split: $(B)/bench data ## B1 split over the two cores beside two independent trainings at once: one thread alone, two one-thread trainings at once, two threads (SPLIT_REPS, default 5)
 	$(BENCH_ENV) tools/bench_split.sh ./$(B)/bench $(or $(SPLIT_REPS),5)
 
 bench-peers: $(B)/bench data ## mlp.h beside PyTorch (python3-torch) on B1, B2 and the recipe network, alternating runs, with the FMA ceiling (PEERS_REPS, default 3)

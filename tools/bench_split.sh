@@ -7,9 +7,9 @@
 #
 # The two trainings at once share only the memory system: no line of one
 # is wanted by the other, and nothing waits at a barrier. Their combined
-# rate is therefore the most that any division of one training between
-# the cores could reach here, and the two-thread figure is printed as a
-# fraction of it.
+# rate is the yardstick for a division of one training between the cores
+# (which keeps half the weights per core, and pays for what crosses), and
+# the two-thread figure is printed as a fraction of it.
 set -e
 bench=$1 reps=${2:-5}
 [ -x "$bench" ] || { echo "usage: $0 BENCH [REPS]" >&2; exit 2; }
